@@ -1,0 +1,42 @@
+// The whole conversion: locate and open the inputs, plan, check offsets, lay out, stage the
+// outputs, execute, commit. Nothing appears at the target unless everything succeeded.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+#include "engine/executor.h"
+#include "engine/layout.h"
+#include "engine/options.h"
+#include "engine/plan.h"
+
+namespace ms2vllm {
+
+struct ConvertRequest {
+  std::filesystem::path model;                  // file, sharded index or directory
+  std::optional<std::filesystem::path> json;    // description; found beside the weights when omitted
+  std::filesystem::path save_path = "res.safetensors";
+  std::optional<std::filesystem::path> out_dir; // a loadable model directory instead of save_path
+  std::optional<std::filesystem::path> base_model;
+  bool force = false;                           // replace an existing out_dir
+  uint64_t max_shard_bytes = 5'000'000'000;     // out_dir only
+  bool dry_run = false;                         // plan and check, write nothing
+  PlanOptions plan;
+  ExecutionSettings execution;
+};
+
+struct ConvertReport {
+  Plan plan;
+  Layout layout;
+  Warnings warnings;  // plan, offsets and execution warnings together
+  bool symmetric = false;
+  uint64_t input_bytes = 0;   // bytes of the input files
+  uint64_t output_bytes = 0;  // bytes of the output weight files
+  double seconds = 0;
+  std::filesystem::path target;
+};
+
+Result<ConvertReport> Convert(const ConvertRequest& request);
+
+}  // namespace ms2vllm

@@ -1,0 +1,37 @@
+// Runs the tiles of a plan through a oneTBB pipeline: a serial front hands out tiles in
+// order, kernels run in parallel and write straight into the mapped output at final offsets,
+// and a serial in-order back retires finished output ranges (writeback started, pages dropped).
+// A bounded number of tiles is alive at once, so resident memory does not grow with the model.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+
+#include "engine/layout.h"
+#include "engine/plan.h"
+#include "io/checkpoint.h"
+#include "io/output_file.h"
+#include "kernels/kernels.h"
+
+namespace ms2vllm {
+
+struct ExecutionSettings {
+  int threads = 0;                        // 0: every core
+  uint64_t chunk_bytes = 4ull << 20;      // input bytes per tile
+  uint64_t band_bytes = 32ull << 20;      // output bytes per column band of a weight
+  const kernels::KernelTable* kernels = nullptr;  // nullptr: the best for this CPU
+  const std::atomic<bool>* cancel = nullptr;      // set by a signal handler
+  std::atomic<uint64_t>* progress = nullptr;        // bytes done, for a progress bar
+  std::atomic<uint64_t>* progress_total = nullptr;  // set to the bytes `progress` will reach
+};
+
+struct ExecutionReport {
+  Warnings warnings;  // clamped weight values
+};
+
+// `checkpoint` may be null when every tensor is synthetic (kGenerate or constant).
+Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Checkpoint* checkpoint,
+                                std::span<OutputFile> outputs, const ExecutionSettings& settings);
+
+}  // namespace ms2vllm

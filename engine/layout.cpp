@@ -1,0 +1,76 @@
+#include "engine/layout.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace ms2vllm {
+namespace {
+
+std::string ShardName(const std::string& prefix, size_t index, size_t count) {
+  char suffix[64];
+  std::snprintf(suffix, sizeof(suffix), "-%05zu-of-%05zu.safetensors", index + 1, count);
+  return prefix + suffix;
+}
+
+void FinishFile(const Plan& plan, OutputFileLayout& file, std::vector<TensorPlacement>& placements, uint32_t file_index) {
+  std::stable_sort(file.tensors.begin(), file.tensors.end(), [&](size_t a, size_t b) {
+    return DTypeSize(plan.tensors[a].dtype) > DTypeSize(plan.tensors[b].dtype);
+  });
+  nlohmann::ordered_json header;
+  header["__metadata__"] = {{"format", "pt"}};
+  uint64_t offset = 0;
+  for (size_t index : file.tensors) {
+    const OutputTensor& tensor = plan.tensors[index];
+    header[tensor.name] = {{"dtype", DTypeName(tensor.dtype)}, {"shape", tensor.shape},
+                           {"data_offsets", {offset, offset + tensor.byte_size()}}};
+    placements[index] = {file_index, offset};
+    offset += tensor.byte_size();
+  }
+  file.header = header.dump();
+  file.header.append((8 - file.header.size() % 8) % 8, ' ');
+  file.data_start = 8 + file.header.size();
+  file.tensor_bytes = offset;
+  file.size = file.data_start + offset;
+  for (size_t index : file.tensors) placements[index].offset += file.data_start;
+}
+
+}  // namespace
+
+Layout ComputeLayout(const Plan& plan, const std::string& single_name, uint64_t max_file_bytes,
+                     const std::string& shard_prefix) {
+  Layout layout;
+  layout.placements.resize(plan.tensors.size());
+  layout.files.emplace_back();
+  uint64_t in_file = 0;
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const uint64_t bytes = plan.tensors[i].byte_size();
+    if (max_file_bytes != 0 && in_file > 0 && in_file + bytes > max_file_bytes) {
+      layout.files.emplace_back();
+      in_file = 0;
+    }
+    layout.files.back().tensors.push_back(i);
+    in_file += bytes;
+    layout.tensor_bytes += bytes;
+  }
+  for (size_t f = 0; f < layout.files.size(); ++f) {
+    layout.files[f].name = layout.files.size() == 1 ? single_name : ShardName(shard_prefix, f, layout.files.size());
+    FinishFile(plan, layout.files[f], layout.placements, static_cast<uint32_t>(f));
+  }
+  return layout;
+}
+
+nlohmann::ordered_json ShardIndexJson(const Plan& plan, const Layout& layout) {
+  std::map<std::string, std::string> weight_map;
+  for (const auto& file : layout.files) {
+    for (size_t index : file.tensors) weight_map[plan.tensors[index].name] = file.name;
+  }
+  nlohmann::ordered_json json;
+  json["metadata"] = {{"total_size", layout.tensor_bytes}};
+  json["weight_map"] = nlohmann::ordered_json::object();
+  for (const auto& [tensor, file] : weight_map) json["weight_map"][tensor] = file;
+  return json;
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,89 @@
+#include "engine/model_directory.h"
+
+#include <algorithm>
+
+#include "io/json_file.h"
+
+namespace ms2vllm {
+namespace fs = std::filesystem;
+namespace {
+
+// Weight files and indexes of the float model are replaced by ours; configs are rewritten.
+bool IsReplacedFile(const std::string& name) {
+  static constexpr std::string_view kWeightSuffixes[] = {".safetensors", ".bin", ".pt", ".pth", ".ckpt",
+                                                         ".h5", ".msgpack", ".gguf", ".index.json"};
+  if (name == "config.json" || name == "quantize_config.json" || name.starts_with(".")) return true;
+  return std::any_of(std::begin(kWeightSuffixes), std::end(kWeightSuffixes),
+                     [&](std::string_view suffix) { return name.ends_with(suffix); });
+}
+
+}  // namespace
+
+Status CheckModelDirectoryRequest(const ConvertRequest& request, const ConvertReport& report) {
+  if (report.plan.group_size_conflict) {
+    return MakeError(ErrorCode::kUnsupported, "linears disagree on the group size: " + *report.plan.group_size_conflict +
+                                                  "; one quantization_config cannot describe both");
+  }
+  if (request.base_model) {
+    std::error_code ec;
+    if (!fs::is_directory(*request.base_model, ec)) {
+      return MakeError(ErrorCode::kUsage, request.base_model->string() + ": --base-model must be the float model's directory");
+    }
+    if (!fs::exists(*request.base_model / "config.json", ec)) {
+      return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": has no config.json");
+    }
+  }
+  return Ok{};
+}
+
+nlohmann::ordered_json QuantizationConfig(const ConvertReport& report) {
+  const Plan& plan = report.plan;
+  const int64_t group = plan.per_channel || !plan.group_size ? -1 : static_cast<int64_t>(*plan.group_size);
+  nlohmann::ordered_json config;
+  if (plan.target == TargetTool::kAwq) {
+    config["quant_method"] = "awq";
+    config["bits"] = 4;
+    config["group_size"] = group;
+    config["zero_point"] = true;
+    config["version"] = "gemm";
+    config["modules_to_not_convert"] = plan.float_linears;
+    return config;
+  }
+  config["quant_method"] = "gptq";
+  config["bits"] = plan.bits;
+  config["group_size"] = group;
+  config["desc_act"] = false;
+  config["sym"] = report.symmetric;
+  config["checkpoint_format"] = plan.gptq_format == GptqFormat::kV2 ? "gptq_v2" : "gptq";
+  return config;
+}
+
+Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& report, const Staging& staging) {
+  if (report.layout.files.size() > 1) {
+    MS2VLLM_TRY(WriteJsonFile(staging.PathFor("model.safetensors.index.json"), ShardIndexJson(report.plan, report.layout)));
+  }
+  const nlohmann::ordered_json quantization = QuantizationConfig(report);
+  if (report.plan.target == TargetTool::kGptq) {
+    MS2VLLM_TRY(WriteJsonFile(staging.PathFor("quantize_config.json"), quantization));
+  }
+  if (!request.base_model) {
+    report.warnings.Add(WarningKind::kNoBaseModel, report.target.string());
+    return Ok{};
+  }
+  MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadJsonFile(*request.base_model / "config.json"));
+  if (!config.is_object()) {
+    return MakeError(ErrorCode::kInvalidInput, (*request.base_model / "config.json").string() + ": not a JSON object");
+  }
+  config["quantization_config"] = quantization;
+  MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(*request.base_model, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file(ec) || IsReplacedFile(name)) continue;
+    MS2VLLM_TRY(CopyFileDurably(entry.path(), staging.PathFor(name)));
+  }
+  if (ec) return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": cannot list: " + ec.message());
+  return Ok{};
+}
+
+}  // namespace ms2vllm

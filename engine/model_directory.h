@@ -1,0 +1,22 @@
+// SPEC 5: the files beside the weights that make --out-dir a model loaders take as is.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "engine/convert.h"
+#include "io/staging.h"
+
+namespace ms2vllm {
+
+// Refuses what would produce a directory that does not load: mixed group sizes, a base model
+// that is not a directory.
+Status CheckModelDirectoryRequest(const ConvertRequest& request, const ConvertReport& report);
+
+// The quantization_config object for config.json (and, for GPTQ, quantize_config.json).
+nlohmann::ordered_json QuantizationConfig(const ConvertReport& report);
+
+// Writes the index (when sharded), config.json, quantize_config.json and the base model's other
+// files into the stage, each fsynced. Adds a warning when there is no base model.
+Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& report, const Staging& staging);
+
+}  // namespace ms2vllm

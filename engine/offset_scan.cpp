@@ -1,0 +1,57 @@
+#include "engine/offset_scan.h"
+
+#include "engine/offset_values.h"
+
+namespace ms2vllm {
+namespace {
+
+std::string NameFew(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < 3; ++i) text += (i ? ", " : "") + names[i];
+  if (names.size() > 3) text += ", ... (" + std::to_string(names.size()) + " tensors)";
+  return text;
+}
+
+}  // namespace
+
+Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, Warnings& warnings) {
+  OffsetScan scan;
+  std::vector<std::string> not_integral, zero_point_zero;
+  const bool v1 = plan.target == TargetTool::kGptq && plan.gptq_format == GptqFormat::kV1;
+  const int64_t lowest = -(int64_t{1} << (plan.bits - 1));
+  for (const auto& tensor : plan.tensors) {
+    if (tensor.kind != TransformKind::kQZeros) continue;
+    const TensorInfo& source = *tensor.source;
+    const auto bytes = checkpoint.Bytes(source);
+    const uint32_t size = DTypeSize(source.dtype);
+    uint64_t clamped = 0;
+    bool integral = true, has_zero_point_zero = false;
+    for (uint64_t i = 0; i < source.numel(); ++i) {
+      const auto value = ReadIntegral(source.dtype, bytes.data() + i * size);
+      if (!value) {
+        integral = false;
+        break;
+      }
+      scan.all_zero &= *value == 0;
+      has_zero_point_zero |= ClampToBits(*value, plan.bits, clamped) == lowest;
+    }
+    checkpoint.shard(source.shard).Release(source.file_offset, source.byte_size);
+    if (!integral) not_integral.push_back(source.name);
+    if (v1 && has_zero_point_zero) zero_point_zero.push_back(source.name);
+    if (clamped) warnings.Add(WarningKind::kClampedOffsets, source.name, clamped);
+  }
+  if (!not_integral.empty()) {
+    return MakeError(ErrorCode::kInvalidInput, NameFew(not_integral) +
+                                                   ": weight_offset holds values that are not finite integers "
+                                                   "(the script would truncate them)");
+  }
+  if (!zero_point_zero.empty()) {
+    return MakeError(ErrorCode::kUnsupported,
+                     NameFew(zero_point_zero) + ": zero point 0 (offset " + std::to_string(lowest) +
+                         ") cannot be stored in GPTQ v1, which stores zero points minus 1 (the script corrupts "
+                         "neighbouring values); use --gptq-format v2 (checkpoint_format gptq_v2) for an exact result");
+  }
+  return scan;
+}
+
+}  // namespace ms2vllm

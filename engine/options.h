@@ -1,0 +1,22 @@
+// What the user asked for, after flag parsing: the inputs to the plan and the executor.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+namespace ms2vllm {
+
+enum class TargetTool { kAwq, kGptq };
+enum class GptqFormat { kV1, kV2 };  // v1 stores zero points minus 1 ("gptq"); v2 stores them as is
+enum class PackedMode { kAuto, kYes, kNo };
+enum class ScalesDType { kKeep, kF16, kBF16 };
+
+struct PlanOptions {
+  TargetTool target = TargetTool::kAwq;
+  std::optional<int> w_bit;  // nullopt: taken from the description
+  GptqFormat gptq_format = GptqFormat::kV1;
+  PackedMode packed = PackedMode::kAuto;
+  ScalesDType scales_dtype = ScalesDType::kKeep;
+};
+
+}  // namespace ms2vllm

@@ -1,0 +1,366 @@
+#include "engine/plan.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+namespace ms2vllm {
+namespace {
+
+constexpr std::string_view kWeight = ".weight";
+constexpr std::string_view kScale = ".weight_scale";
+constexpr std::string_view kOffset = ".weight_offset";
+
+bool IsQuantLabel(std::string_view label) { return label == "W4A16" || label == "W8A16"; }
+bool Contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+std::string Strip(std::string_view name, std::string_view suffix) {
+  return std::string(name.substr(0, name.size() - suffix.size()));
+}
+std::optional<int> BitsOfLabel(std::string_view label) {
+  if (label == "W4A16") return 4;
+  if (label == "W8A16") return 8;
+  return std::nullopt;
+}
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+Error Unsupported(const std::string& what) { return MakeError(ErrorCode::kUnsupported, what); }
+Error Invalid(const std::string& what) { return MakeError(ErrorCode::kInvalidInput, what); }
+
+// SPEC 4: --w_bit taken from the description when omitted, refused when it disagrees.
+Result<int> ResolveBits(const Description& description, std::optional<int> w_bit) {
+  std::optional<int> described;
+  std::string source;
+  if (description.model_quant_type) {
+    described = BitsOfLabel(*description.model_quant_type);
+    source = "model_quant_type " + *description.model_quant_type;
+  }
+  std::unordered_set<int> label_bits;
+  for (const auto& entry : description.entries) {
+    if (auto bits = BitsOfLabel(entry.label); bits && entry.name != "model_quant_type") label_bits.insert(*bits);
+  }
+  if (label_bits.size() > 1) {
+    return Unsupported("the description labels tensors both W4A16 and W8A16; one bit width per checkpoint is supported");
+  }
+  if (!described && label_bits.size() == 1) {
+    described = *label_bits.begin();
+    source = "its W" + std::to_string(*described) + "A16 labels";
+  }
+  if (w_bit && described && *w_bit != *described) {
+    return Unsupported("--w_bit " + std::to_string(*w_bit) + " disagrees with the description (" + source +
+                       "); omit --w_bit to take it from the description");
+  }
+  return w_bit ? *w_bit : described.value_or(4);
+}
+
+class Planner {
+ public:
+  Planner(const TensorTable& table, const Description& description, const PlanOptions& options, int bits)
+      : table_(table), description_(description), options_(options), bits_(bits), per_word_(32 / bits) {
+    plan_.bits = bits;
+    plan_.target = options.target;
+    plan_.gptq_format = options.gptq_format;
+  }
+
+  Result<Plan> Run() {
+    std::unordered_set<std::string_view> described;
+    for (const auto& entry : description_.entries) {
+      const TensorInfo* source = table_.Find(entry.name);
+      if (source == nullptr) continue;  // not a tensor of the input (version, model_quant_type, ...)
+      described.insert(source->name);
+      MS2VLLM_TRY(ApplyRule(entry.name, entry.label, *source));
+    }
+    MS2VLLM_TRY(CompleteLinears());
+    for (const auto& tensor : table_.tensors()) {
+      if (!described.contains(tensor.name)) plan_.warnings.Add(WarningKind::kNotInDescription, tensor.name);
+    }
+    plan_.group_size_conflict = group_conflict_;
+    return std::move(plan_);
+  }
+
+ private:
+  // SPEC 2, rules 1-7, in their order.
+  Status ApplyRule(const std::string& name, const std::string& label, const TensorInfo& source) {
+    if (!IsQuantLabel(label)) {
+      NoteFloatLinear(name, source);
+      Emit(Copy(name, source));
+      return Ok{};
+    }
+    if (name.ends_with(kWeight) && !Contains(name, ".module.weight")) {
+      const std::string linear = Strip(name, kWeight);
+      if (table_.Contains(linear + ".module.weight")) return Ok{};
+      return EmitQWeight(linear);
+    }
+    if (name.ends_with(kScale)) return EmitScales(Strip(name, kScale));
+    if (name.ends_with(kOffset)) return EmitQZeros(Strip(name, kOffset));
+    if (Contains(name, "module.weight") && !Contains(name, "model.norm")) {
+      Emit(Copy(ReplaceAll(name, "module.weight", "weight"), source));
+      return Ok{};
+    }
+    if (Contains(name, "model.norm.module.bias") || Contains(name, "model.norm.module.weight")) return Ok{};
+    Emit(Copy(name, source));
+    return Ok{};
+  }
+
+  // Loaders need scales and qzeros beside every qweight, even where the description omits them.
+  Status CompleteLinears() {
+    for (const auto& linear : linears_) {
+      if (!index_.contains(linear + ".scales")) {
+        plan_.warnings.Add(WarningKind::kUndescribedLinearPart, linear + std::string(kScale));
+        MS2VLLM_TRY(EmitScales(linear));
+      }
+      if (index_.contains(linear + ".qzeros")) continue;
+      if (table_.Contains(linear + std::string(kOffset))) {
+        plan_.warnings.Add(WarningKind::kUndescribedLinearPart, linear + std::string(kOffset));
+        MS2VLLM_TRY(EmitQZeros(linear));
+        continue;
+      }
+      MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry geometry, Geometry(linear));
+      plan_.warnings.Add(WarningKind::kMissingOffset, linear);
+      OutputTensor zeros = QuantTensor(linear + ".qzeros", TransformKind::kQZerosConstant, nullptr, geometry, linear);
+      zeros.shape = {geometry.groups, geometry.out / per_word_};
+      Emit(std::move(zeros));
+    }
+    return Ok{};
+  }
+
+  Status EmitQWeight(const std::string& linear) {
+    MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
+    OutputTensor tensor =
+        QuantTensor(linear + ".qweight", TransformKind::kQWeight, table_.Find(linear + std::string(kWeight)), g, linear);
+    tensor.shape = options_.target == TargetTool::kAwq ? std::vector<uint64_t>{g.in, g.out / 8}
+                                                       : std::vector<uint64_t>{g.in / per_word_, g.out};
+    Emit(std::move(tensor));
+    linears_.push_back(linear);
+    return Ok{};
+  }
+
+  Status EmitScales(const std::string& linear) {
+    MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
+    const TensorInfo* scale = table_.Find(linear + std::string(kScale));
+    OutputTensor tensor = QuantTensor(linear + ".scales", TransformKind::kScales, scale, g, linear);
+    tensor.dtype = options_.scales_dtype == ScalesDType::kF16    ? DType::kF16
+                   : options_.scales_dtype == ScalesDType::kBF16 ? DType::kBF16
+                                                                 : scale->dtype;
+    tensor.shape = {g.groups, g.out};
+    Emit(std::move(tensor));
+    return Ok{};
+  }
+
+  Status EmitQZeros(const std::string& linear) {
+    MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
+    OutputTensor tensor =
+        QuantTensor(linear + ".qzeros", TransformKind::kQZeros, table_.Find(linear + std::string(kOffset)), g, linear);
+    tensor.shape = {g.groups, g.out / per_word_};
+    plan_.all_offsets_missing = false;
+    Emit(std::move(tensor));
+    return Ok{};
+  }
+
+  OutputTensor QuantTensor(std::string name, TransformKind kind, const TensorInfo* source, const LinearGeometry& g,
+                           const std::string& linear) const {
+    OutputTensor tensor;
+    tensor.name = std::move(name);
+    tensor.dtype = DType::kI32;
+    tensor.kind = kind;
+    tensor.source = source;
+    tensor.geometry = g;
+    tensor.linear = linear;
+    return tensor;
+  }
+
+  static OutputTensor Copy(std::string name, const TensorInfo& source) {
+    OutputTensor tensor;
+    tensor.name = std::move(name);
+    tensor.dtype = source.dtype;
+    tensor.shape = source.shape;
+    tensor.kind = TransformKind::kCopy;
+    tensor.source = &source;
+    return tensor;
+  }
+
+  // A linear msModelSlim left in float: a 2-D weight that is neither an embedding nor the head.
+  void NoteFloatLinear(const std::string& name, const TensorInfo& source) {
+    if (!name.ends_with(kWeight) || Contains(name, "module.weight") || source.rank() != 2) return;
+    if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;
+    plan_.float_linears.push_back(Strip(name, kWeight));
+  }
+
+  // SPEC 2: when two rules write the same name, the later one wins.
+  void Emit(OutputTensor tensor) {
+    auto [it, inserted] = index_.emplace(tensor.name, plan_.tensors.size());
+    if (inserted) {
+      plan_.tensors.push_back(std::move(tensor));
+    } else {
+      plan_.tensors[it->second] = std::move(tensor);
+    }
+  }
+
+  Result<LinearGeometry> Geometry(const std::string& linear) {
+    if (auto it = geometry_.find(linear); it != geometry_.end()) return it->second;
+    MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, ComputeGeometry(linear));
+    MS2VLLM_TRY(CheckTargetLayout(linear, g));
+    RecordGroupSize(linear, g);
+    geometry_.emplace(linear, g);
+    return g;
+  }
+
+  Result<LinearGeometry> ComputeGeometry(const std::string& linear) {
+    const std::string weight_name = linear + std::string(kWeight);
+    const std::string scale_name = linear + std::string(kScale);
+    const TensorInfo* weight = table_.Find(weight_name);
+    const TensorInfo* scale = table_.Find(scale_name);
+    if (weight == nullptr) return Invalid(linear + ": has a weight_scale or weight_offset but no " + weight_name);
+    if (weight->dtype != DType::kI8) {
+      return Invalid(weight_name + ": a quantized weight must be I8, it is " + std::string(DTypeName(weight->dtype)));
+    }
+    if (weight->rank() != 2 || weight->numel() == 0) {
+      return Invalid(weight_name + ": a quantized weight must be a non-empty 2-D [out, in] tensor, it is " +
+                     ShapeString(weight->shape));
+    }
+    if (scale == nullptr) return Invalid(weight_name + ": its scale " + scale_name + " is missing from the checkpoint");
+    if (scale->dtype != DType::kF32 && scale->dtype != DType::kF16 && scale->dtype != DType::kBF16) {
+      return Invalid(scale_name + ": a scale must be F32, F16 or BF16, it is " + std::string(DTypeName(scale->dtype)));
+    }
+    const uint64_t rows = weight->shape[0], cols = weight->shape[1];
+    const bool ascend_v1 = description_.has_version && bits_ == 4;
+    const auto may_be_packed = [&](bool shape_fits) {
+      return options_.packed == PackedMode::kYes || (options_.packed == PackedMode::kAuto && ascend_v1 && shape_fits);
+    };
+    LinearGeometry g;
+    if (scale->rank() == 2 && scale->shape[1] > 1) {  // per-group [out, G]
+      g.out = scale->shape[0];
+      g.groups = scale->shape[1];
+      g.in = cols;
+      if (may_be_packed(rows * 2 == g.out && rows != g.out)) {
+        if (rows * 2 != g.out) return PackedShapeError(weight_name, *weight, *scale);
+        g.packing = LinearGeometry::Packing::kPairsAlongOut;
+      } else if (rows != g.out) {
+        return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
+                           ShapeString(weight->shape) + " (expected [" + std::to_string(rows) + ", G])");
+      }
+    } else if (scale->rank() == 1 || scale->rank() == 2) {  // per-channel [out, 1] or legacy [out*G, 1] / [out]
+      const uint64_t count = scale->numel();
+      if (may_be_packed(count == rows)) {
+        if (count != rows) return PackedShapeError(weight_name, *weight, *scale);
+        g.out = rows;
+        g.in = cols * 2;
+        g.packing = LinearGeometry::Packing::kPairsAlongIn;
+      } else {
+        if (count == 0 || count % rows != 0) {
+          return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
+                             ShapeString(weight->shape));
+        }
+        g.out = rows;
+        g.in = cols;
+        g.groups = count / rows;
+        if (scale->rank() == 1 || g.groups > 1) plan_.warnings.Add(WarningKind::kLegacyScaleShape, scale_name);
+      }
+    } else {
+      return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " is not [out, G]");
+    }
+    if (g.packing != LinearGeometry::Packing::kNone) {
+      if (bits_ != 4) return Unsupported(weight_name + ": --packed applies to W4A16 only");
+      plan_.warnings.Add(WarningKind::kPackedInput, weight_name);
+    }
+    if (g.in % g.groups != 0) {
+      return Unsupported(scale_name + ": " + std::to_string(g.groups) + " groups do not divide the " +
+                         std::to_string(g.in) + " input columns of " + weight_name);
+    }
+    if (const TensorInfo* offset = table_.Find(linear + std::string(kOffset))) {
+      if (offset->numel() != g.out * g.groups || offset->rank() > 2 || offset->dtype == DType::kBool) {
+        return Unsupported(offset->name + ": " + std::string(DTypeName(offset->dtype)) + " " +
+                           ShapeString(offset->shape) + " does not fit its scale " + ShapeString(scale->shape));
+      }
+    }
+    return g;
+  }
+
+  Error PackedShapeError(const std::string& weight_name, const TensorInfo& weight, const TensorInfo& scale) const {
+    return Unsupported(weight_name + ": packed W4A16 weight " + ShapeString(weight.shape) + " does not fit its scale " +
+                       ShapeString(scale.shape) + " (expected [out/2, in] per-group or [out, in/2] per-channel)");
+  }
+
+  // SPEC 4: shapes the target layout cannot hold are refused, never reshaped by guess.
+  Status CheckTargetLayout(const std::string& linear, const LinearGeometry& g) const {
+    const std::string weight_name = linear + std::string(kWeight);
+    if (options_.target == TargetTool::kAwq) {
+      if (g.groups == 1) {
+        return Unsupported(weight_name + ": AWQ has no per-channel layout (no single group_size describes it); use --target_tool gptq");
+      }
+      if (g.out % 8 != 0) {
+        return Unsupported(weight_name + ": AWQ packs 8 output channels per word, but out = " + std::to_string(g.out));
+      }
+      return Ok{};
+    }
+    if (g.in % per_word_ != 0 || g.out % per_word_ != 0) {
+      return Unsupported(weight_name + ": GPTQ " + std::to_string(bits_) + "-bit packs " + std::to_string(per_word_) +
+                         " values per word, but the weight is [" + std::to_string(g.out) + ", " + std::to_string(g.in) + "]");
+    }
+    return Ok{};
+  }
+
+  void RecordGroupSize(const std::string& linear, const LinearGeometry& g) {
+    const uint64_t group = g.in / g.groups;
+    const bool per_channel = g.groups == 1;
+    if (!plan_.group_size) {
+      plan_.group_size = group;
+      plan_.per_channel = per_channel;
+      first_group_linear_ = linear;
+    } else if (plan_.per_channel != per_channel || (!per_channel && *plan_.group_size != group)) {
+      if (!group_conflict_) {
+        group_conflict_ = linear + " (group " + (per_channel ? "per-channel" : std::to_string(group)) + ") and " +
+                          first_group_linear_ + " (group " +
+                          (plan_.per_channel ? "per-channel" : std::to_string(*plan_.group_size)) + ")";
+      }
+    }
+  }
+
+  const TensorTable& table_;
+  const Description& description_;
+  const PlanOptions& options_;
+  const int bits_;
+  const uint64_t per_word_;
+  Plan plan_;
+  std::unordered_map<std::string, size_t> index_;
+  std::unordered_map<std::string, LinearGeometry> geometry_;
+  std::vector<std::string> linears_;
+  std::string first_group_linear_;
+  std::optional<std::string> group_conflict_;
+};
+
+}  // namespace
+
+uint64_t OutputTensor::numel() const {
+  uint64_t n = 1;
+  for (uint64_t d : shape) n *= d;
+  return n;
+}
+
+uint64_t Plan::TotalBytes() const {
+  uint64_t total = 0;
+  for (const auto& tensor : tensors) total += tensor.byte_size();
+  return total;
+}
+
+Result<Plan> BuildPlan(const TensorTable& table, const Description& description, const PlanOptions& options) {
+  MS2VLLM_ASSIGN_OR_RETURN(int bits, ResolveBits(description, options.w_bit));
+  if (bits != 4 && bits != 8) return MakeError(ErrorCode::kUsage, "--w_bit must be 4 or 8");
+  if (options.target == TargetTool::kAwq && bits == 8) {
+    std::string first;
+    for (const auto& entry : description.entries) {
+      if (IsQuantLabel(entry.label) && entry.name.ends_with(kWeight) && table.Contains(entry.name)) {
+        first = entry.name + ": ";
+        break;
+      }
+    }
+    return Unsupported(first + "W8A16 cannot be converted to AWQ: AutoAWQ and vLLM's AWQ kernels are 4-bit only; use --target_tool gptq");
+  }
+  Planner planner(table, description, options, bits);
+  return planner.Run();
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,44 @@
+#include "engine/synth_writer.h"
+
+#include <chrono>
+
+#include "engine/layout.h"
+#include "io/json_file.h"
+#include "io/staging.h"
+
+namespace ms2vllm {
+
+Result<SynthReport> WriteSynthCheckpoint(const SynthRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  MS2VLLM_ASSIGN_OR_RETURN(SynthCheckpoint checkpoint, BuildSynthCheckpoint(request.options));
+  const std::string tag = "w" + std::to_string(request.options.bits) + "a16";
+  const std::string prefix = "quant_model_weight_" + tag;
+  const Layout layout = ComputeLayout(checkpoint.plan, prefix + ".safetensors", request.max_shard_bytes, prefix);
+
+  MS2VLLM_ASSIGN_OR_RETURN(Staging staging, Staging::ForDirectory(request.out_dir, request.force));
+  {
+    std::vector<OutputFile> outputs;
+    for (const auto& file : layout.files) {
+      MS2VLLM_ASSIGN_OR_RETURN(OutputFile output, OutputFile::Create(staging.PathFor(file.name), file.size));
+      outputs.push_back(std::move(output));
+    }
+    MS2VLLM_TRY(Execute(checkpoint.plan, layout, nullptr, outputs, request.execution));
+    for (auto& output : outputs) MS2VLLM_TRY(output.Finish());
+  }
+  SynthReport report;
+  const std::string weights_name = layout.files.size() == 1 ? layout.files[0].name : prefix + ".safetensors.index.json";
+  if (layout.files.size() > 1) {
+    MS2VLLM_TRY(WriteJsonFile(staging.PathFor(weights_name), ShardIndexJson(checkpoint.plan, layout)));
+  }
+  const std::string description_name = "quant_model_description_" + tag + ".json";
+  MS2VLLM_TRY(WriteJsonFile(staging.PathFor(description_name), checkpoint.description));
+  if (request.execution.cancel && request.execution.cancel->load()) return MakeError(ErrorCode::kInterrupted, "interrupted");
+  MS2VLLM_TRY(staging.Commit());
+  report.weights = staging.target() / weights_name;
+  report.description = staging.target() / description_name;
+  for (const auto& file : layout.files) report.bytes += file.size;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,63 @@
+#include "engine/warnings.h"
+
+namespace ms2vllm {
+namespace {
+
+constexpr size_t kNamed = 3;
+
+std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
+  const std::string n = std::to_string(tensors);
+  switch (kind) {
+    case WarningKind::kNotInDescription:
+      return n + " tensor(s) of the checkpoint are not in the description and are not written (as the script does)";
+    case WarningKind::kMissingOffset:
+      return n + " linear(s) have no weight_offset (symmetric): wrote qzeros for offset 0, which loaders need";
+    case WarningKind::kLegacyScaleShape:
+      return n + " scale/offset tensor(s) have the legacy [out*G, 1] or [out] shape: reshaped to [out, G]";
+    case WarningKind::kClampedWeights:
+      return std::to_string(values) + " weight value(s) in " + n + " tensor(s) are outside the signed range: clamped, as the script does";
+    case WarningKind::kClampedOffsets:
+      return std::to_string(values) + " offset value(s) in " + n + " tensor(s) are outside the signed range: clamped, as the script does";
+    case WarningKind::kPackedInput:
+      return n + " W4A16 weight(s) hold two 4-bit values per byte (msModelSlim ascendV1): unpacked while converting";
+    case WarningKind::kNoBaseModel:
+      return "no --base-model: wrote weights and quantization files but no config.json; add the float model's config.json "
+             "with a quantization_config, or run again with --base-model";
+    case WarningKind::kUndescribedLinearPart:
+      return n + " scale/offset tensor(s) are missing from the description but needed by their linear: converted";
+  }
+  return n + " tensor(s): unknown warning";
+}
+
+}  // namespace
+
+void Warnings::Add(WarningKind kind, const std::string& tensor, uint64_t count) {
+  Entry& entry = entries_[kind];
+  entry.tensors += 1;
+  entry.values += count;
+  if (entry.first.size() < kNamed) entry.first.push_back(tensor);
+}
+
+void Warnings::Merge(const Warnings& other) {
+  for (const auto& [kind, theirs] : other.entries_) {
+    Entry& entry = entries_[kind];
+    entry.tensors += theirs.tensors;
+    entry.values += theirs.values;
+    for (const auto& name : theirs.first) {
+      if (entry.first.size() < kNamed) entry.first.push_back(name);
+    }
+  }
+}
+
+std::vector<std::string> Warnings::Lines() const {
+  std::vector<std::string> lines;
+  for (const auto& [kind, entry] : entries_) {
+    std::string line = Describe(kind, entry.tensors, entry.values) + ": ";
+    for (size_t i = 0; i < entry.first.size(); ++i) line += (i ? ", " : "") + entry.first[i];
+    if (entry.tensors > entry.first.size()) line += ", ...";
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,41 @@
+// Departures from the script and other things the user should know, counted per kind so a
+// checkpoint with ten thousand tensors gives one line per kind, not ten thousand.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ms2vllm {
+
+enum class WarningKind {
+  kNotInDescription,   // input tensors the description does not list: not written
+  kMissingOffset,      // symmetric linears without weight_offset: qzeros written for offset 0
+  kLegacyScaleShape,   // [out*G, 1] or [out] scales/offsets reshaped to [out, G]
+  kClampedWeights,     // weight values outside the signed range, clamped
+  kClampedOffsets,     // offset values outside the signed range, clamped
+  kPackedInput,        // two 4-bit values per byte (ascendV1), unpacked
+  kUndescribedLinearPart,  // scale/offset used although the description does not list it
+  kNoBaseModel,        // --out-dir without --base-model: no config.json
+};
+
+class Warnings {
+ public:
+  // `count` values of `tensor` have the problem (1 when it is the tensor as a whole).
+  void Add(WarningKind kind, const std::string& tensor, uint64_t count = 1);
+  void Merge(const Warnings& other);
+  bool empty() const { return entries_.empty(); }
+  // One line per kind, naming the first few tensors.
+  std::vector<std::string> Lines() const;
+
+ private:
+  struct Entry {
+    uint64_t tensors = 0;
+    uint64_t values = 0;
+    std::vector<std::string> first;
+  };
+  std::map<WarningKind, Entry> entries_;
+};
+
+}  // namespace ms2vllm

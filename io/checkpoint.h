@@ -1,0 +1,42 @@
+// An input checkpoint: one safetensors file or a sharded index with its shards, mapped
+// read-only, with one validated table of every tensor across the shards.
+#pragma once
+
+#include <filesystem>
+#include <span>
+#include <vector>
+
+#include "io/mapped_file.h"
+#include "io/status.h"
+#include "io/tensor_table.h"
+
+namespace ms2vllm {
+
+class Checkpoint {
+ public:
+  // `weights` is a .safetensors file or a <prefix>.safetensors.index.json.
+  static Result<Checkpoint> Open(const std::filesystem::path& weights);
+
+  const TensorTable& table() const { return table_; }
+  const MappedFile& shard(uint32_t index) const { return shards_[index]; }
+  size_t shard_count() const { return shards_.size(); }
+  bool sharded() const { return !index_path_.empty(); }
+
+  std::span<const uint8_t> Bytes(const TensorInfo& tensor) const {
+    return shards_[tensor.shard].bytes().subspan(tensor.file_offset, tensor.byte_size);
+  }
+  // Every file read: the shards, and the index when there is one.
+  std::vector<std::filesystem::path> Files() const;
+  uint64_t TotalFileBytes() const;
+
+ private:
+  static Status AddShard(Checkpoint& checkpoint, const std::filesystem::path& path);
+
+  std::filesystem::path index_path_;
+  std::vector<MappedFile> shards_;
+  TensorTable table_;
+};
+
+bool IsShardIndexPath(const std::filesystem::path& path);  // ends in .index.json
+
+}  // namespace ms2vllm

@@ -1,0 +1,72 @@
+#include "io/description.h"
+
+#include <simdjson.h>
+
+#include "io/json_scan.h"
+
+#include <charconv>
+#include <unordered_map>
+
+#include "io/mapped_file.h"
+
+namespace ms2vllm {
+namespace {
+
+namespace od = simdjson::ondemand;
+
+
+std::optional<int64_t> ReadGroupSize(od::value value) {
+  int64_t number = 0;
+  if (value.get_int64().get(number) == simdjson::SUCCESS) return number;
+  std::string_view text;
+  if (value.get_string().get(text) == simdjson::SUCCESS) {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+    if (ec == std::errc() && end == text.data() + text.size()) return number;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<Description> ParseDescription(const std::string& label, std::string_view json) {
+  simdjson::padded_string padded(json);
+  od::parser parser;
+  od::document document;
+  od::object root;
+  MS2VLLM_TRY(OpenObject(parser, padded, document, root, label, "description"));
+
+  Description description;
+  std::unordered_map<std::string, size_t> position;
+  for (auto field : root) {
+    std::string_view key;
+    od::value value;
+    if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(value) != simdjson::SUCCESS) {
+      return InvalidInput(label, "description is not valid JSON");
+    }
+    std::string name(key);
+    if (name == "version") description.has_version = true;
+    if (name == "group_size") {
+      description.group_size = ReadGroupSize(value);
+      continue;
+    }
+    std::string_view text;
+    if (value.get_string().get(text) != simdjson::SUCCESS) continue;  // metadata of any other type
+    if (name == "model_quant_type") description.model_quant_type = std::string(text);
+    auto [it, inserted] = position.emplace(name, description.entries.size());
+    if (inserted) {
+      description.entries.push_back({std::move(name), std::string(text)});
+    } else {
+      description.entries[it->second].label = std::string(text);
+    }
+  }
+  MS2VLLM_TRY(CheckNothingAfter(document, label, "description"));
+  return description;
+}
+
+Result<Description> LoadDescription(const std::string& path) {
+  MS2VLLM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path));
+  const auto bytes = file.bytes();
+  return ParseDescription(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+}  // namespace ms2vllm

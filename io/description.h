@@ -1,0 +1,34 @@
+// msModelSlim's quant_model_description*.json: tensor name -> label, plus non-tensor keys.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/status.h"
+
+namespace ms2vllm {
+
+struct DescriptionEntry {
+  std::string name;
+  std::string label;  // "W4A16", "W8A16", "FLOAT", "W8A8", ...
+};
+
+struct Description {
+  // Every key whose value is a string, in file order. A repeated key keeps its first
+  // position and its last value, as Python's json.load does.
+  std::vector<DescriptionEntry> entries;
+  std::optional<std::string> model_quant_type;
+  std::optional<int64_t> group_size;  // given as an integer or as a string such as "128"
+  bool has_version = false;           // the `ascendV1` saver writes "version"
+};
+
+// `label` names the file in messages.
+Result<Description> ParseDescription(const std::string& label, std::string_view json);
+
+// Reads and parses a description file.
+Result<Description> LoadDescription(const std::string& path);
+
+}  // namespace ms2vllm

@@ -1,0 +1,17 @@
+// safetensors element types.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace ms2vllm {
+
+enum class DType : uint8_t { kBool, kU8, kI8, kF8E5M2, kF8E4M3, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kF64, kI64, kU64 };
+
+std::optional<DType> ParseDType(std::string_view name);
+std::string_view DTypeName(DType dtype);
+uint32_t DTypeSize(DType dtype);
+bool IsFloat(DType dtype);  // F16, BF16, F32, F64 (the types a scale may have)
+
+}  // namespace ms2vllm

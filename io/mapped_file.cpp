@@ -1,0 +1,56 @@
+#include "io/mapped_file.h"
+
+#include <sys/stat.h>
+
+#include <boost/interprocess/file_mapping.hpp>
+#include <boost/interprocess/mapped_region.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "io/page_range.h"
+
+namespace ms2vllm {
+
+namespace bip = boost::interprocess;
+
+Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot open: " + std::strerror(errno));
+  }
+  if (S_ISDIR(info.st_mode)) {
+    return MakeError(ErrorCode::kInvalidInput, path.string() + ": is a directory, expected a file");
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return MakeError(ErrorCode::kInvalidInput, path.string() + ": not a regular file");
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot read: " + std::strerror(errno));
+  }
+  MappedFile file;
+  file.path_ = path;
+  file.size_ = static_cast<uint64_t>(info.st_size);
+  if (file.size_ == 0) return file;  // nothing to map; callers see an empty span
+  try {
+    bip::file_mapping mapping(path.c_str(), bip::read_only);
+    file.region_ = std::make_unique<bip::mapped_region>(mapping, bip::read_only, 0, file.size_);
+  } catch (const bip::interprocess_exception& e) {
+    return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot map: " + e.what());
+  }
+  file.data_ = static_cast<const uint8_t*>(file.region_->get_address());
+  return file;
+}
+
+MappedFile::MappedFile(MappedFile&&) noexcept = default;
+MappedFile& MappedFile::operator=(MappedFile&&) noexcept = default;
+MappedFile::~MappedFile() = default;
+
+void MappedFile::WillNeed(uint64_t offset, uint64_t size) const {
+  AdvisePages(data_, size_, offset, size, MADV_WILLNEED);
+}
+
+void MappedFile::Release(uint64_t offset, uint64_t size) const {
+  AdvisePages(data_, size_, offset, size, MADV_DONTNEED);
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,44 @@
+// A whole input file mapped read-only (Boost.Interprocess), with page release behind a reader.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+
+#include "io/status.h"
+
+namespace boost::interprocess {
+class mapped_region;
+}
+
+namespace ms2vllm {
+
+class MappedFile {
+ public:
+  // Fails with kInvalidInput naming the file when it is missing, not a regular file or unreadable.
+  static Result<MappedFile> Open(const std::filesystem::path& path);
+
+  MappedFile(MappedFile&&) noexcept;
+  MappedFile& operator=(MappedFile&&) noexcept;
+  ~MappedFile();
+
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  uint64_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+  // Hints that [offset, offset+size) will be read soon, sequentially.
+  void WillNeed(uint64_t offset, uint64_t size) const;
+  // Drops the pages covering [offset, offset+size) from this process; the page cache keeps
+  // them, so a later read is still correct, only slower. Keeps resident memory bounded.
+  void Release(uint64_t offset, uint64_t size) const;
+
+ private:
+  MappedFile() = default;
+  std::filesystem::path path_;
+  std::unique_ptr<boost::interprocess::mapped_region> region_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+}  // namespace ms2vllm

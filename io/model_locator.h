@@ -1,0 +1,21 @@
+// Finds the weights and the description of a checkpoint given as a file, an index or a directory.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+
+#include "io/status.h"
+
+namespace ms2vllm {
+
+struct ModelFiles {
+  std::filesystem::path weights;      // a .safetensors file or a .safetensors.index.json
+  std::filesystem::path description;  // quant_model_description*.json
+};
+
+// `model` may be a file, an index, or a directory holding quant_model_weight*.safetensors[.index.json]
+// (or quant_model_weights*); `description` defaults to the one quant_model_description*.json in
+// the model's directory. Several candidates are an error listing them.
+Result<ModelFiles> LocateModel(const std::filesystem::path& model, const std::optional<std::filesystem::path>& description);
+
+}  // namespace ms2vllm

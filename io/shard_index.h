@@ -1,0 +1,26 @@
+// <prefix>.safetensors.index.json: which shard file holds each tensor.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/status.h"
+
+namespace ms2vllm {
+
+struct ShardIndex {
+  std::vector<std::string> shard_files;  // distinct file names, in first-mention order
+  struct Entry {
+    std::string tensor;
+    size_t shard;  // index into shard_files
+  };
+  std::vector<Entry> weight_map;
+  std::optional<uint64_t> total_size;
+};
+
+// `label` names the file in messages. Shard names must be plain file names (no '/' or "..").
+Result<ShardIndex> ParseShardIndex(const std::string& label, std::string_view json);
+
+}  // namespace ms2vllm

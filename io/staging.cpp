@@ -1,0 +1,138 @@
+#include "io/staging.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace ms2vllm {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr std::string_view kStageTag = ".ms2vllm-";
+constexpr std::string_view kStageSuffix = ".tmp";
+
+Error OutputError(const fs::path& path, const std::string& what) {
+  return MakeError(ErrorCode::kOutput, path.string() + ": " + what);
+}
+
+fs::path ParentOf(const fs::path& target) {
+  fs::path parent = target.parent_path();
+  return parent.empty() ? fs::path(".") : parent;
+}
+
+bool ProcessAlive(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
+
+// Removes `.<name>.ms2vllm-<pid>.tmp` entries whose process is gone (a run killed by -9).
+void RemoveStaleStages(const fs::path& target) {
+  const std::string prefix = "." + target.filename().string() + std::string(kStageTag);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(ParentOf(target), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(prefix) || !name.ends_with(kStageSuffix)) continue;
+    const std::string_view digits(name.data() + prefix.size(), name.size() - prefix.size() - kStageSuffix.size());
+    long pid = 0;
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (error != std::errc() || end != digits.data() + digits.size()) continue;
+    if (pid != ::getpid() && ProcessAlive(pid)) continue;
+    fs::remove_all(entry.path(), ec);
+  }
+}
+
+Status SyncDirectory(const fs::path& directory) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return OutputError(directory, std::string("cannot open directory: ") + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) return OutputError(directory, std::string("cannot sync directory: ") + std::strerror(saved));
+  return Ok{};
+}
+
+Status CheckParent(const fs::path& target) {
+  const fs::path parent = ParentOf(target);
+  struct stat info {};
+  if (::stat(parent.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return OutputError(target, "directory " + parent.string() + " does not exist");
+  }
+  if (::access(parent.c_str(), W_OK | X_OK) != 0) return OutputError(target, "directory " + parent.string() + " is not writable");
+  return Ok{};
+}
+
+}  // namespace
+
+fs::path StagePathFor(const fs::path& target, long pid) {
+  return ParentOf(target) /
+         ("." + target.filename().string() + std::string(kStageTag) + std::to_string(pid) + std::string(kStageSuffix));
+}
+
+Result<Staging> Staging::ForFile(const fs::path& target) {
+  if (target.filename().empty()) return OutputError(target, "is not a file name");
+  MS2VLLM_TRY(CheckParent(target));
+  struct stat info {};
+  if (::stat(target.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) return OutputError(target, "is a directory");
+  RemoveStaleStages(target);
+  Staging staging;
+  staging.target_ = target;
+  staging.stage_ = StagePathFor(target, ::getpid());
+  return staging;
+}
+
+Result<Staging> Staging::ForDirectory(const fs::path& target, bool replace) {
+  const fs::path clean = target.filename().empty() ? target.parent_path() : target;
+  MS2VLLM_TRY(CheckParent(clean));
+  std::error_code ec;
+  if (fs::exists(clean, ec) && !replace) return OutputError(clean, "already exists (use --force to replace it)");
+  if (fs::exists(clean, ec) && !fs::is_directory(clean, ec)) return OutputError(clean, "exists and is not a directory");
+  RemoveStaleStages(clean);
+  Staging staging;
+  staging.target_ = clean;
+  staging.stage_ = StagePathFor(clean, ::getpid());
+  staging.is_directory_ = true;
+  staging.replace_ = replace;
+  if (!fs::create_directory(staging.stage_, ec)) return OutputError(staging.stage_, "cannot create: " + ec.message());
+  return staging;
+}
+
+Staging::Staging(Staging&& other) noexcept
+    : target_(std::move(other.target_)),
+      stage_(std::move(other.stage_)),
+      is_directory_(other.is_directory_),
+      replace_(other.replace_),
+      committed_(other.committed_) {
+  other.committed_ = true;  // the moved-from object owns nothing
+}
+
+Staging::~Staging() {
+  if (committed_ || stage_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(stage_, ec);
+}
+
+fs::path Staging::PathFor(const std::string& name) const { return is_directory_ ? stage_ / name : stage_; }
+
+Status Staging::Commit() {
+  if (is_directory_) MS2VLLM_TRY(SyncDirectory(stage_));
+  std::error_code ec;
+  if (is_directory_ && replace_ && fs::exists(target_, ec)) {
+    // Swap atomically, then delete the old tree from where the stage was.
+    if (::renameat2(AT_FDCWD, stage_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) != 0) {
+      return OutputError(target_, std::string("cannot replace: ") + std::strerror(errno));
+    }
+    committed_ = true;
+    fs::remove_all(stage_, ec);
+  } else {
+    if (::rename(stage_.c_str(), target_.c_str()) != 0) {
+      return OutputError(target_, std::string("cannot rename into place: ") + std::strerror(errno));
+    }
+    committed_ = true;
+  }
+  return SyncDirectory(ParentOf(target_));
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,45 @@
+// Outputs are built at a temp path beside their target and appear there whole, by rename,
+// or not at all. A stage left by a killed run is removed by the next run.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "io/status.h"
+
+namespace ms2vllm {
+
+class Staging {
+ public:
+  // A single-file target: the stage is the temp file `<dir>/.<name>.ms2vllm-<pid>.tmp`.
+  // The target's directory must exist.
+  static Result<Staging> ForFile(const std::filesystem::path& target);
+  // A directory target: the stage is the temp directory `<parent>/.<name>.ms2vllm-<pid>.tmp`.
+  // An existing target is an error unless `replace`.
+  static Result<Staging> ForDirectory(const std::filesystem::path& target, bool replace);
+
+  Staging(Staging&& other) noexcept;
+  Staging& operator=(Staging&&) = delete;
+  ~Staging();  // removes the stage unless committed
+
+  // Where to create the output file `name` (a file target has exactly one: the stage itself).
+  std::filesystem::path PathFor(const std::string& name) const;
+  const std::filesystem::path& target() const { return target_; }
+
+  // Moves the finished stage onto the target and makes the rename durable (fsync of the
+  // parent directory). Files in the stage must already be fsynced.
+  Status Commit();
+
+ private:
+  Staging() = default;
+  std::filesystem::path target_;
+  std::filesystem::path stage_;
+  bool is_directory_ = false;
+  bool replace_ = false;
+  bool committed_ = false;
+};
+
+// The stage name for `target`; exposed so tests can fake a stale one.
+std::filesystem::path StagePathFor(const std::filesystem::path& target, long pid);
+
+}  // namespace ms2vllm

@@ -1,0 +1,51 @@
+// The tensors of a checkpoint, wherever they live: name, type, shape and where the bytes are.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "io/dtype.h"
+
+namespace ms2vllm {
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kU8;
+  std::vector<uint64_t> shape;
+  uint32_t shard = 0;        // which input file holds it
+  uint64_t file_offset = 0;  // absolute offset of its first byte in that file
+  uint64_t byte_size = 0;
+
+  uint64_t numel() const {
+    uint64_t n = 1;
+    for (uint64_t d : shape) n *= d;  // validated against overflow when the header was read
+    return n;
+  }
+  size_t rank() const { return shape.size(); }
+};
+
+class TensorTable {
+ public:
+  // False when the name is already present.
+  bool Add(TensorInfo info);
+  const TensorInfo* Find(std::string_view name) const;
+  bool Contains(std::string_view name) const { return Find(name) != nullptr; }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  size_t size() const { return tensors_.size(); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::vector<TensorInfo> tensors_;
+  std::unordered_map<std::string, size_t, Hash, std::equal_to<>> index_;
+};
+
+// "[128, 4]"
+std::string ShapeString(const std::vector<uint64_t>& shape);
+
+}  // namespace ms2vllm

@@ -1,0 +1,91 @@
+#include "tools/cli_support.h"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "tools/exit_codes.h"
+
+namespace ms2vllm {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+void OnSignal(int) { g_interrupted.store(true); }
+
+}  // namespace
+
+const std::atomic<bool>& InterruptFlag() { return g_interrupted; }
+
+void InstallInterruptHandlers() {
+  struct sigaction action {};
+  action.sa_handler = &OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+int ReportError(const Error& error) {
+  std::fprintf(stderr, "ms2vllm: error: %s\n", error.message.c_str());
+  return ExitCodeFor(error.code);
+}
+
+void PrintWarning(const std::string& line) { std::fprintf(stderr, "ms2vllm: warning: %s\n", line.c_str()); }
+
+Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag) {
+  std::string forced = flag;
+  if (forced.empty()) {
+    if (const char* env = std::getenv("MS2VLLM_KERNELS")) forced = env;
+  }
+  const kernels::KernelTable* table = kernels::SelectKernels(forced);
+  if (table == nullptr) {
+    std::string known;
+    for (const auto* candidate : kernels::CompiledKernels()) {
+      if (candidate->supported()) known += (known.empty() ? "" : ", ") + std::string(candidate->name);
+    }
+    return MakeError(ErrorCode::kUsage, "kernel variant '" + forced + "' is not available on this CPU (available: " + known + ")");
+  }
+  return table;
+}
+
+std::optional<uint64_t> ParseByteSize(std::string_view text) {
+  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
+      {"GB", 1'000'000'000}, {"MB", 1'000'000}, {"KB", 1'000}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20},
+      {"KiB", 1ull << 10}, {"B", 1}};
+  uint64_t multiplier = 1;
+  for (const auto& [suffix, factor] : kUnits) {
+    if (text.size() > suffix.size() && text.ends_with(suffix)) {
+      text.remove_suffix(suffix.size());
+      multiplier = factor;
+      break;
+    }
+  }
+  if (text.empty()) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    if (__builtin_mul_overflow(value, 10, &value) || __builtin_add_overflow(value, static_cast<uint64_t>(c - '0'), &value)) {
+      return std::nullopt;
+    }
+  }
+  if (__builtin_mul_overflow(value, multiplier, &value) || value == 0) return std::nullopt;
+  return value;
+}
+
+std::string VersionText() {
+  std::string compiled;
+  for (const auto* table : kernels::CompiledKernels()) compiled += (compiled.empty() ? "" : " ") + std::string(table->name);
+  const kernels::KernelTable* chosen = kernels::SelectKernels("");
+#if defined(__x86_64__)
+  const char* arch = "x86_64";
+#elif defined(__aarch64__)
+  const char* arch = "aarch64";
+#else
+  const char* arch = "unknown";
+#endif
+  return std::string("ms2vllm ") + MS2VLLM_VERSION + "\narchitecture: " + arch + "\ncpu features: " +
+         kernels::CpuFeatureString() + "\nkernels compiled: " + compiled + "\nkernel chosen: " + std::string(chosen->name);
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,32 @@
+// What every subcommand shares: messages, signals, kernel choice, size flags.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "io/status.h"
+#include "kernels/kernels.h"
+
+namespace ms2vllm {
+
+// Set by SIGINT/SIGTERM once InstallInterruptHandlers() has run.
+const std::atomic<bool>& InterruptFlag();
+void InstallInterruptHandlers();
+
+// Prints "ms2vllm: error: <message>" and returns the exit status for it.
+int ReportError(const Error& error);
+void PrintWarning(const std::string& line);
+
+// The kernel table: --kernels, else the environment variable MS2VLLM_KERNELS, else the best.
+Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag);
+
+// "5GB", "500MB", "1048576", "64KB" (decimal units, as transformers' max_shard_size).
+std::optional<uint64_t> ParseByteSize(std::string_view text);
+
+// "ms2vllm 0.1.0 (x86_64; cpu: avx2 ...; kernels: avx512; compiled: scalar avx2 avx512)"
+std::string VersionText();
+
+}  // namespace ms2vllm

@@ -1,0 +1,127 @@
+// `ms2vllm [convert] --model FILE --json FILE [--save_path FILE] [--w_bit 4|8] [--target_tool awq|gptq] ...`
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "engine/convert.h"
+#include "tools/cli_support.h"
+#include "tools/commands.h"
+#include "tools/exit_codes.h"
+#include "tools/plan_printer.h"
+#include "tools/progress.h"
+
+namespace ms2vllm {
+namespace {
+
+constexpr const char* kExamples = R"(Examples:
+  # drop-in for msModelSlim's ms_to_vllm.py (AutoAWQ layout, res.safetensors)
+  ms2vllm --model quant_model_weight_w4a16.safetensors --json quant_model_description_w4a16.json
+  # AutoGPTQ layout, bit width taken from the description
+  ms2vllm --model w8.safetensors --json desc.json --save_path out/gptq.safetensors --target_tool gptq
+  # a model directory vLLM and transformers load as is, from a sharded checkpoint
+  ms2vllm convert --model ckpt/ --out-dir qwen2-7b-awq --base-model Qwen2-7B-Instruct
+  # show the plan and every warning, write nothing
+  ms2vllm --model ckpt/ --target_tool gptq --dry-run)";
+
+struct ConvertFlags {
+  std::string model, json, save_path = "res.safetensors", out_dir, base_model;
+  std::optional<int> w_bit;
+  std::string target = "awq", gptq_format = "v1", packed = "auto", scales_dtype = "keep";
+  std::string max_shard_size = "5GB", chunk_size = "4MB", kernels;
+  int threads = 0;
+  bool quiet = false, dry_run = false, force = false;
+};
+
+void AddFlags(CLI::App& app, ConvertFlags& f) {
+  app.add_option("--model", f.model, "msModelSlim weights: a .safetensors file, a sharded .safetensors.index.json, or a directory")->required();
+  app.add_option("--json", f.json, "the quant_model_description*.json (found beside the weights when omitted)");
+  app.add_option("--save_path,--save-path", f.save_path, "output file; its directory must exist")->capture_default_str();
+  app.add_option("--w_bit,--w-bit", f.w_bit, "4 or 8; taken from the description when omitted")->check(CLI::IsMember({4, 8}));
+  app.add_option("--target_tool,--target-tool", f.target, "awq or gptq")->check(CLI::IsMember({"awq", "gptq"}))->capture_default_str();
+  app.add_option("--gptq-format,--gptq_format", f.gptq_format, "v1 (checkpoint_format gptq) or v2 (gptq_v2, exact for zero point 0)")
+      ->check(CLI::IsMember({"v1", "v2"}))->capture_default_str();
+  app.add_option("--packed", f.packed, "two 4-bit values per byte (msModelSlim ascendV1): auto, yes or no")
+      ->check(CLI::IsMember({"auto", "yes", "no"}))->capture_default_str();
+  app.add_option("--out-dir,--out_dir", f.out_dir, "write a loadable model directory instead of --save_path");
+  app.add_option("--base-model,--base_model", f.base_model, "the float model's directory: config.json, tokenizer, ... (with --out-dir)");
+  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB or GB")->capture_default_str();
+  app.add_option("--scales-dtype", f.scales_dtype, "keep, f16 or bf16 (vLLM's AWQ/GPTQ kernels compute in fp16)")
+      ->check(CLI::IsMember({"keep", "f16", "bf16"}))->capture_default_str();
+  app.add_flag("--force", f.force, "replace an existing --out-dir");
+  app.add_flag("--dry-run,--dry_run", f.dry_run, "print the plan and every warning; write nothing");
+  app.add_option("--threads", f.threads, "worker threads (default: every core)")->check(CLI::Range(1, 4096));
+  app.add_option("--chunk-size", f.chunk_size, "input bytes per unit of work")->capture_default_str();
+  app.add_option("--kernels", f.kernels, "force a kernel variant (scalar, avx2, avx512, neon); also MS2VLLM_KERNELS");
+  app.add_flag("-q,--quiet", f.quiet, "no progress bar, summary or warnings");
+  app.set_version_flag("--version", VersionText());
+  app.footer(kExamples);
+}
+
+Result<ConvertRequest> MakeRequest(const ConvertFlags& f) {
+  ConvertRequest request;
+  request.model = f.model;
+  if (!f.json.empty()) request.json = f.json;
+  request.save_path = f.save_path;
+  if (!f.out_dir.empty()) request.out_dir = f.out_dir;
+  if (!f.base_model.empty()) request.base_model = f.base_model;
+  if (request.base_model && !request.out_dir) return MakeError(ErrorCode::kUsage, "--base-model needs --out-dir");
+  request.force = f.force;
+  request.dry_run = f.dry_run;
+  auto shard = ParseByteSize(f.max_shard_size);
+  if (!shard) return MakeError(ErrorCode::kUsage, "--max-shard-size '" + f.max_shard_size + "' is not a size such as 5GB");
+  request.max_shard_bytes = *shard;
+  auto chunk = ParseByteSize(f.chunk_size);
+  if (!chunk) return MakeError(ErrorCode::kUsage, "--chunk-size '" + f.chunk_size + "' is not a size such as 4MB");
+  request.execution.chunk_bytes = *chunk;
+  request.execution.threads = f.threads;
+  MS2VLLM_ASSIGN_OR_RETURN(request.execution.kernels, ChooseKernels(f.kernels));
+  request.plan.target = f.target == "gptq" ? TargetTool::kGptq : TargetTool::kAwq;
+  request.plan.w_bit = f.w_bit;
+  request.plan.gptq_format = f.gptq_format == "v2" ? GptqFormat::kV2 : GptqFormat::kV1;
+  request.plan.packed = f.packed == "yes" ? PackedMode::kYes : f.packed == "no" ? PackedMode::kNo : PackedMode::kAuto;
+  request.plan.scales_dtype = f.scales_dtype == "f16" ? ScalesDType::kF16 : f.scales_dtype == "bf16" ? ScalesDType::kBF16 : ScalesDType::kKeep;
+  return request;
+}
+
+void PrintSummary(const ConvertReport& report) {
+  const double rate = report.seconds > 0 ? report.input_bytes / report.seconds / 1e9 : 0;
+  std::fprintf(stderr, "ms2vllm: wrote %s: %zu tensors, %.2f GB in, %.2f GB out, %.2f s, %.2f GB/s\n",
+               report.target.c_str(), report.plan.tensors.size(), report.input_bytes / 1e9, report.output_bytes / 1e9,
+               report.seconds, rate);
+}
+
+}  // namespace
+
+int RunConvert(int argc, char** argv) {
+  CLI::App app{"Converts msModelSlim W4A16/W8A16 checkpoints to the AutoAWQ or AutoGPTQ layout (a drop-in for ms_to_vllm.py)."};
+  app.name("ms2vllm");
+  ConvertFlags flags;
+  AddFlags(app, flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    return ReportError(MakeError(ErrorCode::kUsage, std::string(e.what()) + " (see --help)"));
+  }
+  auto request = MakeRequest(flags);
+  if (!request) return ReportError(request.error());
+
+  InstallInterruptHandlers();
+  std::atomic<uint64_t> done{0}, total{0};
+  request->execution.cancel = &InterruptFlag();
+  request->execution.progress = &done;
+  request->execution.progress_total = &total;
+  Result<ConvertReport> report = [&] {
+    ProgressBar bar(done, total, !flags.quiet && !flags.dry_run);
+    return Convert(*request);
+  }();
+  if (!report) return ReportError(report.error());
+  if (flags.dry_run) PrintPlan(*report, stdout);
+  if (!flags.quiet || flags.dry_run) {
+    for (const auto& line : report->warnings.Lines()) PrintWarning(line);
+  }
+  if (flags.dry_run) return kExitOk;
+  if (!flags.quiet) PrintSummary(*report);
+  return kExitOk;
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,18 @@
+// ms2vllm: converts msModelSlim W4A16/W8A16 checkpoints to AutoAWQ/AutoGPTQ layouts.
+// `ms2vllm --model ...` is `ms2vllm convert --model ...`, a drop-in for ms_to_vllm.py.
+#include <cstring>
+#include <string_view>
+
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  using Command = int (*)(int, char**);
+  static constexpr std::pair<std::string_view, Command> kCommands[] = {
+      {"convert", &ms2vllm::RunConvert}, {"synth", &ms2vllm::RunSynth}};
+  if (argc > 1) {
+    for (const auto& [name, run] : kCommands) {
+      if (name == argv[1]) return run(argc - 1, argv + 1);
+    }
+  }
+  return ms2vllm::RunConvert(argc, argv);
+}
