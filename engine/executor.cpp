@@ -5,6 +5,9 @@
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -27,6 +30,68 @@ uint64_t ProgressTotal(const Plan& plan) {
   return total;
 }
 
+// The parallel stage: one tile, start to finish, on whichever thread runs it.
+class TileWorker {
+ public:
+  TileWorker(const Plan& plan, const Layout& layout, const Checkpoint* checkpoint, std::span<OutputFile> outputs,
+             const kernels::KernelTable& kernels)
+      : plan_(plan), layout_(layout), checkpoint_(checkpoint), outputs_(outputs), kernels_(kernels) {}
+
+  uint64_t Process(const Tile& tile, std::vector<uint8_t>& scratch) {
+    const OutputTensor& tensor = plan_.tensors[tile.tensor];
+    const TensorPlacement& place = layout_.placements[tile.tensor];
+    OutputFile& output = outputs_[place.file];
+    if (tensor.kind == TransformKind::kCopy && CopyInKernel(tensor, tile, output, place.offset)) {
+      Release(tensor, tile);
+      return 0;
+    }
+    // One call per range maps every page, instead of one fault per page (costly under a hypervisor).
+    if (tile.first_in_band) output.Prepare(tile.band_offset, tile.band_size);
+    const uint8_t* source = nullptr;
+    if (tensor.source != nullptr) {
+      source = checkpoint_->Bytes(*tensor.source).data();
+      const ByteSpan span = SourceSpan(plan_, tensor, tile);
+      checkpoint_->shard(tensor.source->shard).Prefault(tensor.source->file_offset + span.offset, span.size);
+    }
+    const uint64_t clamped = RunTile(plan_, tensor, tile, source, output.data() + place.offset, kernels_, scratch);
+    Release(tensor, tile);
+    return clamped;
+  }
+
+ private:
+  // Unchanged tensors move file to file inside the kernel: no page faults, no user copy.
+  bool CopyInKernel(const OutputTensor& tensor, const Tile& tile, OutputFile& output, uint64_t tensor_offset) {
+    if (!copy_file_range_works_.load(std::memory_order_relaxed)) return false;
+    const MappedFile& input = checkpoint_->shard(tensor.source->shard);
+    loff_t in = static_cast<loff_t>(tensor.source->file_offset + tile.row_begin);
+    loff_t out = static_cast<loff_t>(tensor_offset + tile.row_begin);
+    size_t left = tile.row_end - tile.row_begin;
+    while (left > 0) {
+      const ssize_t n = ::copy_file_range(input.fd(), &in, output.fd(), &out, left, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {  // e.g. EXDEV across file systems: fall back to copying through the mappings
+        copy_file_range_works_.store(false, std::memory_order_relaxed);
+        return false;  // the memcpy path rewrites the whole tile, including what was copied
+      }
+      left -= static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  void Release(const OutputTensor& tensor, const Tile& tile) const {
+    if (tensor.source == nullptr) return;
+    const ByteSpan span = SourceSpan(plan_, tensor, tile);
+    checkpoint_->shard(tensor.source->shard).Release(tensor.source->file_offset + span.offset, span.size);
+  }
+
+  const Plan& plan_;
+  const Layout& layout_;
+  const Checkpoint* checkpoint_;
+  std::span<OutputFile> outputs_;
+  const kernels::KernelTable& kernels_;
+  std::atomic<bool> copy_file_range_works_{true};
+};
+
 }  // namespace
 
 Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Checkpoint* checkpoint,
@@ -45,6 +110,7 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
   if (settings.progress_total) settings.progress_total->store(ProgressTotal(plan));
   std::vector<uint64_t> clamped(plan.tensors.size(), 0);
   tbb::enumerable_thread_specific<std::vector<uint8_t>> scratch;
+  TileWorker worker(plan, layout, checkpoint, outputs, kernels);
   TileCursor cursor(plan, layout, settings.chunk_bytes, settings.band_bytes);
   bool cancelled = false;
 
@@ -68,21 +134,10 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
                                        if (!cursor.Next(tile)) control.stop();
                                        return tile;
                                      }) &
-            tbb::make_filter<Tile, Done>(
-                tbb::filter_mode::parallel,
-                [&](const Tile& tile) -> Done {
-                  const OutputTensor& tensor = plan.tensors[tile.tensor];
-                  const TensorPlacement& place = layout.placements[tile.tensor];
-                  const uint8_t* source = nullptr;
-                  if (tensor.source != nullptr) source = checkpoint->Bytes(*tensor.source).data();
-                  const uint64_t count = RunTile(plan, tensor, tile, source, outputs[place.file].data() + place.offset,
-                                                 kernels, scratch.local());
-                  if (tensor.source != nullptr) {
-                    const ByteSpan span = SourceSpan(plan, tensor, tile);
-                    checkpoint->shard(tensor.source->shard).Release(tensor.source->file_offset + span.offset, span.size);
-                  }
-                  return {tile, count};
-                }) &
+            tbb::make_filter<Tile, Done>(tbb::filter_mode::parallel,
+                                         [&](const Tile& tile) -> Done {
+                                           return {tile, worker.Process(tile, scratch.local())};
+                                         }) &
             tbb::make_filter<Done, void>(tbb::filter_mode::serial_in_order, [&](const Done& done) {
               clamped[done.tile.tensor] += done.clamped;
               if (done.tile.retire_size) {

@@ -11,7 +11,9 @@ namespace ms2vllm {
 Result<SynthReport> WriteSynthCheckpoint(const SynthRequest& request) {
   const auto start = std::chrono::steady_clock::now();
   MS2VLLM_ASSIGN_OR_RETURN(SynthCheckpoint checkpoint, BuildSynthCheckpoint(request.options));
-  const std::string tag = "w" + std::to_string(request.options.bits) + "a16";
+  std::string tag = "w";  // built in steps: GCC 12 warns falsely (-Wrestrict) on "w" + to_string(...) + "a16"
+  tag += std::to_string(request.options.bits);
+  tag += "a16";
   const std::string prefix = "quant_model_weight_" + tag;
   const Layout layout = ComputeLayout(checkpoint.plan, prefix + ".safetensors", request.max_shard_bytes, prefix);
 

@@ -1,6 +1,8 @@
 #include "io/mapped_file.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/interprocess/file_mapping.hpp>
 #include <boost/interprocess/mapped_region.hpp>
@@ -30,6 +32,8 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   MappedFile file;
   file.path_ = path;
   file.size_ = static_cast<uint64_t>(info.st_size);
+  file.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file.fd_ < 0) return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot open: " + std::strerror(errno));
   if (file.size_ == 0) return file;  // nothing to map; callers see an empty span
   try {
     bip::file_mapping mapping(path.c_str(), bip::read_only);
@@ -41,12 +45,32 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   return file;
 }
 
-MappedFile::MappedFile(MappedFile&&) noexcept = default;
-MappedFile& MappedFile::operator=(MappedFile&&) noexcept = default;
-MappedFile::~MappedFile() = default;
+MappedFile::MappedFile(MappedFile&& other) noexcept
+    : path_(std::move(other.path_)), region_(std::move(other.region_)), data_(other.data_), size_(other.size_), fd_(other.fd_) {
+  other.data_ = nullptr;
+  other.fd_ = -1;
+}
 
-void MappedFile::WillNeed(uint64_t offset, uint64_t size) const {
-  AdvisePages(data_, size_, offset, size, MADV_WILLNEED);
+MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    region_ = std::move(other.region_);
+    data_ = other.data_;
+    size_ = other.size_;
+    fd_ = other.fd_;
+    other.data_ = nullptr;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+MappedFile::~MappedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void MappedFile::Prefault(uint64_t offset, uint64_t size) const {
+  AdvisePages(data_, size_, offset, size, MADV_POPULATE_READ);
 }
 
 void MappedFile::Release(uint64_t offset, uint64_t size) const {

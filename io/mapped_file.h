@@ -27,8 +27,11 @@ class MappedFile {
   uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
-  // Hints that [offset, offset+size) will be read soon, sequentially.
-  void WillNeed(uint64_t offset, uint64_t size) const;
+  // A descriptor of the file, for copy_file_range.
+  int fd() const { return fd_; }
+
+  // Maps the pages of [offset, offset+size) in one call instead of one fault per page.
+  void Prefault(uint64_t offset, uint64_t size) const;
   // Drops the pages covering [offset, offset+size) from this process; the page cache keeps
   // them, so a later read is still correct, only slower. Keeps resident memory bounded.
   void Release(uint64_t offset, uint64_t size) const;
@@ -39,6 +42,7 @@ class MappedFile {
   std::unique_ptr<boost::interprocess::mapped_region> region_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  int fd_ = -1;
 };
 
 }  // namespace ms2vllm

@@ -9,9 +9,6 @@
 
 #include "io/page_range.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL and we fault on demand
-#endif
 
 namespace ms2vllm {
 namespace {

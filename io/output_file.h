@@ -22,6 +22,7 @@ class OutputFile {
   uint8_t* data() { return data_; }
   uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  int fd() const { return fd_; }
 
   // Faults in the pages of a range about to be written, in one call.
   void Prepare(uint64_t offset, uint64_t size);

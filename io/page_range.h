@@ -6,6 +6,14 @@
 
 #include <cstdint>
 
+// Linux 5.14; older kernels answer EINVAL and pages fault in on demand as before.
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 namespace ms2vllm {
 
 inline uint64_t PageSize() {

@@ -24,6 +24,8 @@ void InstallInterruptHandlers() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+  // Past a file size limit, fail the write with EFBIG and report it, instead of dying.
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 int ReportError(const Error& error) {
