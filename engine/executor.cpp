@@ -37,6 +37,15 @@ class TileWorker {
              const kernels::KernelTable& kernels)
       : plan_(plan), layout_(layout), checkpoint_(checkpoint), outputs_(outputs), kernels_(kernels) {}
 
+  // Called by the serial front as it hands out a tile: the disk starts reading the tile's input
+  // while the tiles ahead of it are being converted.
+  void ReadAhead(const Tile& tile) const {
+    const OutputTensor& tensor = plan_.tensors[tile.tensor];
+    if (tensor.source == nullptr) return;
+    const ByteSpan span = SourceSpan(plan_, tensor, tile);
+    checkpoint_->shard(tensor.source->shard).WillNeed(tensor.source->file_offset + span.offset, span.size);
+  }
+
   uint64_t Process(const Tile& tile, std::vector<uint8_t>& scratch) {
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
     const TensorPlacement& place = layout_.placements[tile.tensor];
@@ -131,7 +140,11 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
                                          control.stop();
                                          return tile;
                                        }
-                                       if (!cursor.Next(tile)) control.stop();
+                                       if (!cursor.Next(tile)) {
+                                         control.stop();
+                                         return tile;
+                                       }
+                                       worker.ReadAhead(tile);
                                        return tile;
                                      }) &
             tbb::make_filter<Tile, Done>(tbb::filter_mode::parallel,

@@ -69,6 +69,10 @@ MappedFile::~MappedFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void MappedFile::WillNeed(uint64_t offset, uint64_t size) const {
+  AdvisePages(data_, size_, offset, size, MADV_WILLNEED);
+}
+
 void MappedFile::Prefault(uint64_t offset, uint64_t size) const {
   AdvisePages(data_, size_, offset, size, MADV_POPULATE_READ);
 }

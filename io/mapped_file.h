@@ -30,6 +30,8 @@ class MappedFile {
   // A descriptor of the file, for copy_file_range.
   int fd() const { return fd_; }
 
+  // Starts reading [offset, offset+size) from disk in the background.
+  void WillNeed(uint64_t offset, uint64_t size) const;
   // Maps the pages of [offset, offset+size) in one call instead of one fault per page.
   void Prefault(uint64_t offset, uint64_t size) const;
   // Drops the pages covering [offset, offset+size) from this process; the page cache keeps

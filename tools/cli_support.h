@@ -26,6 +26,9 @@ Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag);
 // "5GB", "500MB", "1048576", "64KB" (decimal units, as transformers' max_shard_size).
 std::optional<uint64_t> ParseByteSize(std::string_view text);
 
+// 1234567 -> "1.23 MB" (decimal units, as the sizes users type).
+std::string HumanBytes(double bytes);
+
 // "ms2vllm 0.1.0 (x86_64; cpu: avx2 ...; kernels: avx512; compiled: scalar avx2 avx512)"
 std::string VersionText();
 

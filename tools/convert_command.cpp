@@ -83,10 +83,10 @@ Result<ConvertRequest> MakeRequest(const ConvertFlags& f) {
 }
 
 void PrintSummary(const ConvertReport& report) {
-  const double rate = report.seconds > 0 ? report.input_bytes / report.seconds / 1e9 : 0;
-  std::fprintf(stderr, "ms2vllm: wrote %s: %zu tensors, %.2f GB in, %.2f GB out, %.2f s, %.2f GB/s\n",
-               report.target.c_str(), report.plan.tensors.size(), report.input_bytes / 1e9, report.output_bytes / 1e9,
-               report.seconds, rate);
+  const double rate = report.seconds > 0 ? report.input_bytes / report.seconds : 0;
+  std::fprintf(stderr, "ms2vllm: wrote %s: %zu tensors, %s in, %s out, %.2f s, %s/s\n", report.target.c_str(),
+               report.plan.tensors.size(), HumanBytes(report.input_bytes).c_str(), HumanBytes(report.output_bytes).c_str(),
+               report.seconds, HumanBytes(rate).c_str());
 }
 
 }  // namespace

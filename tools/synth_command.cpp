@@ -98,8 +98,8 @@ int RunSynth(int argc, char** argv) {
   }();
   if (!report) return ReportError(report.error());
   if (!quiet) {
-    std::fprintf(stderr, "ms2vllm: wrote %s and %s: %.2f GB in %.2f s\n", report->weights.c_str(),
-                 report->description.c_str(), report->bytes / 1e9, report->seconds);
+    std::fprintf(stderr, "ms2vllm: wrote %s and %s: %s in %.2f s\n", report->weights.c_str(),
+                 report->description.c_str(), HumanBytes(report->bytes).c_str(), report->seconds);
   }
   return kExitOk;
 }
