@@ -1,0 +1,172 @@
+// Kernel throughput: every transform, on realistic tiles, for every kernel variant this CPU runs,
+// next to a single-core memcpy of the same number of source bytes.
+//
+// What the figures mean: `bytes_per_second` counts the bytes each call READS from the tile (rows x
+// row bytes, not the stride gaps), whatever it writes (a 4-bit pack writes half as much as it
+// reads, an 8-bit pack or a transpose as much). The `memcpy` line copies that many contiguous
+// bytes into a second buffer (so it reads N and writes N): it is the yardstick of what one core
+// can move, and a kernel at >= 50% of it is memory-bound enough not to matter next to I/O.
+// All runs are single-threaded and repeat the same tile, so the data is as warm as the cache
+// sizes allow (a 1024 x 4096 int8 tile is 4 MiB: beyond L2, within L3), equally for every line.
+//
+// Shapes come from qwen2-1.5b (hidden 1536, MLP 8960): gate/up q[8960][1536] cut in tiles of
+// 1024 rows, down q[1536][8960] cut in tiles of 1024 x 4096 of an 8960-wide row, scales and
+// offsets [8960][12] (group 128), and down_proj scales [1536][70]. `llama_q` is a 4096 x 4096
+// projection (Llama 7B/8B): power-of-two strides on both sides, the cache-hostile case.
+// pack_rows_8 only ever packs GPTQ 8-bit qzeros, so its weight-sized tile is not a production path.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace ms2vllm::kernels {
+namespace {
+
+struct TileShape {
+  const char* name;
+  size_t rows;
+  size_t cols;        // elements per source row in the tile
+  size_t src_stride;  // bytes between source rows
+  size_t dst_stride;  // bytes between destination rows
+};
+
+enum class Op { kPackCols4, kPackCols8, kPackRows4, kPackRows8, kTranspose16, kTranspose32 };
+
+const char* OpName(Op op) {
+  switch (op) {
+    case Op::kPackCols4:
+      return "pack_cols_4";
+    case Op::kPackCols8:
+      return "pack_cols_8";
+    case Op::kPackRows4:
+      return "pack_rows_4";
+    case Op::kPackRows8:
+      return "pack_rows_8";
+    case Op::kTranspose16:
+      return "transpose_16";
+    case Op::kTranspose32:
+      return "transpose_32";
+  }
+  return "?";
+}
+
+size_t ElemBytes(Op op) { return op == Op::kTranspose16 ? 2 : op == Op::kTranspose32 ? 4 : 1; }
+
+// Rows of the destination tile (its row length in bytes is what dst_stride must hold).
+size_t DstRows(Op op, const TileShape& s) {
+  switch (op) {
+    case Op::kPackCols4:
+      return s.cols / 8;
+    case Op::kPackCols8:
+      return s.cols / 4;
+    default:
+      return s.cols;
+  }
+}
+
+std::vector<TileShape> Shapes(Op op) {
+  switch (op) {
+    case Op::kPackCols4:  // GPTQ qweight [in/8][out]
+      return {{"gate_up_1024x1536", 1024, 1536, 1536, 8960 * 4},
+              {"down_1024x4096", 1024, 4096, 8960, 1536 * 4},
+              {"llama_q_1024x4096", 1024, 4096, 4096, 4096 * 4}};
+    case Op::kPackCols8:  // GPTQ 8-bit qweight [in/4][out]
+      return {{"gate_up_1024x1536", 1024, 1536, 1536, 8960 * 4},
+              {"down_1024x4096", 1024, 4096, 8960, 1536 * 4},
+              {"llama_q_1024x4096", 1024, 4096, 4096, 4096 * 4}};
+    case Op::kPackRows4:  // AWQ qweight [in][out/8], AWQ / GPTQ 4-bit qzeros [G][out/8]
+      return {{"gate_up_1024x1536", 1024, 1536, 1536, 8960 / 2},
+              {"down_1024x4096", 1024, 4096, 8960, 1536 / 2},
+              {"llama_q_1024x4096", 1024, 4096, 4096, 4096 / 2},
+              {"zeros_8960x12", 8960, 12, 12, 8960 / 2}};
+    case Op::kPackRows8:  // GPTQ 8-bit qzeros [G][out/4]; the weight-sized tile is for comparison only
+      return {{"zeros_8960x12", 8960, 12, 12, 8960},
+              {"zeros_1536x70", 1536, 70, 70, 1536},
+              {"gate_up_1024x1536", 1024, 1536, 1536, 8960}};
+    case Op::kTranspose16:  // bf16 / f16 scales [out][G] -> [G][out]
+      return {{"scales_8960x12", 8960, 12, 24, 8960 * 2}, {"scales_1536x70", 1536, 70, 140, 1536 * 2}};
+    case Op::kTranspose32:  // f32 scales
+      return {{"scales_8960x12", 8960, 12, 48, 8960 * 4}, {"scales_1536x70", 1536, 70, 280, 1536 * 4}};
+  }
+  return {};
+}
+
+// In-range 4-bit values, as a real W4 checkpoint holds (outliers only occur in broken inputs and
+// send a tile down the slower exact clamp-and-count path).
+std::vector<uint8_t> RandomBytes(size_t n) {
+  std::vector<uint8_t> out(n);
+  std::mt19937_64 rng(42);
+  for (auto& b : out) b = static_cast<uint8_t>(static_cast<int>(rng() % 16) - 8);
+  return out;
+}
+
+void RunKernel(benchmark::State& state, const KernelTable* table, Op op, TileShape s) {
+  const size_t row_bytes = s.cols * ElemBytes(op);
+  const std::vector<uint8_t> src = RandomBytes(s.rows * s.src_stride);
+  std::vector<uint8_t> dst(DstRows(op, s) * s.dst_stride);
+  uint64_t clamped = 0;
+  for (auto _ : state) {
+    switch (op) {
+      case Op::kPackCols4:
+        clamped += table->pack_cols_4(src.data(), s.src_stride, s.rows, s.cols, dst.data(), s.dst_stride);
+        break;
+      case Op::kPackCols8:
+        clamped += table->pack_cols_8(src.data(), s.src_stride, s.rows, s.cols, dst.data(), s.dst_stride);
+        break;
+      case Op::kPackRows4:
+        clamped +=
+            table->pack_rows_4(src.data(), s.src_stride, s.rows, s.cols, PackOrder::kAwq, 0, dst.data(), s.dst_stride);
+        break;
+      case Op::kPackRows8:
+        clamped += table->pack_rows_8(src.data(), s.src_stride, s.rows, s.cols, PackOrder::kSequential, 0x01010101u,
+                                      dst.data(), s.dst_stride);
+        break;
+      case Op::kTranspose16:
+        table->transpose_16(src.data(), s.src_stride, s.rows, s.cols, dst.data(), s.dst_stride);
+        break;
+      case Op::kTranspose32:
+        table->transpose_32(src.data(), s.src_stride, s.rows, s.cols, dst.data(), s.dst_stride);
+        break;
+    }
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  benchmark::DoNotOptimize(clamped);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * s.rows * row_bytes));
+}
+
+void RunMemcpy(benchmark::State& state, size_t bytes) {
+  const std::vector<uint8_t> src = RandomBytes(bytes);
+  std::vector<uint8_t> dst(bytes);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), bytes);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+}
+
+// Names read "<transform>/<shape>/<variant>", so each memcpy line sits next to the kernels it measures.
+int RegisterAll() {
+  for (Op op : {Op::kPackCols4, Op::kPackCols8, Op::kPackRows4, Op::kPackRows8, Op::kTranspose16, Op::kTranspose32}) {
+    for (const TileShape& s : Shapes(op)) {
+      const std::string prefix = std::string(OpName(op)) + "/" + s.name + "/";
+      benchmark::RegisterBenchmark((prefix + "memcpy").c_str(), RunMemcpy, s.rows * s.cols * ElemBytes(op));
+      for (const KernelTable* table : CompiledKernels()) {
+        if (!table->supported()) continue;
+        benchmark::RegisterBenchmark((prefix + std::string(table->name)).c_str(), RunKernel, table, op, s);
+      }
+    }
+  }
+  return 0;
+}
+
+[[maybe_unused]] const int kRegistered = RegisterAll();
+
+}  // namespace
+}  // namespace ms2vllm::kernels

@@ -1,0 +1,369 @@
+// AVX2 variant of the SPEC 2 transforms (this file is compiled with -mavx2 -mbmi2).
+//
+// Every transform is "build 32-bit words, then transpose words with 8x8 register transposes":
+//  - pack_cols: per source row, pmaddubsw joins nibble pairs and packuswb gathers them (4 bits),
+//    or an xor flips the sign bit (8 bits); the words are already in source-row order.
+//  - pack_rows: shift/or joins rows into bytes, byte/word unpacks interleave them into words, which
+//    land in a 32 KiB tile that is then transposed out.
+// 4-bit values are shifted without clamping first and checked once per tile; a tile holding an
+// out-of-range value is redone exactly (clamp and count). Checkpoints are in range, so that path
+// only runs on broken inputs, and it keeps the clamp count exact.
+//
+// Tails that do not fill a micro-tile go to the scalar reference on a sub-tile (the same semantics
+// by construction), except column tails of the transposes and pack_rows, which use masked loads:
+// scales and qzeros have only a handful of columns, so there the tail is much of the data.
+//
+// Nothing here has external linkage except Avx2Kernels(): a shared inline function compiled with
+// AVX2 flags could otherwise be picked by the linker for a caller running on a lesser CPU.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "kernels/simd_x86_common.h"
+#include "kernels/variants.h"
+
+namespace ms2vllm::kernels {
+namespace {
+
+inline __m256i Load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline void Store(uint8_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+inline __m256i Iota32() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+
+// Lane mask for the first n (0..8) 32-bit words.
+inline __m256i FirstWords(size_t n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), Iota32()); }
+
+// In-place transpose of an 8x8 matrix of 32-bit words: word j of r[k] ends in word k of r[j].
+inline void Transpose8x8(__m256i r[8]) {
+  __m256i t[8];
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = _mm256_unpacklo_epi32(r[k], r[k + 1]);
+    t[k + 1] = _mm256_unpackhi_epi32(r[k], r[k + 1]);
+  }
+  __m256i u[8];
+  for (int k = 0; k < 8; k += 4) {
+    u[k] = _mm256_unpacklo_epi64(t[k], t[k + 2]);
+    u[k + 1] = _mm256_unpackhi_epi64(t[k], t[k + 2]);
+    u[k + 2] = _mm256_unpacklo_epi64(t[k + 1], t[k + 3]);
+    u[k + 3] = _mm256_unpackhi_epi64(t[k + 1], t[k + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
+    r[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
+  }
+}
+
+// Stores rows 0..n-1 (n <= 8) of a transposed tile; unrolled so r[] stays in registers.
+inline void StoreRows(uint8_t* dst, size_t dst_stride, const __m256i r[8], size_t n) {
+#pragma GCC unroll 8
+  for (size_t j = 0; j < 8; ++j) {
+    if (j < n) Store(dst + j * dst_stride, r[j]);
+  }
+}
+
+// 4-bit value shift of 32 int8. The fast form only adds 8 and ORs the result into `seen`: a value
+// was out of range iff its shifted byte has a high nibble. The exact form clamps and counts.
+template <bool kExact>
+inline __m256i Shift4(__m256i v, __m256i& seen, uint64_t& clamped) {
+  if constexpr (kExact) {
+    const __m256i c = _mm256_max_epi8(_mm256_min_epi8(v, _mm256_set1_epi8(7)), _mm256_set1_epi8(-8));
+    const auto same = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(c, v)));
+    clamped += static_cast<uint64_t>(_mm_popcnt_u32(~same));
+    return _mm256_add_epi8(c, _mm256_set1_epi8(8));
+  } else {
+    const __m256i u = _mm256_add_epi8(v, _mm256_set1_epi8(8));
+    seen = _mm256_or_si256(seen, u);
+    return u;
+  }
+}
+
+inline bool SawOutOfRange(__m256i seen) { return !_mm256_testz_si256(seen, _mm256_set1_epi8(static_cast<char>(0xF0))); }
+
+// ---- pack_cols (GPTQ qweight) ----------------------------------------------------------------
+
+// The words of 8 source rows x 8 words: w[k] = row k, words 0 1 4 5 | 2 3 6 7 for 4 bits
+// (packuswb interleaves 128-bit lanes; the store undoes it), 0..7 for 8 bits.
+template <int kBits, bool kExact>
+inline void PackColsWords(const uint8_t* src, size_t src_stride, __m256i w[8], __m256i& seen, uint64_t& clamped) {
+  for (int k = 0; k < 8; ++k) {
+    const uint8_t* row = src + k * src_stride;
+    if constexpr (kBits == 4) {
+      const __m256i pair = _mm256_set1_epi16(0x1001);  // low nibble x1 + high nibble x16
+      const __m256i a = _mm256_maddubs_epi16(Shift4<kExact>(Load(row), seen, clamped), pair);
+      const __m256i b = _mm256_maddubs_epi16(Shift4<kExact>(Load(row + 32), seen, clamped), pair);
+      w[k] = _mm256_packus_epi16(a, b);
+    } else {
+      w[k] = _mm256_xor_si256(Load(row), _mm256_set1_epi8(static_cast<char>(0x80)));
+    }
+  }
+}
+
+template <int kBits>
+inline void TransposeColsTile(__m256i w[8], uint8_t* dst, size_t dst_stride) {
+  Transpose8x8(w);
+  static constexpr int kRow4[8] = {0, 1, 4, 5, 2, 3, 6, 7};
+  for (int j = 0; j < 8; ++j) Store(dst + (kBits == 4 ? kRow4[j] : j) * dst_stride, w[j]);
+}
+
+// 8 source rows x 8 words -> 8 destination rows x 8 words.
+template <int kBits>
+inline void PackColsTile(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, uint64_t& clamped) {
+  __m256i w[8];
+  __m256i seen = _mm256_setzero_si256();
+  PackColsWords<kBits, false>(src, src_stride, w, seen, clamped);
+  if (kBits == 4 && SawOutOfRange(seen)) {
+    __m256i exact[8];  // a separate array keeps w[] in registers on the fast path
+    PackColsWords<kBits, true>(src, src_stride, exact, seen, clamped);
+    TransposeColsTile<kBits>(exact, dst, dst_stride);
+    return;
+  }
+  TransposeColsTile<kBits>(w, dst, dst_stride);
+}
+
+template <int kBits>
+uint64_t PackColsAvx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
+                      size_t dst_stride) {
+  constexpr size_t kPerWord = 32 / kBits;
+  const size_t words = cols / kPerWord;
+  // Tiles span one 64-byte line of each source row (two 8-word halves at 8 bits), read back to back.
+  constexpr size_t kTileWords = 64 / kPerWord;
+  const size_t full_rows = rows & ~size_t{7};
+  const size_t full_words = words / kTileWords * kTileWords;
+  uint64_t clamped = 0;
+  ForEachTile<8, kTileWords>(full_rows, full_words, [&](size_t o, size_t r, size_t, size_t) {
+    for (size_t h = r; h < r + kTileWords; h += 8) {
+      PackColsTile<kBits>(src + o * src_stride + h * kPerWord, src_stride, dst + h * dst_stride + o * 4, dst_stride,
+                          clamped);
+    }
+  });
+  const PackColsFn ref = kBits == 4 ? ScalarKernels().pack_cols_4 : ScalarKernels().pack_cols_8;
+  if (full_words < words && full_rows > 0) {
+    clamped += ref(src + full_words * kPerWord, src_stride, full_rows, cols - full_words * kPerWord,
+                   dst + full_words * dst_stride, dst_stride);
+  }
+  if (full_rows < rows) {
+    clamped += ref(src + full_rows * src_stride, src_stride, rows - full_rows, cols, dst + full_rows * 4, dst_stride);
+  }
+  return clamped;
+}
+
+// ---- pack_rows (AWQ qweight, qzeros) ---------------------------------------------------------
+
+// Words are built into a 32 KiB tile of kTileGroups x kTileCols, then transposed out. Each source
+// row is read 128 bytes at a time and each destination row written 256 bytes at a time: shorter
+// runs are slow when either stride is a power of two (all rows share one cache set).
+constexpr size_t kTileGroups = 64;
+constexpr size_t kTileCols = 128;
+
+// Loads n (0..32) bytes without touching memory past them.
+inline __m256i LoadBytes(const uint8_t* p, size_t n) {
+  if (n >= 32) return Load(p);
+  __m256i v = _mm256_maskload_epi32(reinterpret_cast<const int*>(p), FirstWords(n / 4));
+  const size_t rest = n & 3;
+  if (rest != 0) {
+    const uint8_t* tail = p + (n - rest);
+    uint32_t last = tail[0];
+    if (rest > 1) last |= uint32_t{tail[1]} << 8;
+    if (rest > 2) last |= uint32_t{tail[2]} << 16;
+    const __m256i at = _mm256_cmpeq_epi32(_mm256_set1_epi32(static_cast<int>(n / 4)), Iota32());
+    v = _mm256_blendv_epi8(v, _mm256_set1_epi32(static_cast<int>(last)), at);
+  }
+  return v;
+}
+
+// Byte of field pair (lo, hi): both values are below 16, so the 16-bit shift stays in its byte.
+inline __m256i Join(__m256i lo, __m256i hi) { return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)); }
+
+// One group of p rows x n (1..32) columns -> 32 words, one per column, in chunk order.
+template <int kBits, bool kExact>
+inline void PackRowsGroup(const uint8_t* src, size_t stride, size_t n, bool awq, __m256i bias, uint32_t* out,
+                          __m256i& seen, uint64_t& clamped) {
+  __m256i b[4];  // byte m of every word
+  if constexpr (kBits == 4) {
+    __m256i u[8];
+    for (int k = 0; k < 8; ++k) u[k] = Shift4<kExact>(LoadBytes(src + k * stride, n), seen, clamped);
+    // Byte m holds fields 2m and 2m+1; field k comes from row ORDER[k].
+    if (awq) {
+      b[0] = Join(u[0], u[2]);
+      b[1] = Join(u[4], u[6]);
+      b[2] = Join(u[1], u[3]);
+      b[3] = Join(u[5], u[7]);
+    } else {
+      b[0] = Join(u[0], u[1]);
+      b[1] = Join(u[2], u[3]);
+      b[2] = Join(u[4], u[5]);
+      b[3] = Join(u[6], u[7]);
+    }
+  } else {
+    const __m256i sign = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int k = 0; k < 4; ++k) b[k] = _mm256_xor_si256(LoadBytes(src + k * stride, n), sign);
+  }
+  const __m256i lo01 = _mm256_unpacklo_epi8(b[0], b[1]);
+  const __m256i hi01 = _mm256_unpackhi_epi8(b[0], b[1]);
+  const __m256i lo23 = _mm256_unpacklo_epi8(b[2], b[3]);
+  const __m256i hi23 = _mm256_unpackhi_epi8(b[2], b[3]);
+  // Chunk m holds columns 4m..4m+3 | 16+4m..16+4m+3 (see TileColumn): left in that order, as the
+  // transpose can put each row anywhere for free.
+  auto* o = reinterpret_cast<uint8_t*>(out);
+  Store(o, _mm256_sub_epi32(_mm256_unpacklo_epi16(lo01, lo23), bias));
+  Store(o + 32, _mm256_sub_epi32(_mm256_unpackhi_epi16(lo01, lo23), bias));
+  Store(o + 64, _mm256_sub_epi32(_mm256_unpacklo_epi16(hi01, hi23), bias));
+  Store(o + 96, _mm256_sub_epi32(_mm256_unpackhi_epi16(hi01, hi23), bias));
+}
+
+// The tile column held by word j (0..7) of 8-word chunk c of a word-tile row.
+inline size_t TileColumn(size_t c, size_t j) { return 32 * (c >> 2) + 16 * (j >> 2) + 4 * (c & 3) + (j & 3); }
+
+template <int kBits, bool kExact>
+inline void PackRowsTile(const uint8_t* src, size_t src_stride, size_t ng, size_t ni, bool awq, __m256i bias,
+                         uint32_t (*words)[kTileCols], __m256i& seen, uint64_t& clamped) {
+  constexpr size_t kPerWord = 32 / kBits;
+  for (size_t g = 0; g < ng; ++g) {
+    for (size_t i = 0; i < ni; i += 32) {
+      PackRowsGroup<kBits, kExact>(src + g * kPerWord * src_stride + i, src_stride, Min(32, ni - i), awq, bias,
+                                   &words[g][i], seen, clamped);
+    }
+  }
+}
+
+template <int kBits>
+uint64_t PackRowsAvx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
+                      uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
+  constexpr size_t kPerWord = 32 / kBits;
+  const PackRowsFn ref = kBits == 4 ? ScalarKernels().pack_rows_4 : ScalarKernels().pack_rows_8;
+  // The AWQ order is defined for 4 bits only; leave any other use to the reference's semantics.
+  if (kBits == 8 && order == PackOrder::kAwq)
+    return ref(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
+
+  const bool awq = order == PackOrder::kAwq;
+  const __m256i bias = _mm256_set1_epi32(static_cast<int>(word_bias));
+  const size_t groups = rows / kPerWord;
+  const size_t full_groups = groups & ~size_t{7};
+  alignas(64) uint32_t words[kTileGroups][kTileCols];
+  uint64_t clamped = 0;
+  for (size_t i0 = 0; i0 < cols; i0 += kTileCols) {
+    for (size_t g0 = 0; g0 < full_groups; g0 += kTileGroups) {
+      const size_t ng = Min(kTileGroups, full_groups - g0);
+      const uint8_t* tile_src = src + g0 * kPerWord * src_stride;
+      const size_t ni = Min(kTileCols, cols - i0);
+      __m256i seen = _mm256_setzero_si256();
+      PackRowsTile<kBits, false>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
+      if (kBits == 4 && SawOutOfRange(seen)) {
+        PackRowsTile<kBits, true>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
+      }
+      for (size_t c = 0; c < (ni + 31) / 32 * 4; ++c) {
+        for (size_t g = 0; g < ng; g += 8) {  // along the destination row: neighbouring lines
+          __m256i w[8];
+          for (int k = 0; k < 8; ++k) w[k] = Load(reinterpret_cast<const uint8_t*>(&words[g + k][8 * c]));
+          Transpose8x8(w);
+          uint8_t* out = dst + i0 * dst_stride + (g0 + g) * 4;
+#pragma GCC unroll 8
+          for (size_t j = 0; j < 8; ++j) {
+            if (TileColumn(c, j) < ni) Store(out + TileColumn(c, j) * dst_stride, w[j]);
+          }
+        }
+      }
+    }
+  }
+  if (full_groups < groups) {
+    clamped += ref(src + full_groups * kPerWord * src_stride, src_stride, rows - full_groups * kPerWord, cols, order,
+                   word_bias, dst + full_groups * 4, dst_stride);
+  }
+  return clamped;
+}
+
+// ---- transposes (scales) ---------------------------------------------------------------------
+
+// Loads n (1..8) 16-bit elements without touching memory past them.
+inline __m128i LoadPartial16(const uint8_t* p, size_t n) {
+  if (n == 8) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i pairs = _mm_maskload_epi32(reinterpret_cast<const int*>(p), _mm256_castsi256_si128(FirstWords(n / 2)));
+  if ((n & 1) == 0) return pairs;
+  uint16_t last;
+  std::memcpy(&last, p + 2 * (n - 1), 2);
+  const __m128i lane =
+      _mm_cmpeq_epi16(_mm_set1_epi16(static_cast<short>(n - 1)), _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm_blendv_epi8(pairs, _mm_set1_epi16(static_cast<short>(last)), lane);
+}
+
+// 16 rows x n (1..8) columns of 16-bit elements -> n rows x 16 elements.
+inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t n, uint8_t* dst, size_t dst_stride) {
+  __m256i r[8];
+  for (int k = 0; k < 8; ++k) {  // rows k and k+8 share a register, one per 128-bit lane
+    const uint8_t* top = src + k * src_stride;
+    const uint8_t* bottom = top + 8 * src_stride;
+    r[k] = n == 8 ? _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(bottom), reinterpret_cast<const __m128i*>(top))
+                  : _mm256_set_m128i(LoadPartial16(bottom, n), LoadPartial16(top, n));
+  }
+  __m256i a[8], b[8];
+  for (int k = 0; k < 8; k += 2) {
+    a[k] = _mm256_unpacklo_epi16(r[k], r[k + 1]);
+    a[k + 1] = _mm256_unpackhi_epi16(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    b[k] = _mm256_unpacklo_epi32(a[k], a[k + 2]);
+    b[k + 1] = _mm256_unpackhi_epi32(a[k], a[k + 2]);
+    b[k + 2] = _mm256_unpacklo_epi32(a[k + 1], a[k + 3]);
+    b[k + 3] = _mm256_unpackhi_epi32(a[k + 1], a[k + 3]);
+  }
+  // Column 2q is the low half of b[q] and b[q+4], column 2q+1 the high half.
+  for (int q = 0; q < 4; ++q) {
+    r[2 * q] = _mm256_unpacklo_epi64(b[q], b[q + 4]);
+    r[2 * q + 1] = _mm256_unpackhi_epi64(b[q], b[q + 4]);
+  }
+  StoreRows(dst, dst_stride, r, n);
+}
+
+void Transpose16Avx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride) {
+  const size_t full_rows = rows & ~size_t{15};
+  ForEachTile<16, 8>(full_rows, cols, [&](size_t o, size_t j, size_t, size_t n) {
+    Transpose16Tile(src + o * src_stride + j * 2, src_stride, n, dst + j * dst_stride + o * 2, dst_stride);
+  });
+  if (full_rows < rows) {
+    ScalarKernels().transpose_16(src + full_rows * src_stride, src_stride, rows - full_rows, cols, dst + full_rows * 2,
+                                 dst_stride);
+  }
+}
+
+// 8 rows x n (1..8) columns of 32-bit elements -> n rows x 8 elements.
+inline void Transpose32Tile(const uint8_t* src, size_t src_stride, size_t n, uint8_t* dst, size_t dst_stride) {
+  __m256i r[8];
+  if (n == 8) {
+    for (int k = 0; k < 8; ++k) r[k] = Load(src + k * src_stride);
+  } else {
+    const __m256i mask = FirstWords(n);
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_maskload_epi32(reinterpret_cast<const int*>(src + k * src_stride), mask);
+  }
+  Transpose8x8(r);
+  StoreRows(dst, dst_stride, r, n);
+}
+
+void Transpose32Avx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride) {
+  const size_t full_rows = rows & ~size_t{7};
+  ForEachTile<8, 8>(full_rows, cols, [&](size_t o, size_t j, size_t, size_t n) {
+    Transpose32Tile(src + o * src_stride + j * 4, src_stride, n, dst + j * dst_stride + o * 4, dst_stride);
+  });
+  if (full_rows < rows) {
+    ScalarKernels().transpose_32(src + full_rows * src_stride, src_stride, rows - full_rows, cols, dst + full_rows * 4,
+                                 dst_stride);
+  }
+}
+
+bool Avx2Supported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+}
+
+}  // namespace
+
+const KernelTable& Avx2Kernels() {
+  static constexpr KernelTable kTable{
+      "avx2",           &Avx2Supported,   &PackColsAvx2<4>, &PackColsAvx2<8>,
+      &PackRowsAvx2<4>, &PackRowsAvx2<8>, &Transpose16Avx2, &Transpose32Avx2,
+  };
+  return kTable;
+}
+
+}  // namespace ms2vllm::kernels

@@ -1,0 +1,410 @@
+// AVX-512 variant of the SPEC 2 transforms (compiled with AVX-512 F/BW/VL/VBMI).
+//
+// Same plan as the AVX2 variant, "build 32-bit words, then transpose words", with 16x16 word
+// transposes so every destination write is one 64-byte line. What AVX-512 adds:
+//  - masked loads and stores at byte, 16-bit and 32-bit granularity, so every tail runs through
+//    the same micro-tile (masked-out lanes read as 0, which is in range and never stored);
+//  - vpermt2b gathers the packed bytes of two pmaddubsw results in order, in one instruction;
+//  - compare-into-mask + popcnt counts clamped values on the exact path.
+// 4-bit values are shifted without clamping first and checked once per tile; a tile holding an
+// out-of-range value is redone exactly (clamp and count), which only broken inputs need.
+//
+// Nothing here has external linkage except Avx512Kernels(): a shared inline function compiled
+// with AVX-512 flags could otherwise be picked by the linker for a caller on a lesser CPU.
+
+// GCC 12.2's AVX-512 headers seed some results with a self-initialised "undefined" vector (GCC
+// PR 105593, fixed in 12.3); -Wuninitialized reports each inlined use against the header's lines.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+#include "kernels/simd_x86_common.h"
+#include "kernels/variants.h"
+
+namespace ms2vllm::kernels {
+namespace {
+
+inline __m512i Load(const uint8_t* p) { return _mm512_loadu_si512(p); }
+inline void Store(uint8_t* p, __m512i v) { _mm512_storeu_si512(p, v); }
+
+// Mask of the first n bits (n may exceed the mask width).
+inline __mmask64 First64(size_t n) { return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1; }
+inline __mmask32 First32(size_t n) { return static_cast<__mmask32>(First64(n)); }
+inline __mmask16 First16(size_t n) { return static_cast<__mmask16>(First64(n)); }
+
+// In-place transpose of a 16x16 matrix of 32-bit words: word j of r[k] ends in word k of r[j].
+inline void Transpose16x16(__m512i r[16]) {
+  __m512i t[16];
+  for (int k = 0; k < 16; k += 2) {
+    t[k] = _mm512_unpacklo_epi32(r[k], r[k + 1]);
+    t[k + 1] = _mm512_unpackhi_epi32(r[k], r[k + 1]);
+  }
+  // u[4q + m], 128-bit lane L: rows 4q..4q+3 of word 4L + m.
+  __m512i u[16];
+  for (int k = 0; k < 16; k += 4) {
+    u[k] = _mm512_unpacklo_epi64(t[k], t[k + 2]);
+    u[k + 1] = _mm512_unpackhi_epi64(t[k], t[k + 2]);
+    u[k + 2] = _mm512_unpacklo_epi64(t[k + 1], t[k + 3]);
+    u[k + 3] = _mm512_unpackhi_epi64(t[k + 1], t[k + 3]);
+  }
+  // Word 4L + m gathers lane L of u[m], u[4+m], u[8+m], u[12+m]: a 4x4 transpose of lanes.
+  for (int m = 0; m < 4; ++m) {
+    const __m512i x0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x44);
+    const __m512i x1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xEE);
+    const __m512i x2 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x44);
+    const __m512i x3 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xEE);
+    r[m] = _mm512_shuffle_i32x4(x0, x2, 0x88);
+    r[4 + m] = _mm512_shuffle_i32x4(x0, x2, 0xDD);
+    r[8 + m] = _mm512_shuffle_i32x4(x1, x3, 0x88);
+    r[12 + m] = _mm512_shuffle_i32x4(x1, x3, 0xDD);
+  }
+}
+
+// Stores rows 0..n-1 of a transposed tile, the first `words` 32-bit words of each. Full tiles
+// take plain stores; the loop is unrolled so r[] stays in registers.
+template <bool kFull>
+inline void StoreRows(uint8_t* dst, size_t dst_stride, const __m512i r[16], size_t n, size_t words) {
+  const __mmask16 keep = First16(words);
+#pragma GCC unroll 16
+  for (size_t j = 0; j < 16; ++j) {
+    if (kFull) {
+      Store(dst + j * dst_stride, r[j]);
+    } else if (j < n) {
+      _mm512_mask_storeu_epi32(dst + j * dst_stride, keep, r[j]);
+    }
+  }
+}
+
+// 4-bit value shift of 64 int8. The fast form only adds 8 and ORs the result into `seen`: a value
+// was out of range iff its shifted byte has a high nibble. The exact form clamps and counts.
+template <bool kExact>
+inline __m512i Shift4(__m512i v, __m512i& seen, uint64_t& clamped) {
+  if constexpr (kExact) {
+    const __m512i c = _mm512_max_epi8(_mm512_min_epi8(v, _mm512_set1_epi8(7)), _mm512_set1_epi8(-8));
+    clamped += static_cast<uint64_t>(_mm_popcnt_u64(_mm512_cmpneq_epi8_mask(c, v)));
+    return _mm512_add_epi8(c, _mm512_set1_epi8(8));
+  } else {
+    const __m512i u = _mm512_add_epi8(v, _mm512_set1_epi8(8));
+    seen = _mm512_or_si512(seen, u);
+    return u;
+  }
+}
+
+inline bool SawOutOfRange(__m512i seen) {
+  return _mm512_test_epi8_mask(seen, _mm512_set1_epi8(static_cast<char>(0xF0))) != 0;
+}
+
+// ---- pack_cols (GPTQ qweight) ----------------------------------------------------------------
+
+// The 16 words of each of nrows (1..16) source rows (nwords of them real, the rest 0).
+template <int kBits, bool kFull, bool kExact>
+inline void PackColsWords(const uint8_t* src, size_t src_stride, size_t nrows, size_t nwords, __m512i w[16],
+                          __m512i& seen, uint64_t& clamped) {
+  constexpr size_t kPerWord = 32 / kBits;
+  const size_t bytes = nwords * kPerWord;
+#pragma GCC unroll 16
+  for (size_t k = 0; k < 16; ++k) {
+    if (!kFull && k >= nrows) {
+      w[k] = _mm512_setzero_si512();
+      continue;
+    }
+    const uint8_t* row = src + k * src_stride;
+    if constexpr (kBits == 4) {
+      const __m512i a = kFull ? Load(row) : _mm512_maskz_loadu_epi8(First64(bytes), row);
+      const __m512i b = kFull        ? Load(row + 64)
+                        : bytes > 64 ? _mm512_maskz_loadu_epi8(First64(bytes - 64), row + 64)
+                                     : _mm512_setzero_si512();
+      const __m512i pair = _mm512_set1_epi16(0x1001);  // low nibble x1 + high nibble x16
+      const __m512i ma = _mm512_maddubs_epi16(Shift4<kExact>(a, seen, clamped), pair);
+      const __m512i mb = _mm512_maddubs_epi16(Shift4<kExact>(b, seen, clamped), pair);
+      // Bytes 0, 2, .., 126 of ma:mb (vpermt2b): the 16 words of this row, in order.
+      const __m512i even =
+          _mm512_set_epi64(0x7E7C7A7876747270, 0x6E6C6A6866646260, 0x5E5C5A5856545250, 0x4E4C4A4846444240,
+                           0x3E3C3A3836343230, 0x2E2C2A2826242220, 0x1E1C1A1816141210, 0x0E0C0A0806040200);
+      w[k] = _mm512_permutex2var_epi8(ma, even, mb);
+    } else {
+      const __m512i v = kFull ? Load(row) : _mm512_maskz_loadu_epi8(First64(bytes), row);
+      w[k] = _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
+    }
+  }
+}
+
+// nrows (1..16) source rows x nwords (1..16) words -> nwords destination rows x nrows words.
+template <int kBits, bool kFull>
+inline void PackColsTile(const uint8_t* src, size_t src_stride, size_t nrows, size_t nwords, uint8_t* dst,
+                         size_t dst_stride, uint64_t& clamped) {
+  __m512i w[16];
+  __m512i seen = _mm512_setzero_si512();
+  PackColsWords<kBits, kFull, false>(src, src_stride, nrows, nwords, w, seen, clamped);
+  if (kBits == 4 && SawOutOfRange(seen)) {
+    __m512i exact[16];  // a separate array keeps w[] in registers on the fast path
+    PackColsWords<kBits, kFull, true>(src, src_stride, nrows, nwords, exact, seen, clamped);
+    Transpose16x16(exact);
+    StoreRows<kFull>(dst, dst_stride, exact, nwords, nrows);
+    return;
+  }
+  Transpose16x16(w);
+  StoreRows<kFull>(dst, dst_stride, w, nwords, nrows);
+}
+
+template <int kBits>
+uint64_t PackColsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
+                        size_t dst_stride) {
+  constexpr size_t kPerWord = 32 / kBits;
+  const size_t words = cols / kPerWord;
+  uint64_t clamped = 0;
+  ForEachTile<16, 16>(rows, words, [&](size_t o, size_t r, size_t nrows, size_t nwords) {
+    const uint8_t* s = src + o * src_stride + r * kPerWord;
+    uint8_t* d = dst + r * dst_stride + o * 4;
+    if (nrows == 16 && nwords == 16) {
+      PackColsTile<kBits, true>(s, src_stride, 16, 16, d, dst_stride, clamped);
+    } else {
+      PackColsTile<kBits, false>(s, src_stride, nrows, nwords, d, dst_stride, clamped);
+    }
+  });
+  return clamped;
+}
+
+// ---- pack_rows (AWQ qweight, qzeros) ---------------------------------------------------------
+
+// Words are built into a 32 KiB tile of kTileGroups x kTileCols, then transposed out. Each source
+// row is read 128 bytes at a time and each destination row written 256 bytes at a time: shorter
+// runs are slow when either stride is a power of two (all rows share one cache set).
+constexpr size_t kTileGroups = 64;
+constexpr size_t kTileCols = 128;
+
+// Byte of field pair (lo, hi): both values are below 16, so the 16-bit shift stays in its byte.
+inline __m512i Join(__m512i lo, __m512i hi) { return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)); }
+
+// One group of p rows x the columns in `cols` (a mask of up to 64) -> 64 words, in chunk order.
+template <int kBits, bool kExact>
+inline void PackRowsGroup(const uint8_t* src, size_t stride, __mmask64 cols, bool awq, __m512i bias, uint32_t* out,
+                          __m512i& seen, uint64_t& clamped) {
+  __m512i b[4];  // byte m of every word
+  if constexpr (kBits == 4) {
+    __m512i u[8];
+    for (int k = 0; k < 8; ++k) u[k] = Shift4<kExact>(_mm512_maskz_loadu_epi8(cols, src + k * stride), seen, clamped);
+    // Byte m holds fields 2m and 2m+1; field k comes from row ORDER[k].
+    if (awq) {
+      b[0] = Join(u[0], u[2]);
+      b[1] = Join(u[4], u[6]);
+      b[2] = Join(u[1], u[3]);
+      b[3] = Join(u[5], u[7]);
+    } else {
+      b[0] = Join(u[0], u[1]);
+      b[1] = Join(u[2], u[3]);
+      b[2] = Join(u[4], u[5]);
+      b[3] = Join(u[6], u[7]);
+    }
+  } else {
+    const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int k = 0; k < 4; ++k) b[k] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(cols, src + k * stride), sign);
+  }
+  const __m512i lo01 = _mm512_unpacklo_epi8(b[0], b[1]);
+  const __m512i hi01 = _mm512_unpackhi_epi8(b[0], b[1]);
+  const __m512i lo23 = _mm512_unpacklo_epi8(b[2], b[3]);
+  const __m512i hi23 = _mm512_unpackhi_epi8(b[2], b[3]);
+  // Lane L of chunk m holds columns 16L + 4m .. 16L + 4m + 3 (see TileColumn): left in that order,
+  // as the transpose can put each row anywhere for free.
+  auto* o = reinterpret_cast<uint8_t*>(out);
+  Store(o, _mm512_sub_epi32(_mm512_unpacklo_epi16(lo01, lo23), bias));
+  Store(o + 64, _mm512_sub_epi32(_mm512_unpackhi_epi16(lo01, lo23), bias));
+  Store(o + 128, _mm512_sub_epi32(_mm512_unpacklo_epi16(hi01, hi23), bias));
+  Store(o + 192, _mm512_sub_epi32(_mm512_unpackhi_epi16(hi01, hi23), bias));
+}
+
+// The tile column held by word j (0..15) of 16-word chunk c of a word-tile row.
+inline size_t TileColumn(size_t c, size_t j) { return 64 * (c >> 2) + 16 * (j >> 2) + 4 * (c & 3) + (j & 3); }
+
+template <int kBits, bool kExact>
+inline void PackRowsTile(const uint8_t* src, size_t src_stride, size_t ng, size_t ni, bool awq, __m512i bias,
+                         uint32_t (*words)[kTileCols], __m512i& seen, uint64_t& clamped) {
+  constexpr size_t kPerWord = 32 / kBits;
+  for (size_t g = 0; g < ng; ++g) {
+    for (size_t i = 0; i < ni; i += 64) {
+      PackRowsGroup<kBits, kExact>(src + g * kPerWord * src_stride + i, src_stride, First64(ni - i), awq, bias,
+                                   &words[g][i], seen, clamped);
+    }
+  }
+}
+
+// Chunk c of ng (1..16) rows of the word tile, transposed out: word j of the chunk goes to the
+// destination row of tile column TileColumn(c, j), if that column is below ni.
+template <bool kFull>
+inline void StoreChunk(const uint32_t* words, size_t c, size_t ng, size_t ni, uint8_t* dst, size_t dst_stride) {
+  __m512i w[16];
+#pragma GCC unroll 16
+  for (size_t k = 0; k < 16; ++k) {
+    w[k] = kFull || k < ng ? Load(reinterpret_cast<const uint8_t*>(words + k * kTileCols + 16 * c))
+                           : _mm512_setzero_si512();
+  }
+  Transpose16x16(w);
+  const __mmask16 keep = First16(ng);
+#pragma GCC unroll 16
+  for (size_t j = 0; j < 16; ++j) {
+    const size_t col = TileColumn(c, j);
+    if (kFull) {
+      Store(dst + col * dst_stride, w[j]);
+    } else if (col < ni) {
+      _mm512_mask_storeu_epi32(dst + col * dst_stride, keep, w[j]);
+    }
+  }
+}
+
+template <int kBits>
+uint64_t PackRowsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
+                        uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
+  constexpr size_t kPerWord = 32 / kBits;
+  // The AWQ order is defined for 4 bits only; leave any other use to the reference's semantics.
+  if (kBits == 8 && order == PackOrder::kAwq) {
+    return ScalarKernels().pack_rows_8(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
+  }
+  const bool awq = order == PackOrder::kAwq;
+  const __m512i bias = _mm512_set1_epi32(static_cast<int>(word_bias));
+  const size_t groups = rows / kPerWord;
+  alignas(64) uint32_t words[kTileGroups][kTileCols];
+  uint64_t clamped = 0;
+  for (size_t i0 = 0; i0 < cols; i0 += kTileCols) {
+    for (size_t g0 = 0; g0 < groups; g0 += kTileGroups) {
+      const size_t ng = Min(kTileGroups, groups - g0);
+      const uint8_t* tile_src = src + g0 * kPerWord * src_stride;
+      const size_t ni = Min(kTileCols, cols - i0);
+      __m512i seen = _mm512_setzero_si512();
+      PackRowsTile<kBits, false>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
+      if (kBits == 4 && SawOutOfRange(seen)) {
+        PackRowsTile<kBits, true>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
+      }
+      for (size_t c = 0; c < (ni + 63) / 64 * 4; ++c) {
+        for (size_t g = 0; g < ng; g += 16) {  // along the destination row: neighbouring lines
+          uint8_t* out = dst + i0 * dst_stride + (g0 + g) * 4;
+          if (ni >= 64 * ((c >> 2) + 1) && ng - g >= 16) {
+            StoreChunk<true>(words[g], c, 16, ni, out, dst_stride);
+          } else {
+            StoreChunk<false>(words[g], c, Min(16, ng - g), ni, out, dst_stride);
+          }
+        }
+      }
+    }
+  }
+  return clamped;
+}
+
+// ---- transposes (scales) ---------------------------------------------------------------------
+
+// nrows (1..32) rows x n (1..8) columns of 16-bit elements -> n rows x nrows elements.
+template <bool kFull>
+inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t nrows, size_t n, uint8_t* dst,
+                            size_t dst_stride) {
+  const __mmask8 cols = static_cast<__mmask8>(First16(n));
+  auto load = [&](size_t row) {
+    if (kFull) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + row * src_stride));
+    return row < nrows ? _mm_maskz_loadu_epi16(cols, src + row * src_stride) : _mm_setzero_si128();
+  };
+  // Lane L of r[k] is source row 8L + k, so each output register is 32 consecutive rows.
+  __m512i r[8];
+#pragma GCC unroll 8
+  for (size_t k = 0; k < 8; ++k) {
+    __m512i v = _mm512_castsi128_si512(load(k));
+    v = _mm512_inserti32x4(v, load(k + 8), 1);
+    v = _mm512_inserti32x4(v, load(k + 16), 2);
+    r[k] = _mm512_inserti32x4(v, load(k + 24), 3);
+  }
+  __m512i a[8], b[8];
+  for (int k = 0; k < 8; k += 2) {
+    a[k] = _mm512_unpacklo_epi16(r[k], r[k + 1]);
+    a[k + 1] = _mm512_unpackhi_epi16(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    b[k] = _mm512_unpacklo_epi32(a[k], a[k + 2]);
+    b[k + 1] = _mm512_unpackhi_epi32(a[k], a[k + 2]);
+    b[k + 2] = _mm512_unpacklo_epi32(a[k + 1], a[k + 3]);
+    b[k + 3] = _mm512_unpackhi_epi32(a[k + 1], a[k + 3]);
+  }
+  // Column 2q is the low half of b[q] and b[q+4], column 2q+1 the high half.
+  for (int q = 0; q < 4; ++q) {
+    r[2 * q] = _mm512_unpacklo_epi64(b[q], b[q + 4]);
+    r[2 * q + 1] = _mm512_unpackhi_epi64(b[q], b[q + 4]);
+  }
+  const __mmask32 keep = First32(nrows);
+#pragma GCC unroll 8
+  for (size_t j = 0; j < 8; ++j) {
+    if (kFull) {
+      Store(dst + j * dst_stride, r[j]);
+    } else if (j < n) {
+      _mm512_mask_storeu_epi16(dst + j * dst_stride, keep, r[j]);
+    }
+  }
+}
+
+void Transpose16Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
+                       size_t dst_stride) {
+  ForEachTile<32, 8>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
+    const uint8_t* s = src + o * src_stride + j * 2;
+    uint8_t* d = dst + j * dst_stride + o * 2;
+    if (nrows == 32 && n == 8) {
+      Transpose16Tile<true>(s, src_stride, 32, 8, d, dst_stride);
+    } else {
+      Transpose16Tile<false>(s, src_stride, nrows, n, d, dst_stride);
+    }
+  });
+}
+
+// nrows (1..16) rows x n (1..16) columns of 32-bit elements -> n rows x nrows elements.
+template <bool kFull>
+inline void Transpose32Tile(const uint8_t* src, size_t src_stride, size_t nrows, size_t n, uint8_t* dst,
+                            size_t dst_stride) {
+  const __mmask16 cols = First16(n);
+  __m512i r[16];
+#pragma GCC unroll 16
+  for (size_t k = 0; k < 16; ++k) {
+    if (kFull) {
+      r[k] = Load(src + k * src_stride);
+    } else {
+      r[k] = k < nrows ? _mm512_maskz_loadu_epi32(cols, src + k * src_stride) : _mm512_setzero_si512();
+    }
+  }
+  Transpose16x16(r);
+  StoreRows<kFull>(dst, dst_stride, r, n, nrows);
+}
+
+void Transpose32Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
+                       size_t dst_stride) {
+  ForEachTile<16, 16>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
+    const uint8_t* s = src + o * src_stride + j * 4;
+    uint8_t* d = dst + j * dst_stride + o * 4;
+    if (nrows == 16 && n == 16) {
+      Transpose32Tile<true>(s, src_stride, 16, 16, d, dst_stride);
+    } else {
+      Transpose32Tile<false>(s, src_stride, nrows, n, d, dst_stride);
+    }
+  });
+}
+
+bool Avx512Supported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx2") &&
+         __builtin_cpu_supports("bmi2");
+}
+
+}  // namespace
+
+const KernelTable& Avx512Kernels() {
+  static constexpr KernelTable kTable{
+      "avx512",           &Avx512Supported,   &PackColsAvx512<4>, &PackColsAvx512<8>,
+      &PackRowsAvx512<4>, &PackRowsAvx512<8>, &Transpose16Avx512, &Transpose32Avx512,
+  };
+  return kTable;
+}
+
+}  // namespace ms2vllm::kernels
