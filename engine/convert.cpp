@@ -1,5 +1,6 @@
 #include "engine/convert.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "engine/model_directory.h"
@@ -21,6 +22,29 @@ Status CheckNotAnInput(const fs::path& target, const Checkpoint& checkpoint, con
   for (const auto& input : inputs) {
     if (fs::equivalent(target, input, ec)) {
       return MakeError(ErrorCode::kUsage, target.string() + ": the output would overwrite the input " + input.string());
+    }
+  }
+  return Ok{};
+}
+
+// --out-dir (with --force, replaced as a whole) may never be, or hold, an input or the base model.
+Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& checkpoint, const fs::path& description,
+                                  const std::optional<fs::path>& base_model) {
+  const auto normal = [](const fs::path& path) {
+    std::error_code ec;
+    fs::path full = fs::weakly_canonical(path, ec);
+    if (ec) full = fs::absolute(path, ec).lexically_normal();
+    return full.filename().empty() ? full.parent_path() : full;
+  };
+  const fs::path directory = normal(target);
+  std::vector<fs::path> inputs = checkpoint.Files();
+  inputs.push_back(description);
+  if (base_model) inputs.push_back(*base_model);
+  for (const auto& input : inputs) {
+    const fs::path full = normal(input);
+    if (std::mismatch(directory.begin(), directory.end(), full.begin(), full.end()).first == directory.end()) {
+      return MakeError(ErrorCode::kUsage,
+                       target.string() + ": the output directory would replace the input " + input.string());
     }
   }
   return Ok{};
@@ -50,7 +74,8 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   MS2VLLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(files.weights));
 
   ConvertReport report;
-  MS2VLLM_ASSIGN_OR_RETURN(report.plan, BuildPlan(checkpoint.table(), description, request.plan));
+  report.sources = std::make_shared<const TensorTable>(checkpoint.table());
+  MS2VLLM_ASSIGN_OR_RETURN(report.plan, BuildPlan(*report.sources, description, request.plan));
   report.warnings.Merge(report.plan.warnings);
   MS2VLLM_ASSIGN_OR_RETURN(OffsetScan scan, ScanOffsets(report.plan, checkpoint, report.warnings));
   report.symmetric = scan.all_zero;
@@ -58,7 +83,10 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
 
   const bool directory = request.out_dir.has_value();
   report.target = directory ? *request.out_dir : request.save_path;
-  if (directory) MS2VLLM_TRY(CheckModelDirectoryRequest(request, report));
+  if (directory) {
+    MS2VLLM_TRY(CheckModelDirectoryRequest(request, report));
+    MS2VLLM_TRY(CheckDirectoryHoldsNoInput(report.target, checkpoint, files.description, request.base_model));
+  }
   report.layout = directory ? ComputeLayout(report.plan, "model.safetensors", request.max_shard_bytes)
                             : ComputeLayout(report.plan, report.target.filename().string(), 0);
   for (const auto& file : report.layout.files) report.output_bytes += file.size;

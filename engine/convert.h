@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct ConvertRequest {
 };
 
 struct ConvertReport {
+  // The input's tensor table, which plan.tensors[i].source points into: owned here so the plan
+  // stays valid (e.g. for --dry-run's printout) after Convert returns and the inputs are closed.
+  std::shared_ptr<const TensorTable> sources;
   Plan plan;
   Layout layout;
   Warnings warnings;  // plan, offsets and execution warnings together

@@ -1,5 +1,6 @@
 #include "engine/plan.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -74,10 +75,10 @@ class Planner {
       MS2VLLM_TRY(ApplyRule(entry.name, entry.label, *source));
     }
     MS2VLLM_TRY(CompleteLinears());
+    MS2VLLM_TRY(ResolveGroupSize());
     for (const auto& tensor : table_.tensors()) {
       if (!described.contains(tensor.name)) plan_.warnings.Add(WarningKind::kNotInDescription, tensor.name);
     }
-    plan_.group_size_conflict = group_conflict_;
     return std::move(plan_);
   }
 
@@ -203,7 +204,7 @@ class Planner {
     if (auto it = geometry_.find(linear); it != geometry_.end()) return it->second;
     MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, ComputeGeometry(linear));
     MS2VLLM_TRY(CheckTargetLayout(linear, g));
-    RecordGroupSize(linear, g);
+    geometry_order_.push_back(linear);
     geometry_.emplace(linear, g);
     return g;
   }
@@ -288,9 +289,6 @@ class Planner {
   Status CheckTargetLayout(const std::string& linear, const LinearGeometry& g) const {
     const std::string weight_name = linear + std::string(kWeight);
     if (options_.target == TargetTool::kAwq) {
-      if (g.groups == 1) {
-        return Unsupported(weight_name + ": AWQ has no per-channel layout (no single group_size describes it); use --target_tool gptq");
-      }
       if (g.out % 8 != 0) {
         return Unsupported(weight_name + ": AWQ packs 8 output channels per word, but out = " + std::to_string(g.out));
       }
@@ -303,20 +301,32 @@ class Planner {
     return Ok{};
   }
 
-  void RecordGroupSize(const std::string& linear, const LinearGeometry& g) {
-    const uint64_t group = g.in / g.groups;
-    const bool per_channel = g.groups == 1;
-    if (!plan_.group_size) {
-      plan_.group_size = group;
-      plan_.per_channel = per_channel;
-      first_group_linear_ = linear;
-    } else if (plan_.per_channel != per_channel || (!per_channel && *plan_.group_size != group)) {
-      if (!group_conflict_) {
-        group_conflict_ = linear + " (group " + (per_channel ? "per-channel" : std::to_string(group)) + ") and " +
-                          first_group_linear_ + " (group " +
-                          (plan_.per_channel ? "per-channel" : std::to_string(*plan_.group_size)) + ")";
+  // SPEC 5: the model's one group size. msModelSlim writes a [out, 1] scale for a linear whose
+  // width is the group size, so a linear with one group is per-group when its width is the group
+  // size of the others, and per-channel otherwise. AWQ has no per-channel layout.
+  Status ResolveGroupSize() {
+    if (geometry_order_.empty()) return Ok{};
+    const auto grouped = std::find_if(geometry_order_.begin(), geometry_order_.end(),
+                                      [&](const std::string& linear) { return geometry_.at(linear).groups > 1; });
+    const std::string& first = grouped != geometry_order_.end() ? *grouped : geometry_order_.front();
+    const LinearGeometry& first_g = geometry_.at(first);
+    plan_.group_size = first_g.in / first_g.groups;
+    plan_.per_channel = grouped == geometry_order_.end();
+    for (const auto& linear : geometry_order_) {
+      const LinearGeometry& g = geometry_.at(linear);
+      const bool own_group_size = g.in / g.groups == *plan_.group_size;
+      if (options_.target == TargetTool::kAwq && g.groups == 1 && (plan_.per_channel || !own_group_size)) {
+        return Unsupported(linear + std::string(kWeight) +
+                           ": AWQ has no per-channel layout (no single group_size describes it); use --target_tool gptq");
       }
+      if (own_group_size || plan_.per_channel || plan_.group_size_conflict) continue;
+      plan_.group_size_conflict = linear + " (group " + GroupText(g) + ") and " + first + " (group " + GroupText(first_g) + ")";
     }
+    return Ok{};
+  }
+
+  static std::string GroupText(const LinearGeometry& g) {
+    return g.groups == 1 ? "per-channel" : std::to_string(g.in / g.groups);
   }
 
   const TensorTable& table_;
@@ -328,8 +338,7 @@ class Planner {
   std::unordered_map<std::string, size_t> index_;
   std::unordered_map<std::string, LinearGeometry> geometry_;
   std::vector<std::string> linears_;
-  std::string first_group_linear_;
-  std::optional<std::string> group_conflict_;
+  std::vector<std::string> geometry_order_;  // linears in the order their geometry was first needed
 };
 
 }  // namespace

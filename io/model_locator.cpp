@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ms2vllm {
@@ -32,6 +33,15 @@ bool IsWeightName(const std::string& name) {
   return name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
 }
 
+// A shard of one of the indexes among `candidates`: <prefix>-00001-of-0000K.safetensors beside
+// <prefix>.safetensors.index.json. An index stands for its shards, not for other weight files.
+bool IsShardOfAnIndex(const fs::path& path, const std::vector<std::string>& index_prefixes) {
+  const std::string name = path.filename().string();
+  return name.ends_with(".safetensors") &&
+         std::any_of(index_prefixes.begin(), index_prefixes.end(),
+                     [&](const std::string& prefix) { return name.starts_with(prefix + "-"); });
+}
+
 }  // namespace
 
 Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::path>& description) {
@@ -39,12 +49,14 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
   std::error_code ec;
   if (fs::is_directory(model, ec)) {
     auto candidates = Matching(model, IsWeightName);
-    // A sharded checkpoint lists its index and its shards: the index stands for all of them.
-    const bool has_index = std::any_of(candidates.begin(), candidates.end(),
-                                       [](const fs::path& p) { return p.string().ends_with(".index.json"); });
-    if (has_index) {
-      std::erase_if(candidates, [](const fs::path& p) { return !p.string().ends_with(".index.json"); });
+    // A sharded checkpoint lists its index and its shards: the index stands for its shards.
+    constexpr std::string_view kIndexSuffix = ".safetensors.index.json";
+    std::vector<std::string> index_prefixes;
+    for (const auto& path : candidates) {
+      const std::string name = path.filename().string();
+      if (name.ends_with(kIndexSuffix)) index_prefixes.push_back(name.substr(0, name.size() - kIndexSuffix.size()));
     }
+    std::erase_if(candidates, [&](const fs::path& p) { return IsShardOfAnIndex(p, index_prefixes); });
     MS2VLLM_ASSIGN_OR_RETURN(files.weights, ExactlyOne(std::move(candidates), model, "quant_model_weight*.safetensors"));
   } else {
     files.weights = model;

@@ -1,0 +1,324 @@
+// The built ms2vllm command, run as a child process: exit codes, one-line error messages, the
+// script-compatible flag spellings and defaults, --help/--version/--quiet/--dry-run, output
+// hygiene on failure, and `synth` followed by a conversion.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/test_support.h"
+
+namespace ms2vllm {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
+
+constexpr int kOk = 0, kUsage = 2, kInvalidInput = 3, kUnsupported = 4, kOutput = 5;
+
+struct Outcome {
+  int exit_code = -1;  // -1: did not exit normally
+  std::string out, err;
+};
+
+// Runs MS2VLLM_BINARY with `args` in `cwd`; stdout and stderr go to files, read afterwards.
+Outcome Ms2vllm(const std::vector<std::string>& args, const fs::path& cwd = fs::current_path()) {
+  TempDir capture;
+  const fs::path out_path = capture / "stdout", err_path = capture / "stderr";
+  std::vector<std::string> storage = {MS2VLLM_BINARY};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& arg : storage) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int in = ::open("/dev/null", O_RDONLY);
+    if (out < 0 || err < 0 || in < 0 || ::chdir(cwd.c_str()) != 0) _exit(126);
+    ::dup2(in, STDIN_FILENO);
+    ::dup2(out, STDOUT_FILENO);
+    ::dup2(err, STDERR_FILENO);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  Outcome outcome;
+  int status = 0;
+  if (pid < 0 || ::waitpid(pid, &status, 0) != pid) {
+    ADD_FAILURE() << "could not run " << MS2VLLM_BINARY;
+    return outcome;
+  }
+  if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
+  outcome.out = testing::ReadText(out_path);
+  outcome.err = testing::ReadText(err_path);
+  return outcome;
+}
+
+std::string Show(const Outcome& o) {
+  return "exit " + std::to_string(o.exit_code) + "\nstdout: " + o.out + "\nstderr: " + o.err;
+}
+
+// The failure the CLI promises: its exit code, nothing on stdout, one `ms2vllm: error:` line
+// naming `subject`.
+void ExpectError(const Outcome& o, int code, const std::string& subject) {
+  EXPECT_EQ(o.exit_code, code) << Show(o);
+  EXPECT_EQ(o.out, "") << Show(o);
+  EXPECT_TRUE(o.err.starts_with("ms2vllm: error: ")) << Show(o);
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << Show(o);
+  EXPECT_TRUE(o.err.ends_with("\n")) << Show(o);
+  EXPECT_CONTAINS(o.err, subject);
+}
+
+// Every file under `dir` whose name marks a stage (".<name>.ms2vllm-<pid>.tmp").
+std::vector<std::string> StageLeftovers(const fs::path& dir) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.path().filename().string().find(".ms2vllm-") != std::string::npos) found.push_back(entry.path().string());
+  }
+  return found;
+}
+
+// A copy of a golden case's inputs: <dir>/model.safetensors and <dir>/desc.json.
+struct Inputs {
+  fs::path model, json;
+};
+Inputs CopyGolden(const std::string& name, const fs::path& dir) {
+  Inputs inputs{dir / "model.safetensors", dir / "desc.json"};
+  for (const auto& entry : fs::directory_iterator(testing::GoldenDir() / name)) {
+    const std::string file = entry.path().filename().string();
+    if (file.starts_with("quant_model_weight")) fs::copy_file(entry.path(), inputs.model);
+    if (file.starts_with("quant_model_description")) fs::copy_file(entry.path(), inputs.json);
+  }
+  return inputs;
+}
+
+TEST(Cli, ConvertsAndExitsZero) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "out.safetensors"});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_EQ(testing::LoadTensors(dir / "out.safetensors"),
+            testing::LoadTensors(testing::GoldenDir() / "w4a16-g64-awq" / "expected.safetensors"));
+}
+
+TEST(Cli, ScriptAndDashedSpellingsAndTheConvertCommandGiveIdenticalOutput) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w8a16-g64-gptq", dir.path());
+  const std::vector<std::vector<std::string>> spellings = {
+      {"--model", in.model, "--json", in.json, "--save_path", dir / "a.safetensors", "--w_bit", "8", "--target_tool", "gptq"},
+      {"--model", in.model, "--json", in.json, "--save-path", dir / "b.safetensors", "--w-bit", "8", "--target-tool", "gptq"},
+      {"convert", "--model", in.model, "--json", in.json, "--save_path", dir / "c.safetensors", "--w_bit", "8",
+       "--target_tool", "gptq"},
+  };
+  for (const auto& args : spellings) {
+    const Outcome o = Ms2vllm(args);
+    ASSERT_EQ(o.exit_code, kOk) << Show(o);
+  }
+  const std::string a = testing::ReadText(dir / "a.safetensors");
+  EXPECT_FALSE(a.empty());
+  EXPECT_EQ(testing::ReadText(dir / "b.safetensors"), a);
+  EXPECT_EQ(testing::ReadText(dir / "c.safetensors"), a);
+}
+
+TEST(Cli, SavePathDefaultsToResSafetensorsInTheWorkingDirectory) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-gptq", dir.path());
+  fs::create_directories(dir / "work");
+  const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--target_tool", "gptq"}, dir / "work");
+  ASSERT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_EQ(testing::LoadTensors(dir / "work/res.safetensors"),
+            testing::LoadTensors(testing::GoldenDir() / "w4a16-g64-gptq" / "expected.safetensors"));
+}
+
+TEST(Cli, HelpShowsExamplesAndExitsZero) {
+  for (const char* command : {"", "convert"}) {
+    std::vector<std::string> args;
+    if (*command) args.push_back(command);
+    args.push_back("--help");
+    const Outcome o = Ms2vllm(args);
+    EXPECT_EQ(o.exit_code, kOk) << Show(o);
+    EXPECT_CONTAINS(o.out, "Examples:");
+    EXPECT_CONTAINS(o.out, "--save_path");
+    EXPECT_CONTAINS(o.out, "ms2vllm --model");
+  }
+}
+
+TEST(Cli, VersionNamesTheCpuFeaturesAndTheChosenKernel) {
+  const Outcome o = Ms2vllm({"--version"});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_CONTAINS(o.out, "ms2vllm ");
+  EXPECT_CONTAINS(o.out, "cpu features:");
+  EXPECT_CONTAINS(o.out, "kernel chosen:");
+}
+
+TEST(Cli, QuietPrintsNothingOnSuccess) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-gptq-v1desc-sym", dir.path());
+  const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "out.safetensors",
+                         "--target_tool", "gptq", "--quiet"});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "");
+  EXPECT_TRUE(fs::exists(dir / "out.safetensors"));
+}
+
+TEST(Cli, WarningsGoToStandardError) {
+  // One linear without an offset and a tensor the description does not list.
+  TempDir dir;
+  testing::MsCheckpoint checkpoint;
+  testing::MsLinearOptions options;
+  options.with_offset = false;
+  checkpoint.AddLinear("l", testing::MakeMsLinear(options), "W4A16");
+  checkpoint.AddUndescribed("stray", testing::MakeTensor(DType::kF32, {2}, {1, 2}));
+  checkpoint.WriteWeights(dir / "w.safetensors");
+  checkpoint.WriteDescription(dir / "d.json");
+  const Outcome o = Ms2vllm({"--model", dir / "w.safetensors", "--json", dir / "d.json", "--save_path", dir / "o.safetensors"});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_EQ(o.out, "");
+  EXPECT_CONTAINS(o.err, "ms2vllm: warning: ");
+  EXPECT_CONTAINS(o.err, "stray");
+  EXPECT_CONTAINS(o.err, "no weight_offset");
+}
+
+TEST(Cli, ExitCodeForUsageErrors) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const std::vector<std::string> base = {"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors"};
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--w_bit", "5"}, "--w_bit"},
+      {{"--target_tool", "foo"}, "--target_tool"},
+      {{"--threads", "0"}, "--threads"},
+      {{"--max-shard-size", "abc"}, "--max-shard-size"},
+      {{"--gptq-format", "v3"}, "--gptq-format"},
+      {{"--no-such-flag"}, "--no-such-flag"},
+      {{"--base-model", dir.path()}, "--base-model"},
+  };
+  for (const auto& [extra, subject] : cases) {
+    SCOPED_TRACE(subject);
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    ExpectError(Ms2vllm(args), kUsage, subject);
+    EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+  }
+  ExpectError(Ms2vllm({"--json", in.json}), kUsage, "--model");
+}
+
+TEST(Cli, ExitCodeForInvalidInputNamesTheFile) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  ExpectError(Ms2vllm({"--model", dir / "missing.safetensors", "--json", in.json, "--save_path", dir / "o.safetensors"}),
+              kInvalidInput, "missing.safetensors");
+  testing::WriteText(dir / "truncated.safetensors", testing::ReadText(in.model).substr(0, 100));
+  ExpectError(Ms2vllm({"--model", dir / "truncated.safetensors", "--json", in.json, "--save_path", dir / "o.safetensors"}),
+              kInvalidInput, "truncated.safetensors");
+  testing::WriteText(dir / "bad.json", "{\"a\": ");
+  ExpectError(Ms2vllm({"--model", in.model, "--json", dir / "bad.json", "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              "bad.json");
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
+TEST(Cli, ExitCodeForUnsupportedNamesTheTensor) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w8a16-g64-gptq", dir.path());
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors"}), kUnsupported,
+              "model.layers.0.self_attn.q_proj.weight");
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors", "--target_tool", "gptq",
+                   "--w_bit", "4"}),
+              kUnsupported, "--w_bit 4");
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
+TEST(Cli, SavePathInAMissingDirectoryIsAnOutputError) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "no/such/dir/o.safetensors"}), kOutput,
+              (dir / "no/such/dir").string());
+  EXPECT_FALSE(fs::exists(dir / "no"));
+}
+
+TEST(Cli, OnErrorNoOutputNoTempFileAndAnExistingTargetIsUntouched) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w8a16-g64-gptq", dir.path());
+  testing::WriteText(dir / "res.safetensors", "precious");
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "res.safetensors"}), kUnsupported,
+              "W8A16");
+  EXPECT_EQ(testing::ReadText(dir / "res.safetensors"), "precious");
+
+  // A failure found while reading the data: an offset that is not an integer.
+  testing::MsCheckpoint checkpoint;
+  testing::MsLinear linear = testing::MakeMsLinear({});
+  auto offsets = testing::Elements(*linear.offset);
+  offsets[3] = 0.5;
+  linear.offset = testing::MakeTensor(linear.offset->dtype, linear.offset->shape, offsets);
+  checkpoint.AddLinear("l", linear, "W4A16");
+  checkpoint.WriteWeights(dir / "w.safetensors");
+  checkpoint.WriteDescription(dir / "d.json");
+  ExpectError(Ms2vllm({"--model", dir / "w.safetensors", "--json", dir / "d.json", "--save_path", dir / "res.safetensors"}),
+              kInvalidInput, "l.weight_offset");
+  EXPECT_EQ(testing::ReadText(dir / "res.safetensors"), "precious");
+  ExpectError(Ms2vllm({"--model", dir / "w.safetensors", "--json", dir / "d.json", "--save_path", dir / "new.safetensors"}),
+              kInvalidInput, "l.weight_offset");
+  EXPECT_FALSE(fs::exists(dir / "new.safetensors"));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+TEST(Cli, SavePathEqualToAnInputIsAnErrorAndTheInputIsUnchanged) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const std::string model = testing::ReadText(in.model), json = testing::ReadText(in.json);
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", in.model}), kUsage, in.model.string());
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", in.json}), kUsage, in.json.string());
+  // The same file under another name.
+  fs::create_symlink(in.model, dir / "link.safetensors");
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "link.safetensors"}), kUsage,
+              "link.safetensors");
+  EXPECT_EQ(testing::ReadText(in.model), model);
+  EXPECT_EQ(testing::ReadText(in.json), json);
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors", "--dry-run"});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_CONTAINS(o.out, "plan:");
+  EXPECT_CONTAINS(o.out, "model.layers.0.self_attn.q_proj.qweight");
+  EXPECT_CONTAINS(o.out, "model.layers.0.mlp.down_proj.qzeros");
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+  const Outcome d = Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", dir / "out", "--dry-run"});
+  EXPECT_EQ(d.exit_code, kOk) << Show(d);
+  EXPECT_CONTAINS(d.out, "model.safetensors");
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+TEST(Cli, SynthTinyThenConvert) {
+  TempDir dir;
+  const Outcome synth = Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "ckpt", "--quiet"});
+  ASSERT_EQ(synth.exit_code, kOk) << Show(synth);
+  EXPECT_EQ(synth.out + synth.err, "");
+  const Outcome awq = Ms2vllm({"--model", dir / "ckpt", "--save_path", dir / "awq.safetensors", "--quiet"});
+  ASSERT_EQ(awq.exit_code, kOk) << Show(awq);
+  const auto tensors = testing::LoadTensors(dir / "awq.safetensors");
+  EXPECT_TRUE(tensors.contains("model.layers.0.self_attn.q_proj.qweight"));
+  EXPECT_TRUE(tensors.contains("model.layers.0.mlp.down_proj.qzeros"));
+  // A model directory: the group size is detected from the tensors (128, with [out, 1] scales
+  // on the 128-wide linears).
+  const Outcome gptq = Ms2vllm({"convert", "--model", dir / "ckpt", "--out-dir", dir / "gptq", "--target_tool", "gptq", "-q"});
+  ASSERT_EQ(gptq.exit_code, kOk) << Show(gptq);
+  const auto config = nlohmann::json::parse(testing::ReadText(dir / "gptq/quantize_config.json"));
+  EXPECT_EQ(config["group_size"], 128);
+  EXPECT_EQ(config["bits"], 4);
+}
+
+}  // namespace
+}  // namespace ms2vllm

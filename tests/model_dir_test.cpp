@@ -1,0 +1,653 @@
+// SPEC.md section 5, "a complete loadable model directory": inputs given as a file, a sharded
+// index or a directory; --out-dir's weights (one file or shards with their index), config.json
+// from the base model plus quantization_config, quantize_config.json for GPTQ, the base model's
+// tokenizer and generation files; an existing target, failures and --scales-dtype.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/convert.h"
+#include "kernels/float_convert.h"
+#include "tests/test_support.h"
+
+namespace ms2vllm {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::ordered_json;
+using testing::LoadedTensor;
+using testing::MakeTensor;
+using testing::MsCheckpoint;
+using testing::MsLinearOptions;
+using testing::TempDir;
+using Tensors = std::map<std::string, LoadedTensor>;
+
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
+
+// What differs between the checkpoints below.
+struct Model {
+  int bits = 4;
+  uint64_t groups = 2;           // of in = 96 (group 48); 1: per-channel
+  bool offsets = true;
+  bool zero_offsets = false;     // all offsets 0 (symmetric)
+  bool float_down_proj = false;  // msModelSlim left mlp.down_proj in float
+};
+
+// A two-layer Qwen2-like checkpoint, hidden 96, with float tensors around the linears.
+MsCheckpoint MakeModel(const Model& m) {
+  const std::string label = m.bits == 4 ? "W4A16" : "W8A16";
+  MsCheckpoint checkpoint;
+  checkpoint.Describe("model_quant_type", label);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> any(-1, 1);
+  const auto floats = [&](std::vector<uint64_t> shape) {
+    uint64_t n = 1;
+    for (uint64_t d : shape) n *= d;
+    std::vector<double> values(n);
+    for (auto& v : values) v = any(rng);
+    return MakeTensor(DType::kBF16, std::move(shape), values);
+  };
+  checkpoint.Add("model.embed_tokens.weight", floats({32, 96}), "FLOAT");
+  uint64_t seed = 1;
+  for (int layer = 0; layer < 2; ++layer) {
+    const std::string prefix = "model.layers." + std::to_string(layer) + ".";
+    checkpoint.Add(prefix + "input_layernorm.weight", floats({96}), "FLOAT");
+    struct Linear {
+      std::string name;
+      uint64_t out, in;
+    };
+    for (const Linear& l : {Linear{"self_attn.q_proj", 96, 96}, Linear{"self_attn.k_proj", 32, 96},
+                            Linear{"mlp.up_proj", 192, 96}, Linear{"mlp.down_proj", 96, 192}}) {
+      if (l.name == "mlp.down_proj" && m.float_down_proj) {
+        checkpoint.Add(prefix + l.name + ".weight", floats({l.out, l.in}), "FLOAT");
+        continue;
+      }
+      MsLinearOptions o;
+      o.out = l.out;
+      o.in = l.in;
+      o.groups = m.groups == 1 ? 1 : m.groups * (l.in / 96);  // the same group size everywhere
+      o.bits = m.bits;
+      o.with_offset = m.offsets;
+      if (m.zero_offsets) o.offset_low = o.offset_high = 0;
+      o.seed = seed++;
+      checkpoint.AddLinear(prefix + l.name, testing::MakeMsLinear(o), label);
+    }
+    checkpoint.Add(prefix + "self_attn.q_proj.bias", floats({96}), "FLOAT");
+  }
+  checkpoint.Add("model.norm.weight", floats({96}), "FLOAT");
+  checkpoint.Add("lm_head.weight", floats({32, 96}), "FLOAT");
+  return checkpoint;
+}
+
+// Writes the checkpoint's tensors over `count` shards in a shuffled order, with the index; the
+// description goes beside them. Returns the index's path.
+fs::path WriteSharded(const MsCheckpoint& checkpoint, const fs::path& dir, size_t count) {
+  auto tensors = checkpoint.tensors();
+  std::mt19937_64 rng(11);
+  std::shuffle(tensors.begin(), tensors.end(), rng);
+  const std::string prefix = "quant_model_weight_w4a16";
+  ordered_json index;
+  uint64_t total = 0;
+  index["metadata"] = {{"total_size", 0}};
+  index["weight_map"] = ordered_json::object();
+  for (size_t shard = 0; shard < count; ++shard) {
+    char name[96];
+    std::snprintf(name, sizeof name, "%s-%05zu-of-%05zu.safetensors", prefix.c_str(), shard + 1, count);
+    std::vector<std::pair<std::string, LoadedTensor>> part;
+    for (size_t i = shard; i < tensors.size(); i += count) {
+      part.push_back(tensors[i]);
+      index["weight_map"][tensors[i].first] = name;
+      total += tensors[i].second.bytes.size();
+    }
+    testing::WriteSafetensors(dir / name, part);
+  }
+  index["metadata"]["total_size"] = total;
+  testing::WriteText(dir / (prefix + ".safetensors.index.json"), index.dump(2));
+  checkpoint.WriteDescription(dir / "quant_model_description_w4a16.json");
+  return dir / (prefix + ".safetensors.index.json");
+}
+
+// A float model directory as transformers writes it.
+struct BaseModel {
+  fs::path dir;
+  ordered_json config;
+  std::vector<std::string> copied = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                                     "special_tokens_map.json", "tokenizer.model", "merges.txt", "vocab.json"};
+  std::vector<std::string> not_copied = {"model.safetensors", "model-00001-of-00002.safetensors",
+                                         "model.safetensors.index.json", "pytorch_model.bin",
+                                         "pytorch_model.bin.index.json", ".gitattributes"};
+};
+
+BaseModel MakeBaseModel(const fs::path& dir) {
+  BaseModel base;
+  base.dir = dir;
+  fs::create_directories(dir);
+  // Keys deliberately not in alphabetical order, nested objects, every JSON type.
+  base.config = ordered_json::parse(R"({
+    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 96,
+    "zeta_custom": {"b": 1, "a": [1, 2.5, null]}, "rope_scaling": null, "tie_word_embeddings": false,
+    "torch_dtype": "bfloat16", "rms_norm_eps": 1e-06, "alpha_last": "kept"})");
+  testing::WriteText(dir / "config.json", base.config.dump(2));
+  for (const auto& name : base.copied) testing::WriteText(dir / name, "content of " + name + "\n");
+  std::string binary(300, '\0');
+  for (size_t i = 0; i < binary.size(); ++i) binary[i] = static_cast<char>(i * 37);
+  testing::WriteText(dir / "tokenizer.model", binary);
+  for (const auto& name : base.not_copied) testing::WriteText(dir / name, "float weights, not ours");
+  return base;
+}
+
+ConvertRequest DirectoryRequest(const fs::path& model, const fs::path& out_dir, TargetTool target = TargetTool::kAwq) {
+  ConvertRequest request;
+  request.model = model;
+  request.out_dir = out_dir;
+  request.plan.target = target;
+  return request;
+}
+
+std::set<std::string> FileNames(const fs::path& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.insert(entry.path().filename().string());
+  return names;
+}
+
+// Entries of `dir` left by a stage (".<name>.ms2vllm-<pid>.tmp").
+std::vector<std::string> StageLeftovers(const fs::path& dir) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find(".ms2vllm-") != std::string::npos) found.push_back(name);
+  }
+  return found;
+}
+
+ordered_json ReadJson(const fs::path& path) { return ordered_json::parse(testing::ReadText(path)); }
+
+// The safetensors header of a file, in its order.
+ordered_json Header(const fs::path& path) {
+  const std::string text = testing::ReadText(path);
+  uint64_t size = 0;
+  std::memcpy(&size, text.data(), 8);
+  return ordered_json::parse(text.substr(8, size));
+}
+
+// Converts a single-file copy of `checkpoint` to one output file: the reference for the others.
+Tensors ReferenceConversion(const MsCheckpoint& checkpoint, const fs::path& dir, TargetTool target) {
+  fs::create_directories(dir / "reference");
+  ConvertRequest request;
+  request.model = checkpoint.WriteInto(dir / "reference");
+  request.save_path = dir / "reference.safetensors";
+  request.plan.target = target;
+  auto report = Convert(request);
+  EXPECT_TRUE(report.ok()) << report.error().message;
+  return testing::LoadTensors(request.save_path);
+}
+
+// ---- Inputs: a file, a sharded index, a directory ----
+
+TEST(ModelInputs, FileIndexAndDirectoryConvertToIdenticalTensors) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  const Tensors reference = ReferenceConversion(checkpoint, dir.path(), TargetTool::kAwq);
+  ASSERT_FALSE(reference.empty());
+  fs::create_directories(dir / "sharded");
+  const fs::path index = WriteSharded(checkpoint, dir / "sharded", 3);
+  int n = 0;
+  for (const fs::path& model : {index, dir / "sharded", dir / "reference"}) {
+    SCOPED_TRACE(model.string());
+    ConvertRequest request;
+    request.model = model;
+    request.save_path = dir / ("out" + std::to_string(n++) + ".safetensors");
+    auto report = Convert(request);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    EXPECT_EQ(testing::LoadTensors(request.save_path), reference);
+  }
+}
+
+TEST(ModelInputs, DirectoryWithTwoCandidateWeightFilesIsAnErrorListingThem) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  checkpoint.WriteInto(dir.path());
+  checkpoint.WriteWeights(dir / "quant_model_weight_w4a16_copy.safetensors");
+  ConvertRequest request;
+  request.model = dir.path();
+  request.save_path = dir / "res.safetensors";
+  auto report = Convert(request);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
+  EXPECT_CONTAINS(report.error().message, "quant_model_weight_w4a16.safetensors");
+  EXPECT_CONTAINS(report.error().message, "quant_model_weight_w4a16_copy.safetensors");
+  EXPECT_FALSE(fs::exists(dir / "res.safetensors"));
+}
+
+TEST(ModelInputs, DirectoryWithAnIndexAndAnUnshardedFileIsAnErrorListingThem) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  WriteSharded(checkpoint, dir.path(), 2);
+  checkpoint.WriteWeights(dir / "quant_model_weight_w4a16.safetensors");  // which one is meant?
+  ConvertRequest request;
+  request.model = dir.path();
+  request.save_path = dir / "res.safetensors";
+  auto report = Convert(request);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
+  EXPECT_CONTAINS(report.error().message, "quant_model_weight_w4a16.safetensors.index.json");
+  EXPECT_CONTAINS(report.error().message, "quant_model_weight_w4a16.safetensors,");
+}
+
+TEST(ModelInputs, DirectoryWithTwoDescriptionsIsAnErrorListingThem) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  checkpoint.WriteInto(dir.path());
+  checkpoint.WriteDescription(dir / "quant_model_description_old.json");
+  ConvertRequest request;
+  request.model = dir.path();
+  request.save_path = dir / "res.safetensors";
+  auto report = Convert(request);
+  ASSERT_FALSE(report.ok());
+  EXPECT_CONTAINS(report.error().message, "quant_model_description_old.json");
+  EXPECT_CONTAINS(report.error().message, "quant_model_description_w4a16.json");
+}
+
+// ---- Weights in the output directory ----
+
+TEST(ModelDirectory, ShardsNeverSplitATensorAndTheIndexCoversEveryTensor) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  const Tensors reference = ReferenceConversion(checkpoint, dir.path(), TargetTool::kAwq);
+  uint64_t total = 0, largest = 0;
+  for (const auto& [name, tensor] : reference) {
+    total += tensor.bytes.size();
+    largest = std::max<uint64_t>(largest, tensor.bytes.size());
+  }
+  const uint64_t limit = 12'000;
+  ASSERT_GT(total, 3 * limit);  // several shards
+  ASSERT_LT(largest, limit * 2);
+  fs::create_directories(dir / "sharded");
+  ConvertRequest request = DirectoryRequest(WriteSharded(checkpoint, dir / "sharded", 2), dir / "out");
+  request.max_shard_bytes = limit;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+
+  const ordered_json index = ReadJson(dir / "out/model.safetensors.index.json");
+  EXPECT_EQ(index["metadata"]["total_size"].get<uint64_t>(), total);
+  const ordered_json& weight_map = index["weight_map"];
+  EXPECT_EQ(weight_map.size(), reference.size());
+  std::set<std::string> shard_files;
+  for (const auto& [tensor, file] : weight_map.items()) {
+    EXPECT_TRUE(reference.contains(tensor)) << tensor;
+    shard_files.insert(file.get<std::string>());
+  }
+  const size_t n = shard_files.size();
+  ASSERT_GE(n, 3u);
+  std::set<std::string> expected_files;
+  std::set<std::string> seen;
+  for (size_t i = 1; i <= n; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i, n);
+    expected_files.insert(name);
+    SCOPED_TRACE(name);
+    const ordered_json header = Header(dir / "out" / name);
+    ASSERT_TRUE(header.contains("__metadata__"));
+    EXPECT_EQ(header["__metadata__"], ordered_json({{"format", "pt"}}));
+    uint64_t bytes = 0;
+    size_t tensors = 0;
+    for (const auto& [tensor, entry] : header.items()) {
+      if (tensor == "__metadata__") continue;
+      EXPECT_EQ(weight_map.value(tensor, ""), name) << tensor;
+      EXPECT_TRUE(seen.insert(tensor).second) << tensor << " is in two shards";
+      const auto offsets = entry["data_offsets"];
+      bytes += offsets[1].get<uint64_t>() - offsets[0].get<uint64_t>();
+      ++tensors;
+    }
+    EXPECT_TRUE(bytes <= limit || tensors == 1) << bytes << " bytes in " << tensors << " tensors";
+  }
+  EXPECT_EQ(shard_files, expected_files);
+  EXPECT_EQ(seen.size(), reference.size());
+  EXPECT_FALSE(fs::exists(dir / "out/model.safetensors"));
+  EXPECT_EQ(testing::LoadTensors(dir / "out/model.safetensors.index.json"), reference);
+}
+
+TEST(ModelDirectory, OneModelSafetensorsAndNoIndexWhenItFits) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  const Tensors reference = ReferenceConversion(checkpoint, dir.path(), TargetTool::kAwq);
+  auto report = Convert(DirectoryRequest(dir / "reference", dir / "out"));
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(testing::HeaderMetadata(dir / "out/model.safetensors"), R"({"format":"pt"})");
+  EXPECT_EQ(testing::LoadTensors(dir / "out/model.safetensors"), reference);
+}
+
+// ---- config.json, quantize_config.json, the base model's files ----
+
+// Every key of `base` kept in order with its value, then quantization_config.
+void ExpectBaseConfigKept(const ordered_json& base, const ordered_json& config) {
+  std::vector<std::string> base_keys, keys;
+  for (const auto& [key, value] : base.items()) base_keys.push_back(key);
+  for (const auto& [key, value] : config.items()) keys.push_back(key);
+  base_keys.push_back("quantization_config");
+  EXPECT_EQ(keys, base_keys);
+  for (const auto& [key, value] : base.items()) EXPECT_EQ(config[key].dump(), value.dump()) << key;
+}
+
+TEST(ModelDirectory, AwqConfigKeepsTheBaseConfigAndAddsQuantizationConfig) {
+  const MsCheckpoint checkpoint = MakeModel({.float_down_proj = true});
+  TempDir dir;
+  const BaseModel base = MakeBaseModel(dir / "base");
+  const fs::path input = dir / "input";
+  fs::create_directories(input);
+  checkpoint.WriteInto(input);
+  ConvertRequest request = DirectoryRequest(input, dir / "out");
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+
+  const ordered_json config = ReadJson(dir / "out/config.json");
+  ExpectBaseConfigKept(base.config, config);
+  const ordered_json expected = ordered_json::parse(R"({"quant_method": "awq", "bits": 4, "group_size": 48,
+      "zero_point": true, "version": "gemm",
+      "modules_to_not_convert": ["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]})");
+  EXPECT_EQ(config["quantization_config"].dump(), expected.dump());  // dump compares key order too
+  EXPECT_FALSE(fs::exists(dir / "out/quantize_config.json"));
+}
+
+TEST(ModelDirectory, BaseFilesAreCopiedByteForByteButNotItsWeights) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  const BaseModel base = MakeBaseModel(dir / "base");
+  const Tensors reference = ReferenceConversion(checkpoint, dir.path(), TargetTool::kAwq);
+  ConvertRequest request = DirectoryRequest(dir / "reference", dir / "out");
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  std::set<std::string> expected = {"model.safetensors", "config.json"};
+  for (const auto& name : base.copied) {
+    expected.insert(name);
+    EXPECT_EQ(testing::ReadText(dir / "out" / name), testing::ReadText(base.dir / name)) << name;
+  }
+  EXPECT_EQ(FileNames(dir / "out"), expected);
+  EXPECT_EQ(testing::LoadTensors(dir / "out/model.safetensors"), reference);  // ours, not the base's
+}
+
+TEST(ModelDirectory, SymlinkedBaseFilesAreCopiedAsFiles) {
+  // The Hugging Face cache's snapshot directories hold symlinks to blobs.
+  TempDir dir;
+  const BaseModel blobs = MakeBaseModel(dir / "blobs");
+  fs::create_directories(dir / "snapshot");
+  for (const char* name : {"config.json", "tokenizer.json", "generation_config.json", "model.safetensors"}) {
+    fs::create_symlink(blobs.dir / name, dir / "snapshot" / name);
+  }
+  const MsCheckpoint checkpoint = MakeModel({});
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  request.base_model = dir / "snapshot";
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(FileNames(dir / "out"),
+            (std::set<std::string>{"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"}));
+  for (const char* name : {"tokenizer.json", "generation_config.json"}) {
+    EXPECT_FALSE(fs::is_symlink(dir / "out" / name)) << name;
+    EXPECT_EQ(testing::ReadText(dir / "out" / name), testing::ReadText(blobs.dir / name)) << name;
+  }
+  ExpectBaseConfigKept(blobs.config, ReadJson(dir / "out/config.json"));
+}
+
+TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
+  TempDir dir;
+  BaseModel base = MakeBaseModel(dir / "base");
+  base.config = ordered_json::parse(R"({"a": 1, "quantization_config": {"quant_method": "fp8"}, "z": 2})");
+  testing::WriteText(base.dir / "config.json", base.config.dump());
+  const MsCheckpoint checkpoint = MakeModel({});
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  const ordered_json config = ReadJson(dir / "out/config.json");
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : config.items()) keys.push_back(key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"a", "quantization_config", "z"}));
+  EXPECT_EQ(config["quantization_config"]["quant_method"], "awq");
+}
+
+struct GptqCase {
+  std::string name;
+  Model model;
+  GptqFormat format;
+  ordered_json expected;
+};
+
+void PrintTo(const GptqCase& c, std::ostream* os) { *os << c.name; }
+
+class GptqConfigTest : public ::testing::TestWithParam<GptqCase> {};
+
+TEST_P(GptqConfigTest, ConfigAndQuantizeConfigDescribeTheTensors) {
+  const GptqCase& c = GetParam();
+  const MsCheckpoint checkpoint = MakeModel(c.model);
+  TempDir dir;
+  const BaseModel base = MakeBaseModel(dir / "base");
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input", c.model.bits);
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out", TargetTool::kGptq);
+  request.plan.gptq_format = c.format;
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  const ordered_json config = ReadJson(dir / "out/config.json");
+  ExpectBaseConfigKept(base.config, config);
+  EXPECT_EQ(config["quantization_config"].dump(), c.expected.dump());
+  EXPECT_EQ(ReadJson(dir / "out/quantize_config.json").dump(), c.expected.dump());
+}
+
+ordered_json GptqConfig(int bits, int group, bool sym, const char* format) {
+  ordered_json config;
+  config["quant_method"] = "gptq";
+  config["bits"] = bits;
+  config["group_size"] = group;
+  config["desc_act"] = false;
+  config["sym"] = sym;
+  config["checkpoint_format"] = format;
+  return config;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ModelDirectory, GptqConfigTest,
+    ::testing::Values(
+        GptqCase{"w4_g48_asym_v1", {.bits = 4, .groups = 2}, GptqFormat::kV1, GptqConfig(4, 48, false, "gptq")},
+        GptqCase{"w8_g48_asym_v2", {.bits = 8, .groups = 2}, GptqFormat::kV2, GptqConfig(8, 48, false, "gptq_v2")},
+        GptqCase{"w4_perchannel_zero_offsets", {.bits = 4, .groups = 1, .zero_offsets = true}, GptqFormat::kV1,
+                 GptqConfig(4, -1, true, "gptq")},
+        GptqCase{"w8_perchannel_missing_offsets_v2", {.bits = 8, .groups = 1, .offsets = false}, GptqFormat::kV2,
+                 GptqConfig(8, -1, true, "gptq_v2")},
+        GptqCase{"w4_g48_missing_offsets", {.bits = 4, .groups = 2, .offsets = false}, GptqFormat::kV1,
+                 GptqConfig(4, 48, true, "gptq")}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(ModelDirectory, WithoutABaseModelWritesWeightsAndQuantizeConfigWithAWarning) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  for (TargetTool target : {TargetTool::kAwq, TargetTool::kGptq}) {
+    const fs::path out = dir / (target == TargetTool::kAwq ? "awq" : "gptq");
+    auto report = Convert(DirectoryRequest(dir / "input", out, target));
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    std::set<std::string> expected = {"model.safetensors"};
+    if (target == TargetTool::kGptq) expected.insert("quantize_config.json");
+    EXPECT_EQ(FileNames(out), expected);
+    bool warned = false;
+    for (const auto& line : report->warnings.Lines()) warned |= line.find("no --base-model") != std::string::npos;
+    EXPECT_TRUE(warned);
+  }
+}
+
+// ---- An existing target, failures, --scales-dtype ----
+
+TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  fs::create_directories(dir / "out");
+  testing::WriteText(dir / "out/old.txt", "old");
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  auto refused = Convert(request);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kOutput);
+  EXPECT_CONTAINS(refused.error().message, (dir / "out").string());
+  EXPECT_CONTAINS(refused.error().message, "--force");
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"old.txt"}));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+
+  request.force = true;
+  auto replaced = Convert(request);
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+TEST(ModelDirectory, OnErrorNothingAppearsAndNoStageIsLeft) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  BaseModel base = MakeBaseModel(dir / "base");
+  testing::WriteText(base.dir / "config.json", "[1, 2]");  // found unusable after the weights are written
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
+  EXPECT_CONTAINS(report.error().message, "config.json");
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+
+  // With --force over an existing directory: the old one stays as it was.
+  fs::create_directories(dir / "out");
+  testing::WriteText(dir / "out/old.txt", "old");
+  testing::WriteText(base.dir / "config.json", "{not json");
+  request.force = true;
+  auto forced = Convert(request);
+  ASSERT_FALSE(forced.ok());
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"old.txt"}));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+TEST(ModelDirectory, MixedGroupSizesAreRefusedBeforeAnythingIsWritten) {
+  MsCheckpoint checkpoint = MakeModel({});
+  MsLinearOptions o;
+  o.groups = 3;  // group 32, where the rest uses 48
+  checkpoint.AddLinear("model.layers.0.self_attn.v_proj", testing::MakeMsLinear(o), "W4A16");
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  auto report = Convert(DirectoryRequest(dir / "input", dir / "out"));
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kUnsupported);
+  EXPECT_CONTAINS(report.error().message, "model.layers.0.self_attn.v_proj");
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+TEST(ModelDirectory, ForceNeverReplacesTheInputOrTheBaseModel) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  const fs::path weights = checkpoint.WriteInto(dir / "input");
+  const std::string weight_bytes = testing::ReadText(weights);
+  const BaseModel base = MakeBaseModel(dir / "base");
+  for (const fs::path& target : {dir / "input", dir / "base"}) {
+    SCOPED_TRACE(target.string());
+    ConvertRequest request = DirectoryRequest(dir / "input", target);
+    request.base_model = base.dir;
+    request.force = true;
+    auto report = Convert(request);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.error().code, ErrorCode::kUsage);
+    EXPECT_EQ(testing::ReadText(weights), weight_bytes);
+    EXPECT_TRUE(fs::exists(base.dir / "tokenizer.json"));
+    EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+  }
+}
+
+TEST(ModelDirectory, AMissingParentDirectoryIsAnOutputError) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  auto report = Convert(DirectoryRequest(dir / "input", dir / "no/such/out"));
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kOutput);
+  EXPECT_CONTAINS(report.error().message, (dir / "no/such").string());
+  EXPECT_FALSE(fs::exists(dir / "no"));
+}
+
+TEST(ModelInputs, SavePathOverAShardOfTheInputIsRefused) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  const fs::path index = WriteSharded(checkpoint, dir.path(), 2);
+  const fs::path shard = dir / "quant_model_weight_w4a16-00002-of-00002.safetensors";
+  const std::string bytes = testing::ReadText(shard);
+  ConvertRequest request;
+  request.model = index;
+  request.save_path = shard;
+  auto report = Convert(request);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kUsage);
+  EXPECT_CONTAINS(report.error().message, shard.string());
+  EXPECT_EQ(testing::ReadText(shard), bytes);
+}
+
+TEST(ModelDirectory, ScalesDTypeCastsTheScales) {
+  // Scales exactly representable in F16 and BF16, plus 0.1, which both round.
+  MsCheckpoint checkpoint;
+  MsLinearOptions o;
+  testing::MsLinear linear = testing::MakeMsLinear(o);
+  std::vector<double> scales(testing::Numel(linear.scale));
+  for (size_t i = 0; i < scales.size(); ++i) scales[i] = (1.0 + i % 64) / 256.0;
+  scales[5] = 0.1;
+  linear.scale = MakeTensor(DType::kF32, linear.scale.shape, scales);
+  linear.offset = MakeTensor(DType::kF32, linear.scale.shape, std::vector<double>(scales.size(), 1.0));
+  checkpoint.AddLinear("l", linear, "W4A16");
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  const Tensors reference = ReferenceConversion(checkpoint, dir.path(), TargetTool::kAwq);
+  for (auto [option, dtype, tenth] : {std::tuple{ScalesDType::kF16, DType::kF16, uint16_t{0x2E66}},
+                                      std::tuple{ScalesDType::kBF16, DType::kBF16, uint16_t{0x3DCD}}}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const fs::path out = dir / std::string(DTypeName(dtype));
+    ConvertRequest request = DirectoryRequest(dir / "input", out);
+    request.plan.scales_dtype = option;
+    auto report = Convert(request);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    const Tensors tensors = testing::LoadTensors(out / "model.safetensors");
+    const LoadedTensor& cast = tensors.at("l.scales");
+    EXPECT_EQ(cast.dtype, dtype);
+    EXPECT_EQ(cast.shape, (std::vector<uint64_t>{2, 24}));
+    // Transposed: [G, out]; element [g][o] is the input's [o][g].
+    const auto values = testing::Elements(cast);
+    for (uint64_t oo = 0; oo < 24; ++oo) {
+      for (uint64_t g = 0; g < 2; ++g) {
+        if (oo * 2 + g == 5) continue;
+        EXPECT_EQ(values[g * 24 + oo], scales[oo * 2 + g]) << oo << "," << g;
+      }
+    }
+    uint16_t bits = 0;
+    std::memcpy(&bits, cast.bytes.data() + (1 * 24 + 2) * 2, 2);  // [g=1][o=2] is input element 5
+    EXPECT_EQ(bits, tenth);
+    for (const char* name : {"l.qweight", "l.qzeros"}) EXPECT_EQ(tensors.at(name), reference.at(name)) << name;
+  }
+}
+
+}  // namespace
+}  // namespace ms2vllm
