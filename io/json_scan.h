@@ -4,10 +4,43 @@
 #include <simdjson.h>
 
 #include <string>
+#include <string_view>
 
 #include "io/status.h"
 
 namespace ms2vllm {
+
+// Text from a file (a tensor name, a dtype) made safe for a one-line message: control
+// characters, C0 and C1 (a newline, ESC starting a terminal sequence), are written escaped.
+inline std::string Printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool c1 = c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;  // U+0080..U+009F in UTF-8
+    if (c1) {
+      const auto code = static_cast<unsigned char>(text[++i]);
+      out += "\\u00";
+      out += kHex[code >> 4];
+      out += kHex[code & 15];
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20 || c == 0x7F) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
 
 inline Error InvalidInput(const std::string& label, const std::string& what) {
   return MakeError(ErrorCode::kInvalidInput, label + ": " + what);
@@ -18,7 +51,10 @@ inline Status OpenObject(simdjson::ondemand::parser& parser, const simdjson::pad
                          simdjson::ondemand::document& document, simdjson::ondemand::object& root,
                          const std::string& label, const std::string& what) {
   if (parser.iterate(json).get(document) != simdjson::SUCCESS) return InvalidInput(label, what + " is not valid JSON");
-  if (document.get_object().get(root) != simdjson::SUCCESS) return InvalidInput(label, what + " is not a JSON object");
+  const simdjson::error_code error = document.get_object().get(root);
+  // A document that starts an object but is cut short or malformed is not JSON at all.
+  if (error == simdjson::INCORRECT_TYPE) return InvalidInput(label, what + " is not a JSON object");
+  if (error != simdjson::SUCCESS) return InvalidInput(label, what + " is not valid JSON");
   return Ok{};
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "io/page_range.h"
+#include "io/staging.h"
 
 
 namespace ms2vllm {
@@ -17,7 +18,8 @@ Error OutputError(const std::filesystem::path& path, const std::string& what, in
   std::string reason = std::strerror(error_number);
   if (error_number == ENOSPC) reason = "no space left on the device";
   if (error_number == EFBIG) reason = "file too large for this file system";
-  return MakeError(ErrorCode::kOutput, path.string() + ": " + what + ": " + reason);
+  // The stage is an implementation detail: the message names the file the user asked for.
+  return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": " + what + ": " + reason);
 }
 
 }  // namespace
@@ -29,7 +31,13 @@ Result<OutputFile> OutputFile::Create(const std::filesystem::path& path, uint64_
   file.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (file.fd_ < 0) return OutputError(path, "cannot create", errno);
   if (size == 0) return file;
-  int rc = ::posix_fallocate(file.fd_, 0, static_cast<off_t>(size));
+  // tmpfs on older kernels stops a long fallocate at any pending signal (EINTR). A SIGINT is
+  // the caller's to act on (its cancel check), not a failure of the output: reserve again
+  // (the kernel undid the partial reservation; the handler has run, so the retry goes through).
+  int rc = 0;
+  do {
+    rc = ::posix_fallocate(file.fd_, 0, static_cast<off_t>(size));
+  } while (rc == EINTR);
   if (rc == EOPNOTSUPP || rc == EINVAL) rc = ::ftruncate(file.fd_, static_cast<off_t>(size)) == 0 ? 0 : errno;
   if (rc != 0) return OutputError(path, "cannot reserve " + std::to_string(size) + " bytes", rc);
   void* address = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd_, 0);

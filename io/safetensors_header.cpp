@@ -42,7 +42,7 @@ Result<std::vector<uint64_t>> ReadCounts(od::value value, const std::string& lab
 }
 
 Result<TensorInfo> ReadEntry(std::string name, od::value value, const std::string& label) {
-  const std::string where = "tensor '" + name + "'";
+  const std::string where = "tensor '" + Printable(name) + "'";
   od::object object;
   if (value.get_object().get(object) != simdjson::SUCCESS) return InvalidInput(label, where + " is not an object");
   TensorInfo info;
@@ -60,7 +60,7 @@ Result<TensorInfo> ReadEntry(std::string name, od::value value, const std::strin
         return InvalidInput(label, where + " dtype is not a string");
       }
       auto parsed = ParseDType(dtype);
-      if (!parsed) return InvalidInput(label, where + " has unknown dtype '" + std::string(dtype) + "'");
+      if (!parsed) return InvalidInput(label, where + " has unknown dtype '" + Printable(dtype) + "'");
       info.dtype = *parsed;
       has_dtype = true;
     } else if (key == "shape") {
@@ -115,13 +115,13 @@ Status CheckCoverage(std::vector<TensorInfo>& tensors, uint64_t data_size, const
   uint64_t expected = 0;
   for (const TensorInfo* t : by_offset) {
     if (t->file_offset > expected) {
-      return InvalidInput(label, "hole in the data before tensor '" + t->name + "' (bytes " + std::to_string(expected) +
+      return InvalidInput(label, "hole in the data before tensor '" + Printable(t->name) + "' (bytes " + std::to_string(expected) +
                                 ".." + std::to_string(t->file_offset) + " belong to no tensor)");
     }
-    if (t->file_offset < expected) return InvalidInput(label, "tensor '" + t->name + "' overlaps the previous tensor");
+    if (t->file_offset < expected) return InvalidInput(label, "tensor '" + Printable(t->name) + "' overlaps the previous tensor");
     expected = t->file_offset + t->byte_size;
     if (expected > data_size) {
-      return InvalidInput(label, "tensor '" + t->name + "' ends at byte " + std::to_string(expected) +
+      return InvalidInput(label, "tensor '" + Printable(t->name) + "' ends at byte " + std::to_string(expected) +
                                 " past the end of the data (" + std::to_string(data_size) + " bytes)");
     }
   }
@@ -166,7 +166,7 @@ Result<SafetensorsHeader> ParseSafetensorsHeader(const std::string& label, std::
     od::value value;
     if (field.value().get(value) != simdjson::SUCCESS) return InvalidInput(label, "header is not valid JSON");
     std::string name(key);
-    if (!seen.insert(name).second) return InvalidInput(label, "duplicate key '" + name + "' in the header");
+    if (!seen.insert(name).second) return InvalidInput(label, "duplicate key '" + Printable(name) + "' in the header");
     if (name == "__metadata__") {
       MS2VLLM_TRY(CheckMetadata(value, label));
       continue;

@@ -40,13 +40,15 @@ Status ReadWeightMap(od::value value, ShardIndex& index, const std::string& labe
       return InvalidInput(label, "index is not valid JSON");
     }
     if (field_value.get_string().get(file) != simdjson::SUCCESS) {
-      return InvalidInput(label, "weight_map entry '" + std::string(key) + "' is not a file name");
+      return InvalidInput(label, "weight_map entry '" + Printable(key) + "' is not a file name");
     }
-    if (file.empty() || file.find('/') != std::string_view::npos || file == "." || file == "..") {
-      return InvalidInput(label, "weight_map entry '" + std::string(key) + "' names '" + std::string(file) +
+    // A NUL would end the path early: "x\u0000y" would open the file x.
+    if (file.empty() || file.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos || file == "." ||
+        file == "..") {
+      return InvalidInput(label, "weight_map entry '" + Printable(key) + "' names '" + Printable(file) +
                                 "', not a file beside the index");
     }
-    if (!seen.emplace(key).second) return InvalidInput(label, "tensor '" + std::string(key) + "' is listed twice");
+    if (!seen.emplace(key).second) return InvalidInput(label, "tensor '" + Printable(key) + "' is listed twice");
     auto [it, inserted] = shard_of_file.emplace(std::string(file), index.shard_files.size());
     if (inserted) index.shard_files.emplace_back(file);
     index.weight_map.push_back({std::string(key), it->second});

@@ -18,7 +18,17 @@ constexpr std::string_view kStageTag = ".ms2vllm-";
 constexpr std::string_view kStageSuffix = ".tmp";
 
 Error OutputError(const fs::path& path, const std::string& what) {
-  return MakeError(ErrorCode::kOutput, path.string() + ": " + what);
+  return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": " + what);
+}
+
+// The target name in a stage name `.<name>.ms2vllm-<pid>.tmp`, or empty when it is not one.
+std::string TargetNameOfStage(const std::string& name) {
+  if (!name.starts_with('.') || !name.ends_with(kStageSuffix)) return "";
+  const size_t tag = name.rfind(kStageTag);
+  if (tag == std::string::npos || tag < 2) return "";
+  const std::string_view digits(name.data() + tag + kStageTag.size(), name.size() - tag - kStageTag.size() - kStageSuffix.size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) return "";
+  return name.substr(1, tag - 1);
 }
 
 fs::path ParentOf(const fs::path& target) {
@@ -65,6 +75,17 @@ Status CheckParent(const fs::path& target) {
 }
 
 }  // namespace
+
+fs::path UserPathFor(const fs::path& path) {
+  fs::path user;
+  bool replaced = false;
+  for (const auto& part : path) {
+    const std::string target = replaced ? "" : TargetNameOfStage(part.string());
+    replaced = replaced || !target.empty();
+    user /= target.empty() ? part : fs::path(target);
+  }
+  return user;
+}
 
 fs::path StagePathFor(const fs::path& target, long pid) {
   return ParentOf(target) /

@@ -42,4 +42,8 @@ class Staging {
 // The stage name for `target`; exposed so tests can fake a stale one.
 std::filesystem::path StagePathFor(const std::filesystem::path& target, long pid);
 
+// For messages: the path the user asked for in place of a stage path. `<dir>/.<name>.ms2vllm-<pid>.tmp`
+// and files inside it become `<dir>/<name>[/file]`; any other path comes back unchanged.
+std::filesystem::path UserPathFor(const std::filesystem::path& path);
+
 }  // namespace ms2vllm

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "io/json_scan.h"
 #include "tools/exit_codes.h"
 
 namespace ms2vllm {
@@ -28,12 +29,14 @@ void InstallInterruptHandlers() {
   std::signal(SIGXFSZ, SIG_IGN);
 }
 
+// Messages quote names from files; escaping their control characters keeps each message one
+// line and keeps a crafted name from driving the terminal.
 int ReportError(const Error& error) {
-  std::fprintf(stderr, "ms2vllm: error: %s\n", error.message.c_str());
+  std::fprintf(stderr, "ms2vllm: error: %s\n", Printable(error.message).c_str());
   return ExitCodeFor(error.code);
 }
 
-void PrintWarning(const std::string& line) { std::fprintf(stderr, "ms2vllm: warning: %s\n", line.c_str()); }
+void PrintWarning(const std::string& line) { std::fprintf(stderr, "ms2vllm: warning: %s\n", Printable(line).c_str()); }
 
 Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag) {
   std::string forced = flag;

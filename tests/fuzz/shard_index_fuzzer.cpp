@@ -1,0 +1,30 @@
+// libFuzzer target: ParseShardIndex on arbitrary text. An accepted index names only plain
+// files beside it, each tensor once, and every entry points at a listed shard.
+#include <cstdint>
+#include <string_view>
+#include <unordered_set>
+
+#include "io/shard_index.h"
+#include "tests/fuzz/fuzz_checks.h"
+
+using ms2vllm::fuzz::Require;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view json(reinterpret_cast<const char*>(data), size);
+  auto result = ms2vllm::ParseShardIndex(ms2vllm::fuzz::kLabel, json);
+  if (!result.ok()) {
+    ms2vllm::fuzz::CheckError(result.error());
+    return 0;
+  }
+  for (const auto& file : result->shard_files) {
+    Require(!file.empty() && file.find('/') == std::string::npos && file.find('\0') == std::string::npos &&
+                file != "." && file != "..",
+            "shard file is not a plain name", file);
+  }
+  std::unordered_set<std::string_view> tensors;
+  for (const auto& entry : result->weight_map) {
+    Require(entry.shard < result->shard_files.size(), "entry names no listed shard", entry.tensor);
+    Require(tensors.insert(entry.tensor).second, "tensor listed twice", entry.tensor);
+  }
+  return 0;
+}

@@ -1,0 +1,683 @@
+// The ms2vllm command on hostile input: every broken file of tests/corpus (see its README and
+// make_corpus.py), bad flags, unusable output locations and a full disk. Each case runs the
+// built binary and checks that it
+//   - exits with the documented status (2 usage, 3 invalid input, 4 unsupported, 5 output);
+//   - prints exactly one line on stderr, `ms2vllm: error: ...`, naming the file (and the
+//     tensor where there is one) and the problem, and nothing on stdout;
+//   - leaves everything as it was: no output at the target, a pre-existing target untouched,
+//     the inputs unchanged (bytes, mode, mtime), no `.ms2vllm-` temp file anywhere.
+// Every case runs twice: once with no file at the target, once with a pre-existing one.
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <linux/capability.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "tests/child_process.h"
+#include "tests/test_support.h"
+
+namespace ms2vllm {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ChildOutcome;
+using testing::RunBinary;
+
+fs::path CorpusDir() { return fs::path(MS2VLLM_SOURCE_DIR) / "tests" / "corpus"; }
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots: every entry under a directory, compared before and after a run.
+
+struct EntryState {
+  char type = '?';  // f file, d directory, l symlink, p fifo
+  mode_t mode = 0;
+  int64_t mtime_ns = 0;  // files and links only: a directory's changes when a temp file comes and goes
+  std::string content;   // file bytes, or the link target
+  bool operator==(const EntryState&) const = default;
+};
+using Snapshot = std::map<std::string, EntryState>;
+
+Snapshot Take(const fs::path& root) {
+  Snapshot snapshot;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::path& path = it->path();
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0) continue;
+    EntryState state;
+    state.mode = info.st_mode & 07777;
+    if (S_ISREG(info.st_mode)) {
+      state.type = 'f';
+      state.mtime_ns = info.st_mtim.tv_sec * 1'000'000'000LL + info.st_mtim.tv_nsec;
+      std::ifstream in(path, std::ios::binary);
+      state.content.assign(std::istreambuf_iterator<char>(in), {});
+    } else if (S_ISDIR(info.st_mode)) {
+      state.type = 'd';
+    } else if (S_ISLNK(info.st_mode)) {
+      state.type = 'l';
+      state.mtime_ns = info.st_mtim.tv_sec * 1'000'000'000LL + info.st_mtim.tv_nsec;
+      state.content = fs::read_symlink(path, ec).string();
+    } else if (S_ISFIFO(info.st_mode)) {
+      state.type = 'p';
+    }
+    snapshot[path.lexically_relative(root).string()] = state;
+  }
+  return snapshot;
+}
+
+std::string Describe(const Snapshot& before, const Snapshot& after) {
+  std::string text;
+  for (const auto& [name, state] : after) {
+    auto it = before.find(name);
+    if (it == before.end()) text += "  new: " + name + "\n";
+    else if (!(it->second == state)) text += "  changed: " + name + "\n";
+  }
+  for (const auto& [name, state] : before) {
+    if (!after.contains(name)) text += "  removed: " + name + "\n";
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// How a case runs.
+
+// Placeholders in arguments: {in} is a private copy of tests/corpus, {out} the output directory.
+struct Paths {
+  fs::path in, out;
+};
+
+enum class Privilege {
+  kAsIs,
+  // Permission bits really apply: as root, the child drops CAP_DAC_OVERRIDE and
+  // CAP_DAC_READ_SEARCH from its bounding set before exec (else runs as nobody).
+  kNoOverride,
+};
+
+struct Case {
+  std::string name;
+  std::vector<std::string> args;
+  int exit_code;
+  std::vector<std::string> expect;  // substrings of the error line: the file, the tensor, the problem
+  std::function<void(const Paths&)> setup = {};
+  Privilege privilege = Privilege::kAsIs;
+  rlim_t file_size_limit = RLIM_INFINITY;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+std::vector<std::string> Convert(const std::string& weights, const std::string& description,
+                                 std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--model", weights, "--json", description};
+  if (std::find(extra.begin(), extra.end(), "--save_path") == extra.end()) {
+    args.insert(args.end(), {"--save_path", "{out}/res.safetensors"});
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+// A broken weights file with the valid description.
+std::vector<std::string> Weights(const std::string& file) { return Convert("{in}/" + file, "{in}/base/description.json"); }
+// The valid weights with a broken description.
+std::vector<std::string> Described(const std::string& file) { return Convert("{in}/base/model.safetensors", "{in}/" + file); }
+std::vector<std::string> Flags(std::vector<std::string> extra) {
+  return Convert("{in}/base/model.safetensors", "{in}/base/description.json", std::move(extra));
+}
+
+void DropFileOverride() {
+  if (::geteuid() != 0) return;  // permission bits already apply
+  if (::prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) == 0 &&
+      ::prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH, 0, 0, 0) == 0) {
+    return;  // still uid 0, but exec gives no capability outside the bounding set
+  }
+  if (::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(126);
+}
+
+// clang-format off
+std::vector<Case> Cases() {
+  const std::string kLinear = "model.layers.0.mlp.down_proj";
+  std::vector<Case> cases = {
+    // --- missing and unreadable inputs (io/mapped_file.cpp) ---
+    {"weights_missing", Weights("header/does-not-exist.safetensors"), 3,
+     {"does-not-exist.safetensors", "cannot open: No such file or directory"}},
+    {"description_missing", Described("description/does-not-exist.json"), 3,
+     {"does-not-exist.json", "cannot open: No such file or directory"}},
+    {"weights_dangling_symlink", Weights("dangling.safetensors"), 3,
+     {"dangling.safetensors", "cannot open: No such file or directory"},
+     [](const Paths& p) { fs::create_symlink(p.in / "nowhere.safetensors", p.in / "dangling.safetensors"); }},
+    {"weights_symlink_loop", Weights("loop.safetensors"), 3,
+     {"loop.safetensors", "cannot open: Too many levels of symbolic links"},
+     [](const Paths& p) { fs::create_symlink(p.in / "loop.safetensors", p.in / "loop.safetensors"); }},
+    {"weights_unreadable", Weights("base/unreadable.safetensors"), 3,
+     {"unreadable.safetensors", "cannot read: Permission denied"},
+     [](const Paths& p) {
+       fs::copy_file(p.in / "base/model.safetensors", p.in / "base/unreadable.safetensors");
+       fs::permissions(p.in / "base/unreadable.safetensors", fs::perms::none);
+     }, Privilege::kNoOverride},
+    {"description_unreadable", Described("base/unreadable.json"), 3,
+     {"unreadable.json", "cannot read: Permission denied"},
+     [](const Paths& p) {
+       fs::copy_file(p.in / "base/description.json", p.in / "base/unreadable.json");
+       fs::permissions(p.in / "base/unreadable.json", fs::perms::none);
+     }, Privilege::kNoOverride},
+    {"weights_fifo", Weights("fifo.safetensors"), 3, {"fifo.safetensors", "not a regular file"},
+     [](const Paths& p) { ASSERT_EQ(::mkfifo((p.in / "fifo.safetensors").c_str(), 0644), 0); }},
+    {"description_fifo", Described("fifo.json"), 3, {"fifo.json", "not a regular file"},
+     [](const Paths& p) { ASSERT_EQ(::mkfifo((p.in / "fifo.json").c_str(), 0644), 0); }},
+    {"weights_char_device", Convert("/dev/zero", "{in}/base/description.json"), 3, {"/dev/zero", "not a regular file"}},
+    {"description_is_directory", Described("base"), 3, {"base", "is a directory, expected a file"}},
+    {"weights_index_is_directory", Weights("dir.safetensors.index.json"), 3,
+     {"dir.safetensors.index.json", "no quant_model_weight*.safetensors found"},
+     [](const Paths& p) { fs::create_directory(p.in / "dir.safetensors.index.json"); }},
+    {"model_directory_without_weights", Convert("{in}/description", "{in}/base/description.json"), 3,
+     {"description", "no quant_model_weight*.safetensors found"}},
+
+    // --- the safetensors header (io/safetensors_header.cpp) ---
+    {"empty", Weights("header/empty.safetensors"), 3, {"empty.safetensors", "file is 0 bytes, shorter than the 8-byte header length"}},
+    {"short_5_bytes", Weights("header/short-5-bytes.safetensors"), 3, {"short-5-bytes.safetensors", "file is 5 bytes"}},
+    {"short_7_bytes", Weights("header/short-7-bytes.safetensors"), 3, {"short-7-bytes.safetensors", "file is 7 bytes"}},
+    {"length_only", Weights("header/length-only.safetensors"), 3, {"length-only.safetensors", "header is not a JSON object"}},
+    {"header_past_end", Weights("header/header-past-end.safetensors"), 3,
+     {"header-past-end.safetensors", "header length 1000 runs past the end of the file (15 bytes)"}},
+    {"header_past_end_by_one", Weights("header/header-past-end-by-one.safetensors"), 3,
+     {"header-past-end-by-one.safetensors", "runs past the end of the file"}},
+    {"header_over_100mb", Weights("header/header-over-100mb.safetensors"), 3,
+     {"header-over-100mb.safetensors", "header length 100000001 is over the 100 MB limit"}},
+    {"header_length_max", Weights("header/header-length-max.safetensors"), 3,
+     {"header-length-max.safetensors", "header length 18446744073709551615 is over the 100 MB limit"}},
+    {"header_not_utf8", Weights("header/header-not-utf8.safetensors"), 3, {"header-not-utf8.safetensors", "header is not valid UTF-8"}},
+    {"header_not_json", Weights("header/header-not-json.safetensors"), 3, {"header-not-json.safetensors", "header is not valid JSON"}},
+    {"header_garbage", Weights("header/header-garbage.safetensors"), 3, {"header-garbage.safetensors", "header is not valid JSON"}},
+    {"header_array", Weights("header/header-array.safetensors"), 3, {"header-array.safetensors", "header is not a JSON object"}},
+    {"header_string", Weights("header/header-string.safetensors"), 3, {"header-string.safetensors", "header is not a JSON object"}},
+    {"header_content_after", Weights("header/header-content-after.safetensors"), 3,
+     {"header-content-after.safetensors", "content after the object"}},
+    {"entry_not_object", Weights("header/entry-not-object.safetensors"), 3, {"entry-not-object.safetensors", "tensor 't.weight' is not an object"}},
+    {"entry_no_dtype", Weights("header/entry-no-dtype.safetensors"), 3, {"entry-no-dtype.safetensors", "tensor 't.weight' has no dtype"}},
+    {"entry_no_shape", Weights("header/entry-no-shape.safetensors"), 3, {"entry-no-shape.safetensors", "tensor 't.weight' has no shape"}},
+    {"entry_no_offsets", Weights("header/entry-no-offsets.safetensors"), 3,
+     {"entry-no-offsets.safetensors", "tensor 't.weight' has no data_offsets"}},
+    {"dtype_not_string", Weights("header/dtype-not-string.safetensors"), 3,
+     {"dtype-not-string.safetensors", "tensor 't.weight' dtype is not a string"}},
+    {"dtype_unknown", Weights("header/dtype-unknown.safetensors"), 3,
+     {"dtype-unknown.safetensors", "tensor 't.weight' has unknown dtype 'Q4_K'"}},
+    {"dtype_lowercase", Weights("header/dtype-lowercase.safetensors"), 3,
+     {"dtype-lowercase.safetensors", "tensor 't.weight' has unknown dtype 'f32'"}},
+    {"shape_not_array", Weights("header/shape-not-array.safetensors"), 3,
+     {"shape-not-array.safetensors", "tensor 't.weight' shape is not an array"}},
+    {"shape_negative", Weights("header/shape-negative.safetensors"), 3,
+     {"shape-negative.safetensors", "tensor 't.weight' shape entry is negative"}},
+    {"shape_fraction", Weights("header/shape-fraction.safetensors"), 3,
+     {"shape-fraction.safetensors", "tensor 't.weight' shape entry is not a non-negative integer"}},
+    {"shape_exponent", Weights("header/shape-exponent.safetensors"), 3,
+     {"shape-exponent.safetensors", "tensor 't.weight' shape entry is not a non-negative integer"}},
+    {"shape_string", Weights("header/shape-string.safetensors"), 3,
+     {"shape-string.safetensors", "tensor 't.weight' shape entry is not a non-negative integer"}},
+    {"shape_huge_number", Weights("header/shape-huge-number.safetensors"), 3,
+     {"shape-huge-number.safetensors", "tensor 't.weight' shape entry is not a non-negative integer"}},
+    {"shape_overflow", Weights("header/shape-overflow.safetensors"), 3,
+     {"shape-overflow.safetensors", "tensor 't.weight' shape is too large (overflow)"}},
+    {"shape_overflow_dtype", Weights("header/shape-overflow-dtype.safetensors"), 3,
+     {"shape-overflow-dtype.safetensors", "tensor 't.weight' shape is too large (overflow)"}},
+    {"shape_mismatch", Weights("header/shape-mismatch.safetensors"), 3,
+     {"shape-mismatch.safetensors", "tensor 't.weight' holds 8 bytes but F32 [4] needs 16"}},
+    {"offsets_one_number", Weights("header/offsets-one-number.safetensors"), 3,
+     {"offsets-one-number.safetensors", "tensor 't.weight' data_offsets must hold 2 numbers"}},
+    {"offsets_three_numbers", Weights("header/offsets-three-numbers.safetensors"), 3,
+     {"offsets-three-numbers.safetensors", "tensor 't.weight' data_offsets must hold 2 numbers"}},
+    {"offsets_negative", Weights("header/offsets-negative.safetensors"), 3,
+     {"offsets-negative.safetensors", "tensor 't.weight' data_offsets entry is negative"}},
+    {"offsets_reversed", Weights("header/offsets-reversed.safetensors"), 3,
+     {"offsets-reversed.safetensors", "tensor 't.weight' data_offsets are reversed"}},
+    {"offsets_out_of_bounds", Weights("header/offsets-out-of-bounds.safetensors"), 3,
+     {"offsets-out-of-bounds.safetensors", "tensor 't.weight' ends at byte 16 past the end of the data (8 bytes)"}},
+    {"offsets_far_out_of_bounds", Weights("header/offsets-far-out-of-bounds.safetensors"), 3,
+     {"offsets-far-out-of-bounds.safetensors", "tensor 't.weight' ends at byte 18446744073709551615 past the end of the data"}},
+    {"offsets_far_hole", Weights("header/offsets-far-hole.safetensors"), 3,
+     {"offsets-far-hole.safetensors", "hole in the data before tensor 't.weight'"}},
+    {"offsets_overlap", Weights("header/offsets-overlap.safetensors"), 3,
+     {"offsets-overlap.safetensors", "tensor 'b.weight' overlaps the previous tensor"}},
+    {"offsets_same_range", Weights("header/offsets-same-range.safetensors"), 3,
+     {"offsets-same-range.safetensors", "overlaps the previous tensor"}},
+    {"offsets_hole", Weights("header/offsets-hole.safetensors"), 3,
+     {"offsets-hole.safetensors", "hole in the data before tensor 'b.weight' (bytes 4..8 belong to no tensor)"}},
+    {"offsets_hole_at_start", Weights("header/offsets-hole-at-start.safetensors"), 3,
+     {"offsets-hole-at-start.safetensors", "hole in the data before tensor 'a.weight' (bytes 0..4"}},
+    {"trailing_bytes", Weights("header/trailing-bytes.safetensors"), 3,
+     {"trailing-bytes.safetensors", "4 trailing bytes after the last tensor"}},
+    {"duplicate_key", Weights("header/duplicate-key.safetensors"), 3,
+     {"duplicate-key.safetensors", "duplicate key 't.weight' in the header"}},
+    {"name_control_characters", Weights("header/name-control-characters.safetensors"), 3,
+     {"name-control-characters.safetensors", R"(tensor 't\n.weight\x1b[31m\x00\u009b' is not an object)"}},
+    {"metadata_not_object", Weights("header/metadata-not-object.safetensors"), 3,
+     {"metadata-not-object.safetensors", "__metadata__ is not an object"}},
+    {"metadata_not_strings", Weights("header/metadata-not-strings.safetensors"), 3,
+     {"metadata-not-strings.safetensors", "__metadata__ values must be strings"}},
+
+    // --- the description (io/description.cpp) ---
+    {"description_empty", Described("description/empty.json"), 3, {"empty.json", "description is not valid JSON"}},
+    {"description_whitespace", Described("description/whitespace.json"), 3, {"whitespace.json", "description is not valid JSON"}},
+    {"description_truncated", Described("description/truncated.json"), 3, {"truncated.json", "description is not valid JSON"}},
+    {"description_array", Described("description/not-object-array.json"), 3,
+     {"not-object-array.json", "description is not a JSON object"}},
+    {"description_string", Described("description/not-object-string.json"), 3,
+     {"not-object-string.json", "description is not a JSON object"}},
+    {"description_number", Described("description/not-object-number.json"), 3,
+     {"not-object-number.json", "description is not a JSON object"}},
+    {"description_content_after", Described("description/content-after.json"), 3,
+     {"content-after.json", "content after the object"}},
+    {"description_single_quotes", Described("description/single-quotes.json"), 3,
+     {"single-quotes.json", "description is not valid JSON"}},
+    {"description_trailing_comma", Described("description/trailing-comma.json"), 3,
+     {"trailing-comma.json", "description is not valid JSON"}},
+    {"description_deep_nesting_unclosed", Described("description/deep-nesting-unclosed.json"), 3,
+     {"deep-nesting-unclosed.json", "description is not valid JSON"}},
+    {"description_not_utf8", Described("description/not-utf8.json"), 3, {"not-utf8.json", "description is not valid JSON"}},
+    {"description_mixed_bit_widths", Described("description/mixed-bit-widths.json"), 4,
+     {"labels tensors both W4A16 and W8A16"}},
+
+    // --- tensors that cannot be a quantized linear (engine/plan.cpp). These messages name the
+    // tensor but not the file: plan errors carry no file name (reported to the lead). ---
+    {"weight_f16", Weights("plan/weight-f16.safetensors"), 3,
+     {kLinear + ".weight", "a quantized weight must be I8, it is F16"}},
+    {"weight_i32", Weights("plan/weight-i32.safetensors"), 3,
+     {kLinear + ".weight", "a quantized weight must be I8, it is I32"}},
+    {"weight_1d", Weights("plan/weight-1d.safetensors"), 3,
+     {kLinear + ".weight", "must be a non-empty 2-D [out, in] tensor, it is [512]"}},
+    {"scale_missing", Weights("plan/scale-missing.safetensors"), 3,
+     {kLinear + ".weight", "its scale " + kLinear + ".weight_scale is missing"}},
+    {"scale_i32", Weights("plan/scale-i32.safetensors"), 3,
+     {kLinear + ".weight_scale", "a scale must be F32, F16 or BF16, it is I32"}},
+    {"scale_rows", Weights("plan/scale-rows.safetensors"), 4,
+     {kLinear + ".weight_scale", "shape [4, 2] does not fit weight [8, 64]"}},
+    {"scale_groups_not_dividing", Weights("plan/scale-groups-not-dividing.safetensors"), 4,
+     {kLinear + ".weight_scale", "3 groups do not divide the 64 input columns"}},
+    {"scale_3d", Weights("plan/scale-3d.safetensors"), 4, {kLinear + ".weight_scale", "shape [8, 2, 1] is not [out, G]"}},
+    {"offset_shape", Weights("plan/offset-shape.safetensors"), 4,
+     {kLinear + ".weight_offset", "F32 [8, 3] does not fit its scale [8, 2]"}},
+
+    // --- sharded checkpoints (io/shard_index.cpp, io/checkpoint.cpp) ---
+    {"shard_missing", Weights("sharded/missing-shard/model.safetensors.index.json"), 3,
+     {"model-00002-of-00002.safetensors", "cannot open: No such file or directory"}},
+    {"shard_tensor_absent", Weights("sharded/tensor-absent/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "tensor 'model.layers.0.mlp.gate_proj.weight' is mapped to model-00001-of-00002.safetensors but that shard does not hold it"}},
+    {"shard_tensor_in_other_shard", Weights("sharded/tensor-in-other-shard/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "is mapped to model-0000", "but that shard does not hold it"}},
+    {"shard_tensor_in_two_shards", Weights("sharded/tensor-in-two-shards/model.safetensors.index.json"), 3,
+     {"model-00002-of-00002.safetensors", "tensor 'model.norm.weight' is also in another shard"}},
+    {"shard_path_escape", Weights("sharded/shard-path-escape/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "weight_map entry 'model.norm.weight' names '../valid/model-00002-of-00002.safetensors', not a file beside the index"}},
+    {"shard_name_nul", Weights("sharded/shard-name-nul/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", R"(names 'model-00001-of-00002.safetensors\x00.evil', not a file beside the index)"}},
+    {"shard_broken_header", Weights("sharded/shard-broken-header/model.safetensors.index.json"), 3,
+     {"model-00002-of-00002.safetensors", "header is not valid JSON"}},
+    {"shard_tensor_name_control_characters", Weights("sharded/tensor-name-control-characters/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", R"(tensor 'model.norm\n.weight\x1b[2J' is mapped to model-00002-of-00002.safetensors)"}},
+    {"index_not_json", Weights("sharded/index-not-json/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "index is not valid JSON"}},
+    {"index_not_object", Weights("sharded/index-not-object/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "index is not a JSON object"}},
+    {"index_no_weight_map", Weights("sharded/index-no-weight-map/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "index has no \"weight_map\""}},
+    {"weight_map_not_object", Weights("sharded/weight-map-not-object/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "\"weight_map\" is not an object"}},
+    {"weight_map_entry_not_string", Weights("sharded/weight-map-entry-not-string/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "weight_map entry '" + kLinear + ".weight' is not a file name"}},
+    {"weight_map_duplicate", Weights("sharded/weight-map-duplicate/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "tensor 'model.norm.weight' is listed twice"}},
+
+    // --- the output location (io/staging.cpp, engine/convert.cpp) ---
+    {"save_path_is_weights", Convert("{in}/base/model.safetensors", "{in}/base/description.json",
+                                     {"--save_path", "{in}/base/model.safetensors"}), 2,
+     {"model.safetensors", "the output would overwrite the input"}},
+    {"save_path_is_description", Convert("{in}/base/model.safetensors", "{in}/base/description.json",
+                                         {"--save_path", "{in}/base/description.json"}), 2,
+     {"description.json", "the output would overwrite the input"}},
+    {"save_path_is_shard", Convert("{in}/sharded/valid/model.safetensors.index.json", "{in}/base/description.json",
+                                   {"--save_path", "{in}/sharded/valid/model-00002-of-00002.safetensors"}), 2,
+     {"model-00002-of-00002.safetensors", "the output would overwrite the input"}},
+    {"save_path_is_index", Convert("{in}/sharded/valid/model.safetensors.index.json", "{in}/base/description.json",
+                                   {"--save_path", "{in}/sharded/valid/model.safetensors.index.json"}), 2,
+     {"model.safetensors.index.json", "the output would overwrite the input"}},
+    {"save_path_is_weights_by_other_path", Convert("{in}/base/model.safetensors", "{in}/base/description.json",
+                                                   {"--save_path", "{in}/header/../base/./model.safetensors"}), 2,
+     {"model.safetensors", "the output would overwrite the input"}},
+    {"save_path_is_hard_link_to_weights", Convert("{in}/base/model.safetensors", "{in}/base/description.json",
+                                                  {"--save_path", "{in}/link.safetensors"}), 2,
+     {"link.safetensors", "the output would overwrite the input"},
+     [](const Paths& p) { fs::create_hard_link(p.in / "base/model.safetensors", p.in / "link.safetensors"); }},
+    {"save_path_missing_directory", Flags({"--save_path", "{out}/missing/res.safetensors"}), 5,
+     {"missing/res.safetensors", "does not exist"}},
+    {"save_path_parent_is_file", Flags({"--save_path", "{in}/base/description.json/res.safetensors"}), 5,
+     {"description.json/res.safetensors", "does not exist"}},
+    {"save_path_is_directory", Flags({"--save_path", "{out}/a-directory"}), 5, {"a-directory", "is a directory"},
+     [](const Paths& p) { fs::create_directory(p.out / "a-directory"); }},
+    {"save_path_trailing_slash", Flags({"--save_path", "{out}/"}), 5, {"is not a file name"}},
+    {"save_path_unwritable_directory", Flags({"--save_path", "{out}/locked/res.safetensors"}), 5,
+     {"locked/res.safetensors", "is not writable"},
+     [](const Paths& p) {
+       fs::create_directory(p.out / "locked");
+       fs::permissions(p.out / "locked", fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                                             fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+     }, Privilege::kNoOverride},
+    {"output_file_size_limit", Flags({}), 5, {"res.safetensors", "file too large for this file system"},
+     {}, Privilege::kAsIs, /*file_size_limit=*/100},
+
+    // --- flag values (tools/convert_command.cpp, CLI11) ---
+    {"flag_w_bit_5", Flags({"--w_bit", "5"}), 2, {"--w_bit"}},
+    {"flag_w_bit_text", Flags({"--w_bit", "four"}), 2, {"--w_bit"}},
+    {"flag_w_bit_disagrees", Flags({"--w_bit", "8", "--target_tool", "gptq"}), 4,
+     {"--w_bit 8 disagrees with the description"}},
+    {"flag_target_tool", Flags({"--target_tool", "exllama"}), 2, {"--target_tool"}},
+    {"flag_gptq_format", Flags({"--gptq-format", "v3"}), 2, {"--gptq-format"}},
+    {"flag_packed", Flags({"--packed", "maybe"}), 2, {"--packed"}},
+    {"flag_scales_dtype", Flags({"--scales-dtype", "f8"}), 2, {"--scales-dtype"}},
+    {"flag_threads_zero", Flags({"--threads", "0"}), 2, {"--threads"}},
+    {"flag_threads_negative", Flags({"--threads", "-3"}), 2, {"--threads"}},
+    {"flag_chunk_size_zero", Flags({"--chunk-size", "0"}), 2, {"--chunk-size '0' is not a size"}},
+    {"flag_chunk_size_text", Flags({"--chunk-size", "lots"}), 2, {"--chunk-size 'lots' is not a size"}},
+    {"flag_max_shard_size_overflow", Flags({"--max-shard-size", "99999999999999999999GB"}), 2,
+     {"--max-shard-size '99999999999999999999GB' is not a size"}},
+    {"flag_kernels_unknown", Flags({"--kernels", "quantum"}), 2, {"kernel variant 'quantum' is not available"}},
+    {"flag_unknown", Flags({"--frobnicate"}), 2, {"--frobnicate"}},
+    {"flag_base_model_without_out_dir", Flags({"--base-model", "{in}/base"}), 2, {"--base-model needs --out-dir"}},
+    {"flag_model_missing", {"--json", "{in}/base/description.json", "--save_path", "{out}/res.safetensors"}, 2, {"--model"}},
+    {"flag_model_without_value", {"--model"}, 2, {"--model"}},
+  };
+  return cases;
+}
+// clang-format on
+
+std::string Substitute(std::string text, const Paths& paths) {
+  const std::pair<std::string, std::string> substitutions[] = {{"{in}", paths.in.string()}, {"{out}", paths.out.string()}};
+  for (const auto& [key, value] : substitutions) {
+    for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + value.size())) {
+      text.replace(at, key.size(), value);
+    }
+  }
+  return text;
+}
+
+bool HasStageName(const Snapshot& snapshot) {
+  return std::any_of(snapshot.begin(), snapshot.end(),
+                     [](const auto& entry) { return entry.first.find(".ms2vllm-") != std::string::npos; });
+}
+
+// Checks the one error line: prefix, newline, and every expected substring.
+void ExpectOneErrorLine(const ChildOutcome& outcome, const std::vector<std::string>& expect) {
+  EXPECT_TRUE(outcome.out.empty()) << "stdout: " << outcome.out;
+  const std::string& err = outcome.err;
+  EXPECT_TRUE(err.starts_with("ms2vllm: error: ")) << "stderr: " << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "stderr is not one line: " << err;
+  EXPECT_TRUE(err.ends_with("\n")) << "stderr: " << err;
+  // Nothing that could drive a terminal: no control character but the final newline.
+  EXPECT_TRUE(std::none_of(err.begin(), err.end() - (err.empty() ? 0 : 1),
+                           [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+      << "control character in: " << err;
+  for (const auto& part : expect) EXPECT_NE(err.find(part), std::string::npos) << "missing '" << part << "' in: " << err;
+  // The user never sees the temp file: messages name the target.
+  EXPECT_EQ(err.find(".ms2vllm-"), std::string::npos) << err;
+}
+
+class HostileInputTest : public ::testing::TestWithParam<std::tuple<Case, bool>> {};
+
+TEST_P(HostileInputTest, FailsCleanlyWithOneMessage) {
+  const auto& [c, pre_existing] = GetParam();
+  testing::TempDir root;
+  const Paths paths{root / "in", root / "out"};
+  fs::copy(CorpusDir(), paths.in, fs::copy_options::recursive);
+  fs::create_directory(paths.out);
+  // A child without permission overrides must still reach the corpus copy and the output.
+  fs::permissions(root.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                   fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(paths.out, fs::perms::all);
+  if (pre_existing) testing::WriteText(paths.out / "res.safetensors", "a file the user had before");
+  if (c.setup) c.setup(paths);
+  if (HasFatalFailure()) return;
+
+  std::vector<std::string> args;
+  for (const auto& arg : c.args) args.push_back(Substitute(arg, paths));
+  std::vector<std::string> expect;
+  for (const auto& part : c.expect) expect.push_back(Substitute(part, paths));
+
+  const Snapshot before = Take(root.path());
+  const Privilege privilege = c.privilege;
+  const rlim_t limit = c.file_size_limit;
+  const ChildOutcome outcome = RunBinary(args, [privilege, limit] {
+    if (privilege == Privilege::kNoOverride) DropFileOverride();
+    if (limit != RLIM_INFINITY) {
+      const rlimit fsize{limit, limit};
+      if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) _exit(126);
+    }
+  });
+  const Snapshot after = Take(root.path());
+
+  ASSERT_FALSE(outcome.timed_out) << "hung";
+  ASSERT_TRUE(outcome.exited) << "killed by signal " << outcome.signal << "; stderr: " << outcome.err;
+  EXPECT_EQ(outcome.exit_code, c.exit_code) << "stderr: " << outcome.err;
+  ExpectOneErrorLine(outcome, expect);
+  EXPECT_TRUE(before == after) << "the run changed files:\n" << Describe(before, after);
+  EXPECT_FALSE(HasStageName(after));
+  if (!pre_existing) {
+    EXPECT_FALSE(fs::exists(paths.out / "res.safetensors"));
+  }
+}
+
+std::vector<std::tuple<Case, bool>> AllRuns() {
+  std::vector<std::tuple<Case, bool>> runs;
+  for (const auto& c : Cases()) {
+    runs.emplace_back(c, false);
+    runs.emplace_back(c, true);
+  }
+  return runs;
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, HostileInputTest, ::testing::ValuesIn(AllRuns()), [](const auto& info) {
+  return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_over_existing_target" : "_no_target");
+});
+
+// Every file of the corpus is used by some case, so none is dead weight (or a forgotten case).
+TEST(HostileInputCorpus, EveryCorpusFileHasACase) {
+  std::string all_args;
+  for (const auto& c : Cases()) {
+    for (const auto& arg : c.args) all_args += arg + "\n";
+  }
+  for (const auto& entry : fs::recursive_directory_iterator(CorpusDir())) {
+    if (!entry.is_regular_file()) continue;
+    const std::string relative = fs::relative(entry.path(), CorpusDir()).string();
+    if (relative.starts_with("base/") || relative == "make_corpus.py" || relative == "README.md") continue;
+    if (relative.starts_with("sharded/")) {
+      // A sharded case is named by its index; its shards come along.
+      const std::string index = fs::relative(entry.path().parent_path(), CorpusDir()).string() + "/model.safetensors.index.json";
+      EXPECT_NE(all_args.find("{in}/" + index), std::string::npos) << relative << " has no case";
+      continue;
+    }
+    EXPECT_NE(all_args.find("{in}/" + relative + "\n"), std::string::npos) << relative << " has no case";
+  }
+}
+
+// The control: the corpus's valid model converts, so every failure above is the broken part's.
+TEST(HostileInputCorpus, ValidInputsConvert) {
+  const std::pair<std::string, std::string> inputs[] = {
+      {"base/model.safetensors", "base/description.json"},
+      {"sharded/valid/model.safetensors.index.json", "base/description.json"},
+      {"base/model.safetensors", "base/deep-metadata-description.json"}};
+  for (const auto& [weights, description] : inputs) {
+    testing::TempDir out;
+    const ChildOutcome outcome = RunBinary({"--model", (CorpusDir() / weights).string(), "--json",
+                                            (CorpusDir() / description).string(), "--save_path",
+                                            (out / "res.safetensors").string(), "-q"});
+    ASSERT_TRUE(outcome.exited);
+    EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+    const auto tensors = testing::LoadTensors(out / "res.safetensors");
+    EXPECT_EQ(tensors.size(), 4u);  // qweight, scales, qzeros, norm
+    EXPECT_TRUE(tensors.contains("model.layers.0.mlp.down_proj.qweight"));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small file system of our own: a full disk (ENOSPC) and a read-only one (EROFS, which root
+// cannot override). The child enters a private mount namespace (as root, or else as root of a
+// new user namespace), mounts a tmpfs there, runs the command, and reports what it saw, so the
+// test never leaves a mount behind.
+
+struct SmallFsReport {
+  std::string setup_error;  // why the file system could not be made
+  ChildOutcome outcome;
+  std::map<std::string, std::string> files;  // name -> content, after the run
+};
+
+// File contents travel through the JSON report as hex: they need not be UTF-8.
+std::string Hex(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : bytes) hex += {kDigits[c >> 4], kDigits[c & 15]};
+  return hex;
+}
+std::string Unhex(const std::string& hex) {
+  std::string bytes;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return bytes;
+}
+
+std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+std::string EnterMountNamespace() {
+  if (::unshare(CLONE_NEWNS) != 0) {
+    const uid_t uid = ::geteuid();
+    const gid_t gid = ::getegid();
+    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return ErrnoText("unshare(CLONE_NEWNS) and a user namespace");
+    std::ofstream("/proc/self/setgroups") << "deny";
+    std::ofstream("/proc/self/uid_map") << "0 " << uid << " 1";
+    std::ofstream("/proc/self/gid_map") << "0 " << gid << " 1";
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return ErrnoText("make / private");
+  return "";
+}
+
+// Mounts a tmpfs of `bytes` at `directory`, writes `target` there with `content`, optionally
+// remounts it read-only, runs the command with `args` and records the outcome and the files.
+SmallFsReport RunOnSmallFs(const fs::path& directory, uint64_t bytes, bool read_only, const std::string& target,
+                           const std::string& content, const std::vector<std::string>& args) {
+  const fs::path report_path = directory.parent_path() / "small-fs-report.json";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    nlohmann::json report;
+    auto finish = [&](int code) {
+      std::ofstream(report_path) << report.dump();
+      _exit(code);
+    };
+    std::string error = EnterMountNamespace();
+    const std::string options = "size=" + std::to_string(bytes) + ",mode=0755";
+    if (error.empty() && ::mount("tmpfs", directory.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
+      error = ErrnoText("mount tmpfs");
+    }
+    if (error.empty()) {
+      std::ofstream(directory / target, std::ios::binary) << content;
+      if (fs::file_size(directory / target) != content.size()) error = "could not write " + target;
+    }
+    if (error.empty() && read_only &&
+        ::mount(nullptr, directory.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
+      error = ErrnoText("remount read-only");
+    }
+    if (!error.empty()) {
+      report["setup_error"] = error;
+      finish(1);
+    }
+    const ChildOutcome outcome = RunBinary(args);
+    report["exited"] = outcome.exited;
+    report["exit_code"] = outcome.exit_code;
+    report["signal"] = outcome.signal;
+    report["out"] = outcome.out;
+    report["err"] = outcome.err;
+    for (const auto& entry : fs::directory_iterator(directory)) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      report["files"][entry.path().filename().string()] = Hex(std::string(std::istreambuf_iterator<char>(in), {}));
+    }
+    finish(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  SmallFsReport result;
+  std::ifstream in(report_path);
+  if (!in) {
+    result.setup_error = "the namespace child wrote no report";
+    return result;
+  }
+  const auto report = nlohmann::json::parse(in);
+  if (report.contains("setup_error")) {
+    result.setup_error = report["setup_error"];
+    return result;
+  }
+  result.outcome.exited = report["exited"];
+  result.outcome.exit_code = report["exit_code"];
+  result.outcome.signal = report["signal"];
+  result.outcome.out = report["out"];
+  result.outcome.err = report["err"];
+  if (report.contains("files")) {
+    for (const auto& [name, hex] : report["files"].items()) result.files[name] = Unhex(hex);
+  }
+  return result;
+}
+
+std::vector<std::string> ConvertInto(const fs::path& target) {
+  return {"--model", (CorpusDir() / "base/model.safetensors").string(), "--json",
+          (CorpusDir() / "base/description.json").string(), "--save_path", target.string()};
+}
+
+TEST(HostileOutput, FullDiskFailsAtPreallocationAndKeepsTheOldTarget) {
+  testing::TempDir root;
+  const fs::path small = root / "small";
+  fs::create_directory(small);
+  // The old target fills the 64 KiB file system: reserving even one page of output fails.
+  const std::string old(64 * 1024, 'o');
+  const auto report = RunOnSmallFs(small, old.size(), /*read_only=*/false, "res.safetensors", old,
+                                   ConvertInto(small / "res.safetensors"));
+  ASSERT_EQ(report.setup_error, "") << "cannot make a small file system to fill";
+  ASSERT_TRUE(report.outcome.exited) << report.outcome.err;
+  EXPECT_EQ(report.outcome.exit_code, 5) << report.outcome.err;
+  ExpectOneErrorLine(report.outcome, {(small / "res.safetensors").string(), "no space left on the device"});
+  ASSERT_EQ(report.files.size(), 1u) << "a temp file was left";
+  EXPECT_TRUE(report.files.at("res.safetensors") == old);
+}
+
+TEST(HostileOutput, ReadOnlyFileSystemIsRefusedEvenForRoot) {
+  testing::TempDir root;
+  const fs::path small = root / "small";
+  fs::create_directory(small);
+  const std::string old = "a file the user had before";
+  const auto report = RunOnSmallFs(small, 1 << 20, /*read_only=*/true, "res.safetensors", old,
+                                   ConvertInto(small / "res.safetensors"));
+  ASSERT_EQ(report.setup_error, "") << "cannot make a read-only file system";
+  ASSERT_TRUE(report.outcome.exited) << report.outcome.err;
+  EXPECT_EQ(report.outcome.exit_code, 5) << report.outcome.err;
+  ExpectOneErrorLine(report.outcome, {(small / "res.safetensors").string(), "is not writable"});
+  ASSERT_EQ(report.files.size(), 1u);
+  EXPECT_EQ(report.files.at("res.safetensors"), old);
+}
+
+// The small file system itself works: the same conversion fits in 1 MiB.
+TEST(HostileOutput, SmallFileSystemHoldsAConversion) {
+  testing::TempDir root;
+  const fs::path small = root / "small";
+  fs::create_directory(small);
+  const auto report = RunOnSmallFs(small, 1 << 20, /*read_only=*/false, "res.safetensors", "old",
+                                   ConvertInto(small / "res.safetensors"));
+  ASSERT_EQ(report.setup_error, "");
+  EXPECT_EQ(report.outcome.exit_code, 0) << report.outcome.err;
+  ASSERT_EQ(report.files.size(), 1u);
+  EXPECT_GT(report.files.at("res.safetensors").size(), 100u);  // replaced by the conversion
+}
+
+}  // namespace
+}  // namespace ms2vllm
