@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "engine/convert.h"
+#include "engine/verify.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"
 #include "tools/exit_codes.h"
@@ -28,7 +29,7 @@ struct ConvertFlags {
   std::string target = "awq", gptq_format = "v1", packed = "auto", scales_dtype = "keep";
   std::string max_shard_size = "5GB", chunk_size = "4MB", kernels;
   int threads = 0;
-  bool quiet = false, dry_run = false, force = false;
+  bool quiet = false, dry_run = false, force = false, verify = false;
 };
 
 void AddFlags(CLI::App& app, ConvertFlags& f) {
@@ -47,7 +48,9 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   app.add_option("--scales-dtype", f.scales_dtype, "keep, f16 or bf16 (vLLM's AWQ/GPTQ kernels compute in fp16)")
       ->check(CLI::IsMember({"keep", "f16", "bf16"}))->capture_default_str();
   app.add_flag("--force", f.force, "replace an existing --out-dir");
-  app.add_flag("--dry-run,--dry_run", f.dry_run, "print the plan and every warning; write nothing");
+  auto* dry_run = app.add_flag("--dry-run,--dry_run", f.dry_run, "print the plan and every warning; write nothing");
+  app.add_flag("--verify", f.verify, "after converting, prove the output exact as `ms2vllm verify` does (exit 6 if not)")
+      ->excludes(dry_run);
   app.add_option("--threads", f.threads, "worker threads (default: every core)")->check(CLI::Range(1, 4096));
   app.add_option("--chunk-size", f.chunk_size, "input bytes per unit of work")->capture_default_str();
   app.add_option("--kernels", f.kernels, "force a kernel variant (scalar, avx2, avx512, neon); also MS2VLLM_KERNELS");
@@ -79,6 +82,21 @@ Result<ConvertRequest> MakeRequest(const ConvertFlags& f) {
   request.plan.gptq_format = f.gptq_format == "v2" ? GptqFormat::kV2 : GptqFormat::kV1;
   request.plan.packed = f.packed == "yes" ? PackedMode::kYes : f.packed == "no" ? PackedMode::kNo : PackedMode::kAuto;
   request.plan.scales_dtype = f.scales_dtype == "f16" ? ScalesDType::kF16 : f.scales_dtype == "bf16" ? ScalesDType::kBF16 : ScalesDType::kKeep;
+  return request;
+}
+
+// `--verify`: the same inputs and options, checked strictly against what was just written.
+VerifyRequest MakeVerifyRequest(const ConvertRequest& convert, const ConvertReport& report) {
+  VerifyRequest request;
+  request.model = convert.model;
+  request.json = convert.json;
+  request.converted = report.target;
+  request.target = convert.plan.target;
+  request.gptq_format = convert.plan.gptq_format;
+  request.scales_dtype = convert.plan.scales_dtype;
+  request.w_bit = report.plan.bits;
+  request.packed = convert.plan.packed;
+  request.settings.threads = convert.execution.threads;
   return request;
 }
 
@@ -121,6 +139,7 @@ int RunConvert(int argc, char** argv) {
   }
   if (flags.dry_run) return kExitOk;
   if (!flags.quiet) PrintSummary(*report);
+  if (flags.verify) return VerifyAndReport(MakeVerifyRequest(*request, *report), flags.quiet, stderr);
   return kExitOk;
 }
 

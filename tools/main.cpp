@@ -8,7 +8,8 @@
 int main(int argc, char** argv) {
   using Command = int (*)(int, char**);
   static constexpr std::pair<std::string_view, Command> kCommands[] = {
-      {"convert", &ms2vllm::RunConvert}, {"synth", &ms2vllm::RunSynth}};
+      {"convert", &ms2vllm::RunConvert}, {"synth", &ms2vllm::RunSynth},
+      {"verify", &ms2vllm::RunVerify},   {"inspect", &ms2vllm::RunInspect}};
   if (argc > 1) {
     for (const auto& [name, run] : kCommands) {
       if (name == argv[1]) return run(argc - 1, argv + 1);

@@ -1,0 +1,190 @@
+#include "engine/inspect.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "engine/offset_scan.h"
+#include "engine/plan.h"
+#include "engine/verify_files.h"
+#include "io/checkpoint.h"
+#include "io/description.h"
+#include "io/model_locator.h"
+
+namespace ms2vllm {
+namespace fs = std::filesystem;
+namespace {
+
+using Packing = LinearGeometry::Packing;
+
+// Like --model; a converted model directory (model.safetensors[.index.json]) is shown too.
+Result<fs::path> LocateWeights(const fs::path& path) {
+  auto located = LocateModel(path, fs::path{});  // a given description: no search for one yet
+  if (located) return located->weights;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    if (auto converted = LocateConverted(path)) return converted->weights;
+  }
+  return located.take_error();
+}
+
+Result<Description> FindDescription(const InspectRequest& request, Inspection& inspection) {
+  fs::path path;
+  if (request.json) {
+    path = *request.json;
+  } else {
+    MS2VLLM_ASSIGN_OR_RETURN(ModelFiles files, LocateModel(request.path, std::nullopt));
+    path = files.description;
+  }
+  inspection.description = path;
+  return LoadDescription(path.string());
+}
+
+void AddProblem(Inspection& inspection, Error error) {
+  for (const auto& problem : inspection.problems) {
+    if (problem.message == error.message) return;  // the same fault seen by two plans
+  }
+  inspection.problems.push_back(std::move(error));
+}
+
+std::string PackingName(const Plan& plan) {
+  bool along_out = false, along_in = false, unpacked = false;
+  for (const auto& t : plan.tensors) {
+    if (t.kind != TransformKind::kQWeight) continue;
+    along_out |= t.geometry.packing == Packing::kPairsAlongOut;
+    along_in |= t.geometry.packing == Packing::kPairsAlongIn;
+    unpacked |= t.geometry.packing == Packing::kNone;
+  }
+  if (along_out + along_in + unpacked > 1) return "mixed: some weights packed (ascendV1), some not";
+  if (along_out) return "ascendV1: two 4-bit values per byte, paired along out";
+  if (along_in) return "ascendV1: two 4-bit values per byte, paired along in";
+  return "none: one value per byte";
+}
+
+// What the tensors say about the quantization, from a plan that was built.
+void Describe(const Plan& plan, Inspection& inspection) {
+  inspection.bits = plan.bits;
+  for (const auto& t : plan.tensors) inspection.linears += t.kind == TransformKind::kQWeight;
+  inspection.per_channel = plan.per_channel;
+  if (!plan.per_channel) inspection.group_size = plan.group_size;
+  inspection.group_size_conflict = plan.group_size_conflict;
+  inspection.offsets_missing = plan.all_offsets_missing && inspection.linears > 0;
+  inspection.packing = PackingName(plan);
+  inspection.float_linears = plan.float_linears;
+  for (const auto& line : plan.warnings.Lines()) inspection.warnings.push_back(line);
+  if (inspection.linears == 0) {
+    inspection.warnings.push_back("no quantized linear (W4A16/W8A16 weight) in the description: a conversion only copies");
+  }
+  const auto& described = inspection.described_group_size;
+  if (described && inspection.group_size && *described > 0 && static_cast<uint64_t>(*described) != *inspection.group_size) {
+    inspection.warnings.push_back("the description says group_size " + std::to_string(*described) + " but the tensors have " +
+                                  std::to_string(*inspection.group_size) + " (the tensors decide)");
+  }
+}
+
+// Plans for AWQ and GPTQ, one offset scan, and the verdict for each target.
+void JudgeTargets(const Checkpoint& checkpoint, const Description& description, const InspectRequest& request,
+                  Inspection& inspection) {
+  PlanOptions options;
+  options.packed = request.packed;
+  options.target = TargetTool::kAwq;
+  auto awq = BuildPlan(checkpoint.table(), description, options);
+  options.target = TargetTool::kGptq;  // v1: the scan then also finds zero points v1 cannot store
+  auto gptq = BuildPlan(checkpoint.table(), description, options);
+  for (auto* plan : {&awq, &gptq}) {
+    if (!*plan && plan->error().code == ErrorCode::kInvalidInput) AddProblem(inspection, plan->error());
+  }
+  const Plan* scanned = gptq ? &*gptq : awq ? &*awq : nullptr;
+  std::optional<Error> offsets_bad, v1_bad;
+  if (scanned) {
+    Describe(*scanned, inspection);
+    Warnings warnings;
+    auto scan = ScanOffsets(*scanned, checkpoint, warnings);
+    for (const auto& line : warnings.Lines()) inspection.warnings.push_back(line);
+    if (scan) {
+      inspection.symmetric = scan->all_zero;
+    } else if (scan.error().code == ErrorCode::kUnsupported) {
+      inspection.symmetric = false;  // an offset of -2^(b-1) is not zero
+      v1_bad = scan.error();
+    } else {
+      offsets_bad = scan.error();
+      AddProblem(inspection, scan.error());
+    }
+  }
+  auto verdict = [&](std::string name, const Result<Plan>& plan, const std::optional<Error>& extra) {
+    TargetVerdict v{std::move(name), false, ""};
+    if (!plan) {
+      v.reason = plan.error().message;
+    } else if (offsets_bad) {
+      v.reason = offsets_bad->message;
+    } else if (extra) {
+      v.reason = extra->message;
+    } else {
+      v.ok = true;
+    }
+    inspection.targets.push_back(std::move(v));
+  };
+  verdict("awq", awq, std::nullopt);
+  verdict("gptq", gptq, v1_bad);
+  verdict("gptq_v2", gptq, std::nullopt);
+  // A checkpoint no layout accepts is a problem of the checkpoint, not a choice of target.
+  const bool any = std::any_of(inspection.targets.begin(), inspection.targets.end(), [](const TargetVerdict& t) { return t.ok; });
+  if (!any && inspection.problems.empty()) {
+    AddProblem(inspection, MakeError(ErrorCode::kUnsupported, "no target layout accepts this checkpoint: " +
+                                                                  inspection.targets.back().reason));
+  }
+}
+
+}  // namespace
+
+Inspection Inspect(const InspectRequest& request) {
+  Inspection inspection;
+  auto weights = LocateWeights(request.path);
+  if (!weights) {
+    inspection.problems.push_back(weights.take_error());
+    return inspection;
+  }
+  inspection.weights = *weights;
+  auto checkpoint = Checkpoint::Open(*weights);
+  if (!checkpoint) {
+    inspection.problems.push_back(checkpoint.take_error());
+    return inspection;
+  }
+  for (const auto& file : checkpoint->Files()) inspection.files.push_back(file);
+  inspection.file_bytes = checkpoint->TotalFileBytes();
+
+  auto description = FindDescription(request, inspection);
+  std::unordered_map<std::string_view, std::string_view> labels;
+  if (description) {
+    inspection.model_quant_type = description->model_quant_type;
+    inspection.described_group_size = description->group_size;
+    for (const auto& entry : description->entries) labels.emplace(entry.name, entry.label);
+  }
+  for (const auto& tensor : checkpoint->table().tensors()) {
+    auto label = labels.find(tensor.name);
+    inspection.tensors.push_back({tensor.name, tensor.dtype, tensor.shape, tensor.byte_size,
+                                  label == labels.end() ? std::string() : std::string(label->second)});
+    inspection.tensor_bytes += tensor.byte_size;
+  }
+
+  // A checkpoint ms2vllm already converted has qweights and needs no description.
+  const auto& tensors = checkpoint->table().tensors();
+  auto converted = std::find_if(tensors.begin(), tensors.end(), [](const TensorInfo& t) { return t.name.ends_with(".qweight"); });
+  if (converted != tensors.end()) {
+    inspection.warnings.push_back("already in a converted (AWQ/GPTQ) layout: " + converted->name);
+    for (const char* target : {"awq", "gptq", "gptq_v2"}) {
+      inspection.targets.push_back({target, false, "the checkpoint is already converted (" + converted->name + ")"});
+    }
+    return inspection;
+  }
+  if (!description) {
+    inspection.problems.push_back(description.take_error());
+    for (const char* target : {"awq", "gptq", "gptq_v2"}) {
+      inspection.targets.push_back({target, false, "no description (give --json)"});
+    }
+    return inspection;
+  }
+  JudgeTargets(*checkpoint, *description, request, inspection);
+  return inspection;
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,211 @@
+#include "engine/verify.h"
+
+#include <tbb/info.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+
+#include "engine/convert.h"
+#include "engine/model_directory.h"
+#include "engine/plan.h"
+#include "engine/verify_files.h"
+#include "engine/verify_tensor.h"
+#include "io/description.h"
+#include "io/model_locator.h"
+
+namespace ms2vllm {
+namespace {
+
+std::string TargetName(TargetTool target, GptqFormat format) {
+  if (target == TargetTool::kAwq) return "awq";
+  return format == GptqFormat::kV2 ? "gptq (v2)" : "gptq (v1)";
+}
+
+// Without a flag or a config, the qweight shapes tell AWQ ([in, out/8]) from GPTQ ([in/p, out]).
+TargetTool GuessTarget(const Checkpoint& input, const Description& description, PlanOptions options,
+                       const Checkpoint& output) {
+  options.target = TargetTool::kGptq;
+  auto plan = BuildPlan(input.table(), description, options);
+  if (!plan) return TargetTool::kAwq;
+  for (const auto& tensor : plan->tensors) {
+    if (tensor.kind != TransformKind::kQWeight) continue;
+    const TensorInfo* actual = output.table().Find(tensor.name);
+    if (actual) return actual->shape == tensor.shape ? TargetTool::kGptq : TargetTool::kAwq;
+  }
+  return TargetTool::kAwq;
+}
+
+// The dtype the converted tensor must have. Unless --scales-dtype was given, a scales tensor may
+// keep the input's dtype or hold its cast to F16 or BF16 (what --scales-dtype writes).
+bool DTypeFits(const OutputTensor& expected, DType actual, bool strict_scales) {
+  if (actual == expected.dtype) return true;
+  if (expected.kind != TransformKind::kScales || strict_scales) return false;
+  return actual == DType::kF16 || actual == DType::kBF16;
+}
+
+struct Work {
+  size_t plan_index;
+  const TensorInfo* actual;
+};
+
+// Names, dtypes and shapes; returns the tensors whose values can be compared.
+std::vector<Work> CheckStructure(const Plan& plan, const Checkpoint& output, bool strict_scales,
+                                 std::vector<std::optional<VerifyProblem>>& by_plan, std::vector<VerifyProblem>& extra) {
+  std::vector<Work> work;
+  std::unordered_set<std::string_view> planned;
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const OutputTensor& t = plan.tensors[i];
+    planned.insert(t.name);
+    const TensorInfo* actual = output.table().Find(t.name);
+    const std::string source = t.source ? " (from " + t.source->name + ")" : "";
+    if (actual == nullptr) {
+      by_plan[i] = VerifyProblem{t.name, "is missing" + source, {}};
+    } else if (!DTypeFits(t, actual->dtype, strict_scales)) {
+      by_plan[i] = VerifyProblem{t.name, "is " + std::string(DTypeName(actual->dtype)) + ", expected " +
+                                             std::string(DTypeName(t.dtype)) + source, {}};
+    } else if (actual->shape != t.shape) {
+      by_plan[i] = VerifyProblem{t.name, "has shape " + ShapeString(actual->shape) + ", expected " + ShapeString(t.shape) + source, {}};
+    } else {
+      work.push_back({i, actual});
+    }
+  }
+  for (const auto& tensor : output.table().tensors()) {
+    if (!planned.contains(tensor.name)) {
+      extra.push_back({tensor.name, "is not written by the conversion of the input (" + std::string(DTypeName(tensor.dtype)) + " " +
+                                        ShapeString(tensor.shape) + ")", {}});
+    }
+  }
+  return work;
+}
+
+// Checks every tensor's values, the largest first so the threads finish together.
+Result<std::vector<TensorVerdict>> CheckValues(const TensorCheckContext& context, std::vector<Work>& work) {
+  const Plan& plan = context.plan;
+  std::sort(work.begin(), work.end(), [&](const Work& a, const Work& b) { return a.actual->byte_size > b.actual->byte_size; });
+  if (context.settings.progress_total) {
+    uint64_t total = 0;
+    for (const auto& item : work) {
+      const OutputTensor& t = plan.tensors[item.plan_index];
+      if (t.source) total += t.source->byte_size;  // what the checks add to `progress`
+    }
+    context.settings.progress_total->store(total);
+  }
+  std::vector<TensorVerdict> verdicts(work.size());
+  const int threads = context.settings.threads > 0 ? context.settings.threads : tbb::info::default_concurrency();
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, work.size(), 1), [&](const tbb::blocked_range<size_t>& range) {
+      for (size_t i = range.begin(); i != range.end(); ++i) {
+        verdicts[i] = CheckTensorValues(context, plan.tensors[work[i].plan_index], *work[i].actual);
+      }
+    });
+  });
+  for (const auto& verdict : verdicts) {
+    if (verdict.cancelled) return MakeError(ErrorCode::kInterrupted, "interrupted");
+  }
+  return verdicts;
+}
+
+// What --out-dir writes into the configs for this plan (SPEC 5), to compare with what is there.
+nlohmann::ordered_json ExpectedQuantizationConfig(const Plan& plan, bool symmetric) {
+  ConvertReport report;
+  report.plan.bits = plan.bits;
+  report.plan.target = plan.target;
+  report.plan.gptq_format = plan.gptq_format;
+  report.plan.group_size = plan.group_size;
+  report.plan.per_channel = plan.per_channel;
+  report.plan.float_linears = plan.float_linears;
+  report.symmetric = symmetric;
+  return QuantizationConfig(report);
+}
+
+}  // namespace
+
+Result<VerifyReport> Verify(const VerifyRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  MS2VLLM_ASSIGN_OR_RETURN(ModelFiles files, LocateModel(request.model, request.json));
+  MS2VLLM_ASSIGN_OR_RETURN(Description description, LoadDescription(files.description.string()));
+  MS2VLLM_ASSIGN_OR_RETURN(Checkpoint input, Checkpoint::Open(files.weights));
+  MS2VLLM_ASSIGN_OR_RETURN(ConvertedFiles converted, LocateConverted(request.converted));
+
+  VerifyReport report;
+  report.weights = converted.weights;
+  const std::string weights_name = converted.weights.filename().string();
+  auto opened = Checkpoint::Open(converted.weights);
+  if (!opened) {  // a converted file that does not even parse is a failed verification
+    report.problems.push_back({weights_name, "is not a valid safetensors checkpoint: " + opened.error().message, {}});
+    return report;
+  }
+  const Checkpoint& output = *opened;
+
+  const DeclaredQuantization declared = ReadDeclaredQuantization(converted);
+  PlanOptions options;
+  options.w_bit = request.w_bit;
+  options.packed = request.packed;
+  options.scales_dtype = request.scales_dtype.value_or(ScalesDType::kKeep);
+  options.gptq_format = request.gptq_format.value_or(declared.gptq_format.value_or(GptqFormat::kV1));
+  if (request.target) {
+    options.target = *request.target;
+    report.target_source = "--target_tool";
+  } else if (declared.target) {
+    options.target = *declared.target;
+    report.target_source = declared.source;
+  } else {
+    options.target = GuessTarget(input, description, options, output);
+    report.target_source = "the qweight shapes";
+  }
+  report.target = options.target;
+  report.gptq_format = options.gptq_format;
+
+  auto plan = BuildPlan(input.table(), description, options);
+  if (!plan) {
+    // The input has no conversion to this target, so the file cannot be a correct one.
+    if (plan.error().code != ErrorCode::kUnsupported) return plan.take_error();
+    report.problems.push_back({weights_name, "cannot be the " + TargetName(options.target, options.gptq_format) +
+                                                 " conversion of the input: " + plan.error().message, {}});
+    return report;
+  }
+  report.bits = plan->bits;
+  report.tensors = plan->tensors.size();
+  for (const auto& t : plan->tensors) report.linears += t.kind == TransformKind::kQWeight;
+
+  std::vector<std::optional<VerifyProblem>> by_plan(plan->tensors.size());
+  std::vector<VerifyProblem> extra;
+  std::vector<Work> work = CheckStructure(*plan, output, request.scales_dtype.has_value(), by_plan, extra);
+  const TensorCheckContext context{*plan, input, output, request.settings};
+  MS2VLLM_ASSIGN_OR_RETURN(std::vector<TensorVerdict> verdicts, CheckValues(context, work));
+
+  bool symmetric = true;
+  for (size_t i = 0; i < work.size(); ++i) {
+    TensorVerdict& verdict = verdicts[i];
+    report.values += verdict.values;
+    report.copied_bytes += verdict.copied_bytes;
+    symmetric &= verdict.offsets_all_zero;
+    if (verdict.problem) by_plan[work[i].plan_index] = std::move(verdict.problem);
+  }
+  for (auto& problem : by_plan) {
+    if (problem) report.problems.push_back(std::move(*problem));
+  }
+  for (auto& problem : extra) report.problems.push_back(std::move(problem));
+  for (auto& problem : CheckConfigs(converted, ExpectedQuantizationConfig(*plan, symmetric))) {
+    report.problems.push_back(std::move(problem));
+  }
+  if (IsShardIndexPath(converted.weights)) {
+    for (auto& problem : CheckShardIndex(converted.weights, output)) report.problems.push_back(std::move(problem));
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+Error VerifyFailure(const VerifyReport& report) {
+  std::string names;
+  for (size_t i = 0; i < report.problems.size() && i < 3; ++i) names += (i ? ", " : "") + report.problems[i].tensor;
+  if (report.problems.size() > 3) names += ", ...";
+  return MakeError(ErrorCode::kVerifyFailed, report.weights.string() + ": " + std::to_string(report.problems.size()) +
+                                                 " tensor(s) or file(s) are not the exact conversion of the input: " + names);
+}
+
+}  // namespace ms2vllm

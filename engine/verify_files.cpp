@@ -1,0 +1,144 @@
+#include "engine/verify_files.h"
+
+#include <set>
+
+#include "io/json_file.h"
+
+namespace ms2vllm {
+namespace fs = std::filesystem;
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::optional<fs::path> IfFile(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path;
+  return std::nullopt;
+}
+
+// The quantization_config a file declares: quantize_config.json is one; config.json holds one.
+std::optional<Json> DeclaredConfig(const fs::path& path, bool nested) {
+  auto json = ReadJsonFile(path);
+  if (!json || !json->is_object()) return std::nullopt;
+  if (!nested) return std::move(json).value();
+  auto it = json->find("quantization_config");
+  if (it == json->end() || !it->is_object()) return std::nullopt;
+  return *it;
+}
+
+void CompareConfig(const fs::path& path, const Json& actual, const Json& expected, std::vector<VerifyProblem>& problems) {
+  VerifyProblem problem{path.filename().string(), "", {}};
+  for (const auto& [key, value] : expected.items()) {
+    auto it = actual.find(key);
+    if (it == actual.end()) {
+      problem.examples.push_back("quantization_config." + key + " is missing, expected " + value.dump());
+    } else if (*it != value) {
+      problem.examples.push_back("quantization_config." + key + " is " + it->dump() + ", expected " + value.dump());
+    }
+  }
+  if (problem.examples.empty()) return;
+  problem.problem = std::to_string(problem.examples.size()) + " quantization_config field(s) disagree with the weights";
+  problems.push_back(std::move(problem));
+}
+
+}  // namespace
+
+Result<ConvertedFiles> LocateConverted(const fs::path& converted) {
+  ConvertedFiles files;
+  std::error_code ec;
+  if (!fs::is_directory(converted, ec)) {
+    if (!fs::exists(converted, ec)) return MakeError(ErrorCode::kInvalidInput, converted.string() + ": no such file");
+    files.weights = converted;
+    return files;
+  }
+  if (auto index = IfFile(converted / "model.safetensors.index.json")) {
+    files.weights = *index;
+  } else if (auto single = IfFile(converted / "model.safetensors")) {
+    files.weights = *single;
+  } else {
+    return MakeError(ErrorCode::kInvalidInput,
+                     converted.string() + ": holds neither model.safetensors.index.json nor model.safetensors");
+  }
+  files.config = IfFile(converted / "config.json");
+  files.quantize_config = IfFile(converted / "quantize_config.json");
+  return files;
+}
+
+DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files) {
+  DeclaredQuantization declared;
+  std::optional<Json> config;
+  // config.json is what vLLM and transformers read first; quantize_config.json is AutoGPTQ's.
+  if (files.config && (config = DeclaredConfig(*files.config, true))) {
+    declared.source = files.config->filename().string();
+  } else if (files.quantize_config && (config = DeclaredConfig(*files.quantize_config, false))) {
+    declared.source = files.quantize_config->filename().string();
+  }
+  if (!config) return declared;
+  const std::string method = config->value("quant_method", "");
+  if (method == "awq") declared.target = TargetTool::kAwq;
+  if (method == "gptq") {
+    declared.target = TargetTool::kGptq;
+    const std::string format = config->value("checkpoint_format", "gptq");
+    if (format == "gptq") declared.gptq_format = GptqFormat::kV1;
+    if (format == "gptq_v2") declared.gptq_format = GptqFormat::kV2;
+  }
+  return declared;
+}
+
+std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const Json& expected) {
+  std::vector<VerifyProblem> problems;
+  const std::pair<const std::optional<fs::path>*, bool> kFiles[] = {{&files.config, true},
+                                                                     {&files.quantize_config, false}};
+  for (const auto& [path, nested] : kFiles) {
+    if (!*path) continue;
+    auto json = ReadJsonFile(**path);
+    if (!json || !json->is_object()) {
+      problems.push_back({(*path)->filename().string(), "is not a JSON object", {}});
+      continue;
+    }
+    // A config.json without quantization_config loads as a float model: wrong for quantized weights.
+    auto declared = DeclaredConfig(**path, nested);
+    if (!declared) {
+      problems.push_back({(*path)->filename().string(), "has no quantization_config object", {}});
+      continue;
+    }
+    CompareConfig(**path, *declared, expected, problems);
+  }
+  return problems;
+}
+
+std::vector<VerifyProblem> CheckShardIndex(const fs::path& index, const Checkpoint& output) {
+  std::vector<VerifyProblem> problems;
+  auto json = ReadJsonFile(index);
+  const std::string name = index.filename().string();
+  if (!json || !json->is_object() || !json->contains("weight_map") || !(*json)["weight_map"].is_object()) {
+    problems.push_back({name, "has no weight_map object", {}});
+    return problems;
+  }
+  std::set<std::string> mapped;
+  for (const auto& [tensor, file] : (*json)["weight_map"].items()) mapped.insert(tensor);
+  VerifyProblem unmapped{name, "", {}};
+  uint64_t total = 0, missing = 0;
+  for (const auto& tensor : output.table().tensors()) {
+    total += tensor.byte_size;
+    if (mapped.contains(tensor.name)) continue;
+    ++missing;
+    if (unmapped.examples.size() < 5) unmapped.examples.push_back(tensor.name + " is in a shard but not in weight_map");
+  }
+  if (missing) {
+    unmapped.problem = std::to_string(missing) + " tensor(s) are missing from weight_map: loaders will not read them";
+    problems.push_back(std::move(unmapped));
+  }
+  const Json* metadata = json->contains("metadata") ? &(*json)["metadata"] : nullptr;
+  if (metadata && metadata->is_object() && metadata->contains("total_size")) {
+    const Json& size = (*metadata)["total_size"];
+    if (!size.is_number_unsigned() || size.get<uint64_t>() != total) {
+      problems.push_back({name, "metadata.total_size is " + size.dump() + ", the tensors hold " + std::to_string(total) + " bytes", {}});
+    }
+  } else {
+    problems.push_back({name, "has no metadata.total_size", {}});
+  }
+  return problems;
+}
+
+}  // namespace ms2vllm

@@ -1,0 +1,196 @@
+// `inspect`: the quantization the tensors show, the targets and every problem, without converting.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include "engine/inspect.h"
+#include "engine/synth_plan.h"
+#include "engine/synth_writer.h"
+#include "tests/test_support.h"
+
+namespace ms2vllm {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::GoldenDir;
+using testing::TempDir;
+
+const TargetVerdict* Target(const Inspection& inspection, const std::string& name) {
+  for (const auto& t : inspection.targets) {
+    if (t.target == name) return &t;
+  }
+  return nullptr;
+}
+
+std::string Problems(const Inspection& inspection) {
+  std::string text;
+  for (const auto& p : inspection.problems) text += p.message + "\n";
+  return text;
+}
+
+fs::path FindFile(const fs::path& dir, const std::string& prefix) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().starts_with(prefix)) return entry.path();
+  }
+  return {};
+}
+
+std::pair<int, std::string> RunMs2vllm(const std::string& args) {
+  FILE* pipe = ::popen((std::string(MS2VLLM_BINARY) + " " + args + " 2>/dev/null").c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+class InspectGoldenTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(InspectGoldenTest, ReportsBitsGroupAndSymmetry) {
+  const std::string name = GetParam();
+  const fs::path dir = GoldenDir() / name;
+  const auto args = nlohmann::json::parse(testing::ReadText(dir / "args.json"));
+  const Inspection inspection = Inspect({dir, std::nullopt, PackedMode::kAuto});
+  EXPECT_TRUE(inspection.ok()) << Problems(inspection);
+  EXPECT_EQ(inspection.tensors.size(), testing::LoadTensors(inspection.weights).size());
+  ASSERT_TRUE(inspection.bits.has_value());
+  EXPECT_EQ(*inspection.bits, args["w_bit"].get<int>());
+  EXPECT_EQ(inspection.linears, 7u);
+  const bool per_channel = name.find("perchannel") != std::string::npos;
+  EXPECT_EQ(inspection.per_channel, per_channel);
+  if (!per_channel) {
+    ASSERT_TRUE(inspection.group_size.has_value());
+    EXPECT_EQ(*inspection.group_size, name.find("g32") != std::string::npos ? 32u : 64u);
+  }
+  ASSERT_TRUE(inspection.symmetric.has_value());
+  EXPECT_EQ(*inspection.symmetric, name.find("sym") != std::string::npos);
+  EXPECT_EQ(inspection.packing.rfind("none", 0), 0u) << inspection.packing;
+  // The target the script was run with always works; AWQ needs 4 bits and groups.
+  const std::string target = args["target_tool"].get<std::string>();
+  ASSERT_NE(Target(inspection, target), nullptr);
+  EXPECT_TRUE(Target(inspection, target)->ok) << Target(inspection, target)->reason;
+  const bool awq_possible = args["w_bit"].get<int>() == 4 && !per_channel;
+  EXPECT_EQ(Target(inspection, "awq")->ok, awq_possible) << Target(inspection, "awq")->reason;
+  EXPECT_TRUE(Target(inspection, "gptq_v2")->ok);
+  for (const auto& t : inspection.tensors) {
+    if (t.name.ends_with(".weight_scale")) {
+      EXPECT_EQ(t.label, "W" + std::to_string(*inspection.bits) + "A16") << t.name;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, InspectGoldenTest, ::testing::ValuesIn(testing::GoldenCases()), [](const auto& info) {
+  std::string name = info.param;
+  for (char& c : name) if (c == '-') c = '_';
+  return name;
+});
+
+TEST(InspectTest, BadHeaderIsAProblemNamingTheFile) {
+  TempDir dir;
+  testing::WriteText(dir / "quant_model_weight_w4a16.safetensors", std::string("\x10\0\0\0\0\0\0\0{\"a\":", 14));
+  testing::WriteText(dir / "quant_model_description_w4a16.json", "{}");
+  const Inspection inspection = Inspect({dir.path(), std::nullopt, PackedMode::kAuto});
+  ASSERT_FALSE(inspection.ok());
+  EXPECT_EQ(inspection.problems[0].code, ErrorCode::kInvalidInput);
+  EXPECT_NE(inspection.problems[0].message.find("quant_model_weight_w4a16.safetensors"), std::string::npos)
+      << Problems(inspection);
+
+  auto [code, output] = RunMs2vllm("inspect " + dir.path().string());
+  EXPECT_EQ(code, 3);
+  EXPECT_NE(output.find("problem:"), std::string::npos) << output;
+}
+
+TEST(InspectTest, NonIntegralOffsetAndMissingDescriptionAreProblems) {
+  TempDir dir;
+  const fs::path golden = GoldenDir() / "w4a16-g64-gptq";
+  auto tensors = testing::LoadTensors(FindFile(golden, "quant_model_weight"));
+  auto& offset = tensors.at("model.layers.0.mlp.up_proj.weight_offset");
+  const float half = 0.5f;
+  std::memcpy(offset.bytes.data() + 8, &half, 4);  // F32 offsets
+  fs::create_directories(dir / "model");
+  testing::WriteSafetensors(dir / "model" / "quant_model_weight_w4a16.safetensors",
+                            std::vector<std::pair<std::string, testing::LoadedTensor>>(tensors.begin(), tensors.end()));
+  const Inspection no_description = Inspect({dir / "model", std::nullopt, PackedMode::kAuto});
+  ASSERT_FALSE(no_description.ok());
+  EXPECT_NE(Problems(no_description).find("quant_model_description"), std::string::npos) << Problems(no_description);
+  EXPECT_EQ(no_description.tensors.size(), 29u);  // the table is shown all the same
+
+  const Inspection inspection = Inspect({dir / "model", FindFile(golden, "quant_model_description"), PackedMode::kAuto});
+  ASSERT_EQ(inspection.problems.size(), 1u) << Problems(inspection);
+  EXPECT_NE(inspection.problems[0].message.find("model.layers.0.mlp.up_proj.weight_offset"), std::string::npos);
+  for (const auto& t : inspection.targets) EXPECT_FALSE(t.ok) << t.target;
+}
+
+TEST(InspectTest, ACheckpointNoLayoutAcceptsIsAProblem) {
+  TempDir dir;
+  const fs::path golden = GoldenDir() / "w4a16-g64-gptq";
+  auto tensors = testing::LoadTensors(FindFile(golden, "quant_model_weight"));
+  auto& scale = tensors.at("model.layers.0.mlp.up_proj.weight_scale");
+  ASSERT_EQ(scale.shape.size(), 2u);
+  scale.shape = {scale.shape[0] / 2, scale.shape[1] * 2};  // same bytes, a shape that fits no weight
+  fs::create_directories(dir / "model");
+  testing::WriteSafetensors(dir / "model" / "quant_model_weight_w4a16.safetensors",
+                            std::vector<std::pair<std::string, testing::LoadedTensor>>(tensors.begin(), tensors.end()));
+  fs::copy_file(FindFile(golden, "quant_model_description"), dir / "model" / "quant_model_description_w4a16.json");
+  const Inspection inspection = Inspect({dir / "model", std::nullopt, PackedMode::kAuto});
+  ASSERT_EQ(inspection.problems.size(), 1u) << Problems(inspection);
+  EXPECT_EQ(inspection.problems[0].code, ErrorCode::kUnsupported);
+  EXPECT_NE(inspection.problems[0].message.find("up_proj.weight_scale"), std::string::npos) << Problems(inspection);
+  EXPECT_EQ(RunMs2vllm("inspect " + (dir / "model").string()).first, 4);
+}
+
+TEST(InspectTest, PackedAndZeroPointZeroInputs) {
+  TempDir dir;
+  SynthRequest request;
+  request.options.shape = *FindModelShape("tiny");
+  request.options.group_size = 64;
+  request.options.packed = true;
+  request.out_dir = dir / "packed";
+  ASSERT_TRUE(WriteSynthCheckpoint(request).ok());
+  const Inspection packed = Inspect({dir / "packed", std::nullopt, PackedMode::kAuto});
+  EXPECT_TRUE(packed.ok()) << Problems(packed);
+  EXPECT_NE(packed.packing.find("ascendV1"), std::string::npos) << packed.packing;
+  EXPECT_TRUE(packed.offsets_missing);
+  EXPECT_EQ(packed.symmetric, true);
+
+  request.options.packed = false;
+  request.options.full_offset_range = true;
+  request.options.seed = 3;
+  request.out_dir = dir / "full";
+  ASSERT_TRUE(WriteSynthCheckpoint(request).ok());
+  const Inspection full = Inspect({dir / "full", std::nullopt, PackedMode::kAuto});
+  EXPECT_TRUE(full.ok()) << Problems(full);
+  EXPECT_FALSE(Target(full, "gptq")->ok);
+  EXPECT_NE(Target(full, "gptq")->reason.find("gptq-format v2"), std::string::npos) << Target(full, "gptq")->reason;
+  EXPECT_TRUE(Target(full, "gptq_v2")->ok);
+  EXPECT_TRUE(Target(full, "awq")->ok);
+}
+
+TEST(InspectTest, JsonOutputIsOneObjectForScripts) {
+  const fs::path dir = GoldenDir() / "w4a16-perchannel-gptq";
+  auto [code, output] = RunMs2vllm("inspect " + dir.string() + " --json-output");
+  EXPECT_EQ(code, 0) << output;
+  const auto json = nlohmann::json::parse(output);
+  EXPECT_EQ(json["quantization"]["bits"], 4);
+  EXPECT_EQ(json["quantization"]["per_channel"], true);
+  EXPECT_TRUE(json["quantization"]["group_size"].is_null());
+  EXPECT_EQ(json["quantization"]["symmetric"], false);
+  EXPECT_EQ(json["targets"]["awq"]["ok"], false);
+  EXPECT_EQ(json["targets"]["gptq"]["ok"], true);
+  EXPECT_EQ(json["tensors"].size(), 29u);
+  EXPECT_EQ(json["problems"].size(), 0u);
+  EXPECT_EQ(json["ok"], true);
+
+  auto [text_code, text] = RunMs2vllm("inspect " + dir.string());
+  EXPECT_EQ(text_code, 0);
+  EXPECT_NE(text.find("per-channel"), std::string::npos) << text;
+  auto [help_code, help] = RunMs2vllm("inspect --help");
+  EXPECT_EQ(help_code, 0);
+  EXPECT_NE(help.find("--json-output"), std::string::npos) << help;
+}
+
+}  // namespace
+}  // namespace ms2vllm

@@ -1,0 +1,471 @@
+// `verify`: holds on every correct conversion (golden cases, synthetic checkpoints in every layout
+// the converter handles), and fails, naming the tensor, on any damage or mismatch.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include "engine/convert.h"
+#include "engine/synth_plan.h"
+#include "engine/synth_writer.h"
+#include "engine/verify.h"
+#include "io/checkpoint.h"
+#include "tests/test_support.h"
+
+namespace ms2vllm {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::GoldenDir;
+using testing::TempDir;
+
+fs::path FindFile(const fs::path& dir, const std::string& prefix) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().starts_with(prefix)) return entry.path();
+  }
+  return {};
+}
+
+struct GoldenArgs {
+  TargetTool target;
+  int bits;
+};
+
+GoldenArgs ReadArgs(const fs::path& dir) {
+  const auto args = nlohmann::json::parse(testing::ReadText(dir / "args.json"));
+  return {args["target_tool"] == "gptq" ? TargetTool::kGptq : TargetTool::kAwq, args["w_bit"].get<int>()};
+}
+
+ConvertReport ConvertOrDie(const fs::path& model, const fs::path& save_path, PlanOptions plan) {
+  ConvertRequest request;
+  request.model = model;
+  request.save_path = save_path;
+  request.plan = plan;
+  auto report = Convert(request);
+  EXPECT_TRUE(report.ok()) << report.error().message;
+  return report.ok() ? std::move(report).value() : ConvertReport{};
+}
+
+VerifyRequest RequestFor(const fs::path& model, const fs::path& converted) {
+  VerifyRequest request;
+  request.model = model;
+  request.converted = converted;
+  request.settings.chunk_bytes = 4096;  // many tiles per tensor even in tiny checkpoints
+  request.settings.band_bytes = 4096;
+  return request;
+}
+
+VerifyReport VerifyOrDie(const VerifyRequest& request) {
+  auto report = Verify(request);
+  EXPECT_TRUE(report.ok()) << report.error().message;
+  return report.ok() ? std::move(report).value() : VerifyReport{};
+}
+
+std::string Describe(const VerifyReport& report) {
+  std::string text;
+  for (const auto& p : report.problems) {
+    text += p.tensor + ": " + p.problem + "\n";
+    for (const auto& e : p.examples) text += "    " + e + "\n";
+  }
+  return text;
+}
+
+bool NamesTensor(const VerifyReport& report, const std::string& tensor) {
+  for (const auto& p : report.problems) {
+    if (p.tensor == tensor) return true;
+  }
+  return false;
+}
+
+// Flips the bits of one byte of `tensor` in a safetensors file, in place.
+void FlipByte(const fs::path& file, const std::string& tensor, uint64_t byte) {
+  uint64_t offset = 0;
+  {
+    auto checkpoint = Checkpoint::Open(file);
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.error().message;
+    const TensorInfo* info = checkpoint->table().Find(tensor);
+    ASSERT_NE(info, nullptr) << tensor;
+    ASSERT_LT(byte, info->byte_size);
+    offset = info->file_offset + byte;
+  }
+  std::fstream stream(file, std::ios::in | std::ios::out | std::ios::binary);
+  stream.seekg(static_cast<std::streamoff>(offset));
+  const int value = stream.get();
+  stream.seekp(static_cast<std::streamoff>(offset));
+  stream.put(static_cast<char>(value ^ 0x5a));
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+CommandResult RunMs2vllm(const std::string& args) {
+  CommandResult result;
+  FILE* pipe = ::popen((std::string(MS2VLLM_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) result.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// ---- every golden case: the converter's output and the script's own output verify ----
+
+class VerifyGoldenTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VerifyGoldenTest, ConversionVerifiesWithGivenAndGuessedTarget) {
+  const fs::path dir = GoldenDir() / GetParam();
+  const GoldenArgs args = ReadArgs(dir);
+  TempDir out;
+  PlanOptions plan;
+  plan.target = args.target;
+  ConvertOrDie(dir, out / "res.safetensors", plan);
+
+  VerifyRequest request = RequestFor(dir, out / "res.safetensors");
+  request.target = args.target;
+  const VerifyReport given = VerifyOrDie(request);
+  EXPECT_TRUE(given.ok()) << Describe(given);
+  EXPECT_EQ(given.bits, args.bits);
+  EXPECT_EQ(given.linears, 7u);
+  EXPECT_GT(given.values, 0u);
+  EXPECT_GT(given.copied_bytes, 0u);
+
+  request.target.reset();
+  const VerifyReport guessed = VerifyOrDie(request);
+  EXPECT_TRUE(guessed.ok()) << Describe(guessed);
+  EXPECT_EQ(guessed.target, args.target);
+}
+
+TEST_P(VerifyGoldenTest, ScriptOutputVerifies) {
+  // msModelSlim's own output: an independent writer of the same layout.
+  const fs::path dir = GoldenDir() / GetParam();
+  VerifyRequest request = RequestFor(dir, dir / "expected.safetensors");
+  request.target = ReadArgs(dir).target;
+  const VerifyReport report = VerifyOrDie(request);
+  EXPECT_TRUE(report.ok()) << Describe(report);
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, VerifyGoldenTest, ::testing::ValuesIn(testing::GoldenCases()), [](const auto& info) {
+  std::string name = info.param;
+  for (char& c : name) if (c == '-') c = '_';
+  return name;
+});
+
+// ---- damage: one byte of each kind of tensor, missing and extra tensors, wrong flags ----
+
+class VerifyDamageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = GoldenDir() / "w4a16-g64-gptq";
+    converted_ = out_ / "res.safetensors";
+    PlanOptions plan;
+    plan.target = TargetTool::kGptq;
+    ConvertOrDie(model_, converted_, plan);
+  }
+  VerifyReport VerifyConverted() {
+    VerifyRequest request = RequestFor(model_, converted_);
+    request.target = TargetTool::kGptq;
+    return VerifyOrDie(request);
+  }
+  // Value differences come with examples; a wrong dtype or shape is one line.
+  void ExpectOnlyProblem(const VerifyReport& report, const std::string& tensor, bool examples = true) {
+    ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+    EXPECT_EQ(report.problems[0].tensor, tensor) << Describe(report);
+    EXPECT_EQ(report.problems[0].examples.empty(), !examples) << Describe(report);
+  }
+
+  TempDir out_;
+  fs::path model_, converted_;
+};
+
+TEST_F(VerifyDamageTest, FlippedQWeightByteIsFound) {
+  FlipByte(converted_, "model.layers.0.mlp.up_proj.qweight", 1234);
+  const VerifyReport report = VerifyConverted();
+  ExpectOnlyProblem(report, "model.layers.0.mlp.up_proj.qweight");
+  EXPECT_EQ(VerifyFailure(report).code, ErrorCode::kVerifyFailed);
+}
+
+TEST_F(VerifyDamageTest, FlippedQZerosByteIsFound) {
+  FlipByte(converted_, "model.layers.0.self_attn.k_proj.qzeros", 5);
+  ExpectOnlyProblem(VerifyConverted(), "model.layers.0.self_attn.k_proj.qzeros");
+}
+
+TEST_F(VerifyDamageTest, FlippedScalesByteIsFound) {
+  FlipByte(converted_, "model.layers.0.mlp.down_proj.scales", 77);
+  ExpectOnlyProblem(VerifyConverted(), "model.layers.0.mlp.down_proj.scales");
+}
+
+TEST_F(VerifyDamageTest, FlippedCopiedByteIsFound) {
+  FlipByte(converted_, "model.embed_tokens.weight", 999);
+  const VerifyReport report = VerifyConverted();
+  ExpectOnlyProblem(report, "model.embed_tokens.weight");
+  EXPECT_NE(report.problems[0].examples[0].find("byte 999"), std::string::npos) << Describe(report);
+}
+
+TEST_F(VerifyDamageTest, MissingAndExtraTensorsAreFound) {
+  auto tensors = testing::LoadTensors(converted_);
+  std::vector<std::pair<std::string, testing::LoadedTensor>> kept;
+  for (auto& [name, tensor] : tensors) {
+    if (name != "model.layers.0.self_attn.v_proj.scales") kept.emplace_back(name, tensor);
+  }
+  kept.emplace_back("model.layers.0.extra.weight", testing::LoadedTensor{DType::kF32, {2}, std::vector<uint8_t>(8, 0)});
+  testing::WriteSafetensors(converted_, kept);
+  const VerifyReport report = VerifyConverted();
+  ASSERT_EQ(report.problems.size(), 2u) << Describe(report);
+  EXPECT_EQ(report.problems[0].tensor, "model.layers.0.self_attn.v_proj.scales");
+  EXPECT_NE(report.problems[0].problem.find("missing"), std::string::npos);
+  EXPECT_EQ(report.problems[1].tensor, "model.layers.0.extra.weight");
+}
+
+TEST_F(VerifyDamageTest, WrongDTypeIsFound) {
+  auto tensors = testing::LoadTensors(converted_);
+  std::vector<std::pair<std::string, testing::LoadedTensor>> all(tensors.begin(), tensors.end());
+  for (auto& [name, tensor] : all) {
+    if (name == "model.layers.0.self_attn.q_proj.qweight") tensor.dtype = DType::kU32;
+  }
+  testing::WriteSafetensors(converted_, all);
+  ExpectOnlyProblem(VerifyConverted(), "model.layers.0.self_attn.q_proj.qweight", false);
+}
+
+TEST_F(VerifyDamageTest, WrongTargetToolFails) {
+  VerifyRequest request = RequestFor(model_, converted_);
+  request.target = TargetTool::kAwq;
+  const VerifyReport report = VerifyOrDie(request);
+  EXPECT_FALSE(report.ok());
+  EXPECT_TRUE(NamesTensor(report, "model.layers.0.self_attn.q_proj.qweight")) << Describe(report);
+}
+
+TEST_F(VerifyDamageTest, WrongGptqFormatFailsWithAHint) {
+  VerifyRequest request = RequestFor(model_, converted_);
+  request.target = TargetTool::kGptq;
+  request.gptq_format = GptqFormat::kV2;
+  const VerifyReport report = VerifyOrDie(request);
+  ASSERT_EQ(report.problems.size(), 7u) << Describe(report);  // every qzeros, nothing else
+  for (const auto& p : report.problems) {
+    EXPECT_TRUE(p.tensor.ends_with(".qzeros")) << p.tensor;
+    EXPECT_NE(p.problem.find("looks like GPTQ v1"), std::string::npos) << p.problem;
+  }
+}
+
+TEST_F(VerifyDamageTest, TargetTheInputCannotHaveFails) {
+  // Per-channel has no AWQ layout: no file can be its AWQ conversion.
+  const fs::path per_channel = GoldenDir() / "w8a16-perchannel-gptq";
+  PlanOptions plan;
+  plan.target = TargetTool::kGptq;
+  ConvertOrDie(per_channel, out_ / "w8.safetensors", plan);
+  VerifyRequest request = RequestFor(per_channel, out_ / "w8.safetensors");
+  request.target = TargetTool::kAwq;
+  const VerifyReport report = VerifyOrDie(request);
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_NE(report.problems[0].problem.find("cannot be the awq conversion"), std::string::npos) << Describe(report);
+  EXPECT_NE(report.problems[0].problem.find("q_proj.weight"), std::string::npos) << Describe(report);
+}
+
+TEST_F(VerifyDamageTest, UnparsableOutputFailsVerification) {
+  testing::WriteText(converted_, "not a safetensors file");
+  const VerifyReport report = VerifyConverted();
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_EQ(report.problems[0].tensor, "res.safetensors");
+}
+
+TEST_F(VerifyDamageTest, MissingOutputIsAnInputError) {
+  VerifyRequest request = RequestFor(model_, out_ / "absent.safetensors");
+  auto report = Verify(request);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
+}
+
+// ---- synthetic checkpoints in every layout the converter handles ----
+
+fs::path WriteSynth(const fs::path& dir, SynthOptions options) {
+  options.shape = *FindModelShape("tiny");
+  SynthRequest request;
+  request.options = options;
+  request.out_dir = dir;
+  auto report = WriteSynthCheckpoint(request);
+  EXPECT_TRUE(report.ok()) << report.error().message;
+  return dir;
+}
+
+struct SynthCase {
+  std::string name;
+  SynthOptions synth;
+  PlanOptions plan;
+};
+void PrintTo(const SynthCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<SynthCase> SynthCases() {
+  auto make = [](std::string name, auto&& edit, TargetTool target, GptqFormat format = GptqFormat::kV1) {
+    SynthCase c{std::move(name), {}, {}};
+    c.synth.group_size = 64;
+    edit(c.synth);
+    c.plan.target = target;
+    c.plan.gptq_format = format;
+    return c;
+  };
+  return {
+      make("awq_g64", [](SynthOptions&) {}, TargetTool::kAwq),
+      make("gptq_v1_g32_f16", [](SynthOptions& o) { o.group_size = 32; o.scale_dtype = DType::kF16; }, TargetTool::kGptq),
+      make("gptq_v2_full_range", [](SynthOptions& o) { o.full_offset_range = true; }, TargetTool::kGptq, GptqFormat::kV2),
+      make("awq_full_range", [](SynthOptions& o) { o.full_offset_range = true; }, TargetTool::kAwq),
+      make("gptq_w8_per_channel_bf16", [](SynthOptions& o) { o.bits = 8; o.group_size = 0; o.scale_dtype = DType::kBF16; },
+           TargetTool::kGptq),
+      make("awq_packed", [](SynthOptions& o) { o.packed = true; }, TargetTool::kAwq),
+      make("gptq_packed_per_channel", [](SynthOptions& o) { o.packed = true; o.group_size = 0; }, TargetTool::kGptq),
+      make("gptq_legacy_scales", [](SynthOptions& o) { o.legacy_scales = true; }, TargetTool::kGptq),
+      make("awq_anti_outlier", [](SynthOptions& o) { o.anti_outlier = true; }, TargetTool::kAwq),
+      make("gptq_sym_float_linear", [](SynthOptions& o) { o.symmetric = true; o.float_linears = {"mlp.down_proj"}; },
+           TargetTool::kGptq),
+  };
+}
+
+class VerifySynthTest : public ::testing::TestWithParam<SynthCase> {};
+
+TEST_P(VerifySynthTest, ConversionVerifies) {
+  TempDir dir;
+  const fs::path model = WriteSynth(dir / "model", GetParam().synth);
+  ConvertOrDie(model, dir / "res.safetensors", GetParam().plan);
+  VerifyRequest request = RequestFor(model, dir / "res.safetensors");
+  request.gptq_format = GetParam().plan.gptq_format;
+  const VerifyReport report = VerifyOrDie(request);
+  EXPECT_TRUE(report.ok()) << Describe(report);
+  EXPECT_EQ(report.target, GetParam().plan.target);
+  EXPECT_GT(report.linears, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Synth, VerifySynthTest, ::testing::ValuesIn(SynthCases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(VerifySynthTest, CastScalesVerifyUnlessAnotherDTypeIsDemanded) {
+  TempDir dir;
+  const fs::path model = WriteSynth(dir / "model", {});
+  PlanOptions plan;
+  plan.scales_dtype = ScalesDType::kF16;
+  ConvertOrDie(model, dir / "res.safetensors", plan);
+  VerifyRequest request = RequestFor(model, dir / "res.safetensors");
+  EXPECT_TRUE(VerifyOrDie(request).ok());
+  request.scales_dtype = ScalesDType::kF16;
+  EXPECT_TRUE(VerifyOrDie(request).ok());
+  request.scales_dtype = ScalesDType::kKeep;
+  const VerifyReport report = VerifyOrDie(request);
+  EXPECT_FALSE(report.ok());
+  for (const auto& p : report.problems) EXPECT_TRUE(p.tensor.ends_with(".scales")) << p.tensor;
+}
+
+TEST(VerifySynthTest, ShardedModelDirectoryVerifiesItsConfigsAndIndex) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.full_offset_range = true;
+  const fs::path model = WriteSynth(dir / "model", synth);
+  ConvertRequest convert;
+  convert.model = model;
+  convert.out_dir = dir / "out";
+  convert.max_shard_bytes = 40'000;
+  convert.plan.target = TargetTool::kGptq;
+  convert.plan.gptq_format = GptqFormat::kV2;
+  ASSERT_TRUE(Convert(convert).ok());
+  ASSERT_TRUE(fs::exists(dir / "out" / "model.safetensors.index.json"));
+
+  // No flags: target and format come from quantize_config.json.
+  VerifyRequest request = RequestFor(model, dir / "out");
+  VerifyReport report = VerifyOrDie(request);
+  EXPECT_TRUE(report.ok()) << Describe(report);
+  EXPECT_EQ(report.target, TargetTool::kGptq);
+  EXPECT_EQ(report.gptq_format, GptqFormat::kV2);
+  EXPECT_EQ(report.target_source, "quantize_config.json");
+
+  auto config = nlohmann::ordered_json::parse(testing::ReadText(dir / "out" / "quantize_config.json"));
+  config["group_size"] = 32;
+  testing::WriteText(dir / "out" / "quantize_config.json", config.dump());
+  auto index = nlohmann::ordered_json::parse(testing::ReadText(dir / "out" / "model.safetensors.index.json"));
+  index["weight_map"].erase("model.norm.weight");
+  testing::WriteText(dir / "out" / "model.safetensors.index.json", index.dump());
+  report = VerifyOrDie(request);
+  EXPECT_TRUE(NamesTensor(report, "quantize_config.json")) << Describe(report);
+  EXPECT_TRUE(NamesTensor(report, "model.safetensors.index.json")) << Describe(report);
+}
+
+TEST(VerifySynthTest, MissingOffsetsMeanZeroPointHalfRange) {
+  // The golden input without its weight_offset tensors: symmetric, qzeros written for offset 0.
+  TempDir dir;
+  const fs::path golden = GoldenDir() / "w4a16-g64-gptq";
+  std::vector<std::pair<std::string, testing::LoadedTensor>> kept;
+  for (auto& [name, tensor] : testing::LoadTensors(FindFile(golden, "quant_model_weight"))) {
+    if (!name.ends_with(".weight_offset")) kept.emplace_back(name, tensor);
+  }
+  fs::create_directories(dir / "model");
+  testing::WriteSafetensors(dir / "model" / "quant_model_weight_w4a16.safetensors", kept);
+  fs::copy_file(FindFile(golden, "quant_model_description"), dir / "model" / "quant_model_description_w4a16.json");
+  PlanOptions plan;
+  plan.target = TargetTool::kGptq;
+  ConvertOrDie(dir / "model", dir / "res.safetensors", plan);
+  VerifyRequest request = RequestFor(dir / "model", dir / "res.safetensors");
+  EXPECT_TRUE(VerifyOrDie(request).ok());
+  FlipByte(dir / "res.safetensors", "model.layers.0.mlp.up_proj.qzeros", 2);
+  const VerifyReport report = VerifyOrDie(request);
+  ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+  EXPECT_EQ(report.problems[0].tensor, "model.layers.0.mlp.up_proj.qzeros");
+}
+
+TEST(VerifySynthTest, ClampedValuesVerifyInBothLayouts) {
+  // Weights and offsets outside the 4-bit range are clamped, as the script does; verify agrees.
+  TempDir dir;
+  const fs::path golden = GoldenDir() / "w4a16-g64-awq";
+  auto tensors = testing::LoadTensors(FindFile(golden, "quant_model_weight"));
+  auto& weight = tensors.at("model.layers.0.mlp.gate_proj.weight");
+  for (size_t at : {0u, 9u, 130u, 4097u}) weight.bytes[at] = static_cast<uint8_t>(at % 2 ? -100 : 100);
+  auto& offset = tensors.at("model.layers.0.mlp.gate_proj.weight_offset");
+  ASSERT_EQ(offset.dtype, DType::kF32);
+  const float twelve = 12.0f;
+  std::memcpy(offset.bytes.data() + 4, &twelve, 4);
+  fs::create_directories(dir / "model");
+  testing::WriteSafetensors(dir / "model" / "quant_model_weight_w4a16.safetensors",
+                            std::vector<std::pair<std::string, testing::LoadedTensor>>(tensors.begin(), tensors.end()));
+  fs::copy_file(FindFile(golden, "quant_model_description"), dir / "model" / "quant_model_description_w4a16.json");
+  for (TargetTool target : {TargetTool::kAwq, TargetTool::kGptq}) {
+    PlanOptions plan;
+    plan.target = target;
+    ConvertOrDie(dir / "model", dir / "res.safetensors", plan);
+    VerifyRequest request = RequestFor(dir / "model", dir / "res.safetensors");
+    request.target = target;
+    const VerifyReport report = VerifyOrDie(request);
+    EXPECT_TRUE(report.ok()) << Describe(report);
+  }
+}
+
+// ---- the command line ----
+
+TEST_F(VerifyDamageTest, CommandExitsZeroThenSixNamingTheTensor) {
+  const std::string args = "verify --model " + model_.string() + " --converted " + converted_.string() + " --target_tool gptq";
+  CommandResult ok = RunMs2vllm(args);
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("verify: OK"), std::string::npos) << ok.output;
+
+  FlipByte(converted_, "model.layers.0.mlp.gate_proj.qweight", 3);
+  CommandResult bad = RunMs2vllm(args);
+  EXPECT_EQ(bad.exit_code, 6) << bad.output;
+  EXPECT_NE(bad.output.find("model.layers.0.mlp.gate_proj.qweight"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("FAILED"), std::string::npos) << bad.output;
+
+  CommandResult wrong_format = RunMs2vllm(args + " --gptq-format v2");
+  EXPECT_EQ(wrong_format.exit_code, 6) << wrong_format.output;
+}
+
+TEST(VerifyCommandTest, ConvertWithVerifyChecksItsOutput) {
+  TempDir out;
+  const fs::path dir = GoldenDir() / "w4a16-g32-awq-antioutlier-bf16";
+  CommandResult result = RunMs2vllm("--model " + dir.string() + " --save_path " + (out / "res.safetensors").string() + " --verify");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("verify: OK"), std::string::npos) << result.output;
+
+  CommandResult dry = RunMs2vllm("--model " + dir.string() + " --save_path " + (out / "res.safetensors").string() + " --verify --dry-run");
+  EXPECT_EQ(dry.exit_code, 2) << dry.output;
+}
+
+}  // namespace
+}  // namespace ms2vllm

@@ -1,0 +1,134 @@
+// `ms2vllm verify --model SRC --converted OUT [...]`: proves OUT the exact conversion of SRC.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "engine/verify.h"
+#include "tools/cli_support.h"
+#include "tools/commands.h"
+#include "tools/exit_codes.h"
+#include "tools/progress.h"
+
+namespace ms2vllm {
+namespace {
+
+constexpr const char* kDescription =
+    "Proves a converted checkpoint the exact conversion of its msModelSlim input: every tensor present with the "
+    "right dtype and shape and nothing else, copied tensors byte-equal, and every quantized linear dequantizing, as "
+    "AutoAWQ / AutoGPTQ v1 / GPTQ v2 read it, to exactly msModelSlim's (q - offset) * scale. Reads both in bounded "
+    "memory. Exit status 0 when all of that holds, 6 when it does not.";
+
+constexpr const char* kExamples = R"(Examples:
+  ms2vllm verify --model ckpt/ --converted res.safetensors --target_tool gptq
+  ms2vllm verify --model ckpt/ --converted qwen2-7b-awq/     # target read from the directory's config)";
+
+struct VerifyFlags {
+  std::string model, json, converted, target, gptq_format, packed = "auto", scales_dtype, chunk_size = "4MB";
+  std::optional<int> w_bit;
+  int threads = 0;
+  size_t examples = 5;
+  bool quiet = false;
+};
+
+void AddFlags(CLI::App& app, VerifyFlags& f) {
+  app.add_option("--model", f.model, "the msModelSlim input: a .safetensors file, a sharded index, or a directory")->required();
+  app.add_option("--json", f.json, "its quant_model_description*.json (found beside the weights when omitted)");
+  app.add_option("--converted", f.converted, "the conversion: a .safetensors file, a sharded index, or an --out-dir directory")
+      ->required();
+  app.add_option("--target_tool,--target-tool", f.target,
+                 "awq or gptq (default: the directory's config, else the qweight shapes)")
+      ->check(CLI::IsMember({"awq", "gptq"}));
+  app.add_option("--gptq-format,--gptq_format", f.gptq_format, "v1 or v2 (default: the directory's config, else v1)")
+      ->check(CLI::IsMember({"v1", "v2"}));
+  app.add_option("--w_bit,--w-bit", f.w_bit, "4 or 8; taken from the description when omitted")->check(CLI::IsMember({4, 8}));
+  app.add_option("--packed", f.packed, "input holds two 4-bit values per byte (ascendV1): auto, yes or no")
+      ->check(CLI::IsMember({"auto", "yes", "no"}))->capture_default_str();
+  app.add_option("--scales-dtype", f.scales_dtype,
+                 "keep, f16 or bf16, as given to convert (default: the input's dtype or its cast to f16/bf16)")
+      ->check(CLI::IsMember({"keep", "f16", "bf16"}));
+  app.add_option("--max-differences", f.examples, "differences listed per wrong tensor")->capture_default_str();
+  app.add_option("--threads", f.threads, "worker threads (default: every core)")->check(CLI::Range(1, 4096));
+  app.add_option("--chunk-size", f.chunk_size, "input bytes per block of rows")->capture_default_str();
+  app.add_flag("-q,--quiet", f.quiet, "no progress bar; print only what is wrong");
+  app.footer(kExamples);
+}
+
+Result<VerifyRequest> MakeRequest(const VerifyFlags& f) {
+  VerifyRequest request;
+  request.model = f.model;
+  if (!f.json.empty()) request.json = f.json;
+  request.converted = f.converted;
+  if (!f.target.empty()) request.target = f.target == "gptq" ? TargetTool::kGptq : TargetTool::kAwq;
+  if (!f.gptq_format.empty()) request.gptq_format = f.gptq_format == "v2" ? GptqFormat::kV2 : GptqFormat::kV1;
+  if (!f.scales_dtype.empty()) {
+    request.scales_dtype = f.scales_dtype == "f16" ? ScalesDType::kF16 : f.scales_dtype == "bf16" ? ScalesDType::kBF16 : ScalesDType::kKeep;
+  }
+  request.w_bit = f.w_bit;
+  request.packed = f.packed == "yes" ? PackedMode::kYes : f.packed == "no" ? PackedMode::kNo : PackedMode::kAuto;
+  auto chunk = ParseByteSize(f.chunk_size);
+  if (!chunk) return MakeError(ErrorCode::kUsage, "--chunk-size '" + f.chunk_size + "' is not a size such as 4MB");
+  request.settings.chunk_bytes = *chunk;
+  request.settings.threads = f.threads;
+  request.settings.examples = f.examples;
+  return request;
+}
+
+std::string TargetText(const VerifyReport& report) {
+  std::string text = report.target == TargetTool::kAwq ? "awq" : report.gptq_format == GptqFormat::kV2 ? "gptq (v2)" : "gptq (v1)";
+  return text + " " + std::to_string(report.bits) + "-bit";
+}
+
+}  // namespace
+
+int PrintVerifyReport(const VerifyReport& report, bool quiet, std::FILE* out) {
+  for (const auto& problem : report.problems) {
+    std::fprintf(out, "ms2vllm: verify: %s: %s\n", problem.tensor.c_str(), problem.problem.c_str());
+    for (const auto& example : problem.examples) std::fprintf(out, "    %s\n", example.c_str());
+  }
+  const std::string source = report.target_source.empty() ? "" : ", target from " + report.target_source;
+  if (!report.ok()) {
+    std::fprintf(out, "ms2vllm: verify: FAILED: %zu tensor(s) or file(s) of %s are not the exact %s conversion of the input (%llu tensors planned%s)\n",
+                 report.problems.size(), report.weights.c_str(), TargetText(report).c_str(),
+                 static_cast<unsigned long long>(report.tensors), source.c_str());
+    return ExitCodeFor(ErrorCode::kVerifyFailed);
+  }
+  if (!quiet) {
+    std::fprintf(out, "ms2vllm: verify: OK: %s is the exact %s conversion of the input: %llu tensors, %llu linears, "
+                 "%llu quantized values and %.2f MB of copies compared, %.2f s%s\n",
+                 report.weights.c_str(), TargetText(report).c_str(), static_cast<unsigned long long>(report.tensors),
+                 static_cast<unsigned long long>(report.linears), static_cast<unsigned long long>(report.values),
+                 report.copied_bytes / 1e6, report.seconds, source.c_str());
+  }
+  return kExitOk;
+}
+
+int VerifyAndReport(VerifyRequest request, bool quiet, std::FILE* out) {
+  std::atomic<uint64_t> done{0}, total{0};
+  request.settings.cancel = &InterruptFlag();
+  request.settings.progress = &done;
+  request.settings.progress_total = &total;
+  Result<VerifyReport> report = [&] {
+    ProgressBar bar(done, total, !quiet);
+    return Verify(request);
+  }();
+  if (!report) return ReportError(report.error());
+  return PrintVerifyReport(*report, quiet, out);
+}
+
+int RunVerify(int argc, char** argv) {
+  CLI::App app{kDescription};
+  app.name("ms2vllm verify");
+  VerifyFlags flags;
+  AddFlags(app, flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    return ReportError(MakeError(ErrorCode::kUsage, std::string(e.what()) + " (see ms2vllm verify --help)"));
+  }
+  auto request = MakeRequest(flags);
+  if (!request) return ReportError(request.error());
+  InstallInterruptHandlers();
+  return VerifyAndReport(std::move(*request), flags.quiet, stdout);
+}
+
+}  // namespace ms2vllm
