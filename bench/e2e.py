@@ -774,7 +774,7 @@ def main_benchmark(args, binary: Path) -> None:
     (out / "e2e_table.txt").write_text(text + "\n")
     subtitle = (f"{meta['version'].split(';')[0]} ({meta['git']}) - {meta['cpus']} CPUs, {meta['memory_gb']} GB RAM, "
                 f"{meta['file_system']} - median of {args.reps}, sync before each run, "
-                f"input {'cold' if args.cold else 'in page cache'}")
+                f"input {'cold' if args.cold else 'in page cache'}, max 1-min load {max(r.load for r in runs):.1f}")
     write_svg(out / "e2e.svg", summaries, "ms2vllm: whole durable conversion vs cp + sync", subtitle)
     print(f"\nwrote {out / 'e2e_summary.csv'}, {out / 'e2e_runs.csv'}, {out / 'e2e.svg'}, {out / 'e2e_table.txt'}")
     if stopped:
