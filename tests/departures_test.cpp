@@ -73,7 +73,7 @@ Converted ConvertCheckpoint(const MsCheckpoint& checkpoint, const fs::path& dir,
       Request(input / "weights.safetensors", input / "description.json", dir / (name + ".safetensors"), target, format);
   if (adjust) adjust(request);
   Converted converted{Convert(request), {}};
-  if (converted.report.ok()) converted.tensors = testing::LoadTensors(request.save_path);
+  if (converted.report.ok() && !request.dry_run) converted.tensors = testing::LoadTensors(request.save_path);
   return converted;
 }
 

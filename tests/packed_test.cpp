@@ -182,6 +182,43 @@ INSTANTIATE_TEST_SUITE_P(Packed, PackedTwinTest,
                                            TwinCase{"gptq_per_channel_offsets", TargetTool::kGptq, 1, true}),
                          [](const auto& info) { return info.param.name; });
 
+TEST(PackedMixed, AOneGroupLinearOfAPerGroupCheckpointPairsAlongIn) {
+  // Group 48: the 48-wide linear has a [out, 1] scale, so the saver pairs its values along in,
+  // while the 96-wide one pairs along out. AWQ takes both (one group size, 48).
+  MsCheckpoint packed, unpacked;
+  packed.Describe("version", "1.0.0");
+  packed.Describe("model_quant_type", "W4A16");
+  packed.Describe("group_size", 48);
+  unpacked.Describe("model_quant_type", "W4A16");
+  uint64_t seed = 40;
+  for (auto [name, in] : {std::pair{"wide", uint64_t{96}}, std::pair{"narrow", uint64_t{48}}}) {
+    MsLinearOptions o;
+    o.out = 24;
+    o.in = in;
+    o.groups = in / 48;
+    o.seed = seed++;
+    const MsLinear linear = MakeMsLinear(o);
+    MsLinear packed_linear = linear;
+    packed_linear.weight.bytes = o.groups > 1 ? PackPairsAlongRows(linear.weight.bytes, 24, in)
+                                              : PackPairsAlongCols(linear.weight.bytes, 24, in);
+    packed_linear.weight.shape = o.groups > 1 ? std::vector<uint64_t>{12, in} : std::vector<uint64_t>{24, in / 2};
+    packed.AddLinear(name, packed_linear, "W4A16");
+    unpacked.AddLinear(name, linear, "W4A16");
+  }
+  TempDir dir;
+  for (TargetTool target : {TargetTool::kAwq, TargetTool::kGptq}) {
+    SCOPED_TRACE(target == TargetTool::kAwq ? "awq" : "gptq");
+    const std::string suffix = target == TargetTool::kAwq ? "awq" : "gptq";
+    const Converted a = ConvertTwin(unpacked, dir.path(), "unpacked_" + suffix, target);
+    const Converted b = ConvertTwin(packed, dir.path(), "packed_" + suffix, target, PackedMode::kAuto, 64);
+    ASSERT_TRUE(a.report.ok()) << a.report.error().message;
+    ASSERT_TRUE(b.report.ok()) << b.report.error().message;
+    EXPECT_EQ(a.tensors, b.tensors);
+    EXPECT_EQ(b.report->plan.group_size, 48u);
+    EXPECT_FALSE(b.report->plan.per_channel);
+  }
+}
+
 TEST(PackedOverride, YesUnpacksWithoutTheVersionKey) {
   for (uint64_t groups : {uint64_t{2}, uint64_t{1}}) {
     SCOPED_TRACE(groups);
