@@ -42,28 +42,22 @@ class TileWorker {
   void ReadAhead(const Tile& tile) const {
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
     if (tensor.source == nullptr) return;
-    const ByteSpan span = SourceSpan(plan_, tensor, tile);
-    checkpoint_->shard(tensor.source->shard).WillNeed(tensor.source->file_offset + span.offset, span.size);
+    const InputRange range = InputOf(tensor, tile);
+    range.file->WillNeed(range.offset, range.size);
   }
 
   uint64_t Process(const Tile& tile, std::vector<uint8_t>& scratch) {
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
     const TensorPlacement& place = layout_.placements[tile.tensor];
     OutputFile& output = outputs_[place.file];
-    if (tensor.kind == TransformKind::kCopy && CopyInKernel(tensor, tile, output, place.offset)) {
-      Release(tensor, tile);
-      return 0;
+    if (tensor.source == nullptr) return Run(tensor, tile, nullptr, output, place.offset, scratch);
+    const InputRange range = InputOf(tensor, tile);
+    uint64_t clamped = 0;
+    if (tensor.kind != TransformKind::kCopy || !CopyInKernel(tensor, tile, output, place.offset)) {
+      range.file->Prefault(range.offset, range.size);
+      clamped = Run(tensor, tile, checkpoint_->Bytes(*tensor.source).data(), output, place.offset, scratch);
     }
-    // One call per range maps every page, instead of one fault per page (costly under a hypervisor).
-    if (tile.first_in_band) output.Prepare(tile.band_offset, tile.band_size);
-    const uint8_t* source = nullptr;
-    if (tensor.source != nullptr) {
-      source = checkpoint_->Bytes(*tensor.source).data();
-      const ByteSpan span = SourceSpan(plan_, tensor, tile);
-      checkpoint_->shard(tensor.source->shard).Prefault(tensor.source->file_offset + span.offset, span.size);
-    }
-    const uint64_t clamped = RunTile(plan_, tensor, tile, source, output.data() + place.offset, kernels_, scratch);
-    Release(tensor, tile);
+    range.file->Release(range.offset, range.size);
     return clamped;
   }
 
@@ -87,10 +81,21 @@ class TileWorker {
     return true;
   }
 
-  void Release(const OutputTensor& tensor, const Tile& tile) const {
-    if (tensor.source == nullptr) return;
-    const ByteSpan span = SourceSpan(plan_, tensor, tile);
-    checkpoint_->shard(tensor.source->shard).Release(tensor.source->file_offset + span.offset, span.size);
+  // The input bytes a tile reads, absolute in their shard.
+  struct InputRange {
+    const MappedFile* file;
+    uint64_t offset, size;
+  };
+  InputRange InputOf(const OutputTensor& tensor, const Tile& tile) const {
+    const ByteSpan span = SourceSpan(tensor, tile);
+    return {&checkpoint_->shard(tensor.source->shard), tensor.source->file_offset + span.offset, span.size};
+  }
+
+  uint64_t Run(const OutputTensor& tensor, const Tile& tile, const uint8_t* source, OutputFile& output,
+               uint64_t tensor_offset, std::vector<uint8_t>& scratch) {
+    // One call per range maps every page, instead of one fault per page (costly under a hypervisor).
+    if (tile.first_in_band) output.Prepare(tile.band_offset, tile.band_size);
+    return RunTile(plan_, tensor, tile, source, output.data() + tensor_offset, kernels_, scratch);
   }
 
   const Plan& plan_;

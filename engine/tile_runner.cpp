@@ -118,8 +118,7 @@ void RunScales(const OutputTensor& tensor, const Tile& tile, const uint8_t* sour
 
 }  // namespace
 
-ByteSpan SourceSpan(const Plan& plan, const OutputTensor& tensor, const Tile& tile) {
-  (void)plan;
+ByteSpan SourceSpan(const OutputTensor& tensor, const Tile& tile) {
   if (tensor.source == nullptr) return {};
   if (tensor.kind == TransformKind::kCopy) return {tile.row_begin, tile.row_end - tile.row_begin};
   const LinearGeometry& g = tensor.geometry;

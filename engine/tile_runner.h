@@ -16,7 +16,7 @@ struct ByteSpan {
 };
 
 // The source bytes a tile reads (one contiguous span covering them), to release afterwards.
-ByteSpan SourceSpan(const Plan& plan, const OutputTensor& tensor, const Tile& tile);
+ByteSpan SourceSpan(const OutputTensor& tensor, const Tile& tile);
 
 // `source` points at the tensor's first input byte (null for kGenerate and constants),
 // `output` at its first output byte. `scratch` is the calling thread's own buffer.
