@@ -20,8 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
-
 constexpr int kOk = 0, kUsage = 2, kInvalidInput = 3, kUnsupported = 4, kOutput = 5;
 
 struct Outcome {

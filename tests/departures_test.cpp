@@ -27,8 +27,6 @@ using testing::MsLinearOptions;
 using testing::TempDir;
 using Tensors = std::map<std::string, LoadedTensor>;
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
-
 struct Config {
   std::string name;
   TargetTool target = TargetTool::kAwq;

@@ -29,8 +29,6 @@ using testing::MsLinearOptions;
 using testing::TempDir;
 using Tensors = std::map<std::string, LoadedTensor>;
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
-
 // What differs between the checkpoints below.
 struct Model {
   int bits = 4;

@@ -22,8 +22,6 @@ using testing::MsLinearOptions;
 using testing::TempDir;
 using Tensors = std::map<std::string, LoadedTensor>;
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
-
 std::vector<int8_t> AsInt8(const std::vector<uint8_t>& bytes) { return {bytes.begin(), bytes.end()}; }
 std::vector<uint8_t> AsBytes(const std::vector<int>& values) {
   std::vector<uint8_t> bytes;

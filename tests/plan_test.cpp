@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/plan.h"
+#include "tests/test_support.h"
 
 namespace ms2vllm {
 namespace {
@@ -92,8 +93,6 @@ std::string WarningWith(const Warnings& warnings, const std::string& text) {
   }
   return "";
 }
-
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
 // ---- SPEC 2, rule by rule ----
 

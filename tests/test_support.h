@@ -12,6 +12,9 @@
 
 #include "io/dtype.h"
 
+// Expects `part` to occur in `text`, printing `text` when it does not.
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
+
 namespace ms2vllm::testing {
 
 // The golden cases checked into tests/golden (copied from msModelSlim's own script output).
