@@ -66,17 +66,20 @@ Result<ShardIndex> ParseShardIndex(const std::string& label, std::string_view js
   MS2VLLM_TRY(OpenObject(parser, padded, document, root, label, "index"));
   ShardIndex index;
   bool has_weight_map = false;
+  bool has_metadata = false;
   for (auto field : root) {
     std::string_view key;
     od::value value;
     if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(value) != simdjson::SUCCESS) {
       return InvalidInput(label, "index is not valid JSON");
     }
+    // Python's json keeps the last of repeated keys, a streaming reader the first: refuse to guess.
+    if (key != "metadata" && key != "weight_map") continue;
+    bool& seen = key == "metadata" ? has_metadata : has_weight_map;
+    if (seen) return InvalidInput(label, "index has \"" + std::string(key) + "\" twice");
+    seen = true;
     if (key == "metadata") MS2VLLM_TRY(ReadMetadata(value, index, label));
-    if (key == "weight_map") {
-      MS2VLLM_TRY(ReadWeightMap(value, index, label));
-      has_weight_map = true;
-    }
+    if (key == "weight_map") MS2VLLM_TRY(ReadWeightMap(value, index, label));
   }
   MS2VLLM_TRY(CheckNothingAfter(document, label, "index"));
   if (!has_weight_map) return InvalidInput(label, "index has no \"weight_map\"");

@@ -335,6 +335,8 @@ std::vector<Case> Cases() {
      {"model.safetensors.index.json", "weight_map entry '" + kLinear + ".weight' is not a file name"}},
     {"weight_map_duplicate", Weights("sharded/weight-map-duplicate/model.safetensors.index.json"), 3,
      {"model.safetensors.index.json", "tensor 'model.norm.weight' is listed twice"}},
+    {"weight_map_twice", Weights("sharded/weight-map-twice/model.safetensors.index.json"), 3,
+     {"model.safetensors.index.json", "index has \"weight_map\" twice"}},
 
     // --- the output location (io/staging.cpp, engine/convert.cpp) ---
     {"save_path_is_weights", Convert("{in}/base/model.safetensors", "{in}/base/description.json",

@@ -254,6 +254,9 @@ def sharded_cases():
     case("weight-map-entry-not-string", json.dumps({"weight_map": {LINEAR + ".weight": 1}}), {s1: first})
     dup = index(good_map).replace('"weight_map": {', '"weight_map": {\n    "model.norm.weight": "%s",' % s2, 1)
     case("weight-map-duplicate", dup, {s1: first, s2: second})
+    # Found by the shard_index fuzz target: a second "weight_map" object listed tensors again.
+    twice = index(good_map)[:-2] + ',\n  "weight_map": {"model.norm.weight": "%s"}\n}' % s2
+    case("weight-map-twice", twice, {s1: first, s2: second})
 
 
 def base():
