@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_support.h"
+
 namespace ms2vllm::testing {
 
 struct ChildOutcome {
@@ -27,13 +29,12 @@ struct ChildOutcome {
 
 class ChildProcess {
  public:
-  // Starts MS2VLLM_BINARY with `args`. `in_child` runs in the child between fork and exec
+  // Starts ms2vllm (Ms2vllmArgv) with `args`. `in_child` runs in the child between fork and exec
   // (resource limits, capabilities); it must only make system calls, and may _exit(126).
   ChildProcess(const std::vector<std::string>& args, const std::function<void()>& in_child = {}) {
     int out_pipe[2], err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return;
-    std::vector<std::string> argv_storage;
-    argv_storage.push_back(MS2VLLM_BINARY);
+    std::vector<std::string> argv_storage = Ms2vllmArgv();
     argv_storage.insert(argv_storage.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& arg : argv_storage) argv.push_back(arg.data());

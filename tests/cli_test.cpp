@@ -31,7 +31,7 @@ struct Outcome {
 Outcome Ms2vllm(const std::vector<std::string>& args, const fs::path& cwd = fs::current_path()) {
   TempDir capture;
   const fs::path out_path = capture / "stdout", err_path = capture / "stderr";
-  std::vector<std::string> storage = {MS2VLLM_BINARY};
+  std::vector<std::string> storage = testing::Ms2vllmArgv();
   storage.insert(storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& arg : storage) argv.push_back(arg.data());

@@ -39,7 +39,7 @@ fs::path FindFile(const fs::path& dir, const std::string& prefix) {
 }
 
 std::pair<int, std::string> RunMs2vllm(const std::string& args) {
-  FILE* pipe = ::popen((std::string(MS2VLLM_BINARY) + " " + args + " 2>/dev/null").c_str(), "r");
+  FILE* pipe = ::popen((ms2vllm::testing::Ms2vllmCommandLine() + " " + args + " 2>/dev/null").c_str(), "r");
   std::string output;
   char buffer[4096];
   while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);

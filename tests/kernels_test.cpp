@@ -285,8 +285,9 @@ TEST(KernelsDispatchTest, ForcedVariantIsTheOneChosen) {
   }
 }
 
-TEST(KernelsDispatchTest, X86BuildsCarryBothSimdVariants) {
+// Each architecture's build carries its SIMD variants, and each says truly whether this CPU runs it.
 #if defined(__x86_64__)
+TEST(KernelsDispatchTest, X86BuildsCarryBothSimdVariants) {
   std::vector<std::string> names;
   for (const KernelTable* t : CompiledKernels()) names.emplace_back(t->name);
   EXPECT_NE(std::find(names.begin(), names.end(), "avx2"), names.end());
@@ -302,10 +303,15 @@ TEST(KernelsDispatchTest, X86BuildsCarryBothSimdVariants) {
           << features;
     }
   }
-#else
-  GTEST_SKIP() << "not an x86-64 build";
-#endif
 }
+#elif defined(__aarch64__)
+TEST(KernelsDispatchTest, Arm64BuildsChooseNeon) {
+  const KernelTable* chosen = SelectKernels("");
+  ASSERT_NE(chosen, nullptr);
+  EXPECT_EQ(std::string(chosen->name), "neon");  // NEON is baseline on AArch64
+  EXPECT_NE(CpuFeatureString().find("neon"), std::string::npos) << CpuFeatureString();
+}
+#endif
 
 // ---- hand-computed SPEC 2 words, against the reference ---------------------------------------
 

@@ -16,6 +16,20 @@
 namespace ms2vllm::testing {
 namespace fs = std::filesystem;
 
+std::vector<std::string> Ms2vllmArgv() {
+  std::vector<std::string> argv;
+  std::istringstream launcher(MS2VLLM_LAUNCHER);
+  for (std::string word; launcher >> word;) argv.push_back(word);
+  argv.push_back(MS2VLLM_BINARY);
+  return argv;
+}
+
+std::string Ms2vllmCommandLine() {
+  std::string line;
+  for (const auto& word : Ms2vllmArgv()) line += (line.empty() ? "" : " ") + word;
+  return line;
+}
+
 fs::path GoldenDir() { return fs::path(MS2VLLM_SOURCE_DIR) / "tests" / "golden"; }
 
 std::vector<std::string> GoldenCases() {

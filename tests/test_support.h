@@ -50,6 +50,11 @@ void WriteSafetensors(const std::filesystem::path& path, const std::vector<std::
 void WriteText(const std::filesystem::path& path, const std::string& text);
 std::string ReadText(const std::filesystem::path& path);
 
+// The command that runs the built ms2vllm: MS2VLLM_BINARY, behind the emulator when cross-built.
+std::vector<std::string> Ms2vllmArgv();
+// The same as one line for a shell (popen); the paths hold no spaces or quotes.
+std::string Ms2vllmCommandLine();
+
 // Converts every tensor of the given file to int32 words for readable comparisons.
 std::vector<int32_t> Words(const LoadedTensor& tensor);
 

@@ -105,7 +105,7 @@ struct CommandResult {
 
 CommandResult RunMs2vllm(const std::string& args) {
   CommandResult result;
-  FILE* pipe = ::popen((std::string(MS2VLLM_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  FILE* pipe = ::popen((ms2vllm::testing::Ms2vllmCommandLine() + " " + args + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return result;
   char buffer[4096];
   while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) result.output.append(buffer, n);
