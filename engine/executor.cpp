@@ -5,13 +5,12 @@
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <thread>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
+#include "engine/band_buffers.h"
 #include "engine/tile_runner.h"
 #include "engine/tiles.h"
 
@@ -30,55 +29,112 @@ uint64_t ProgressTotal(const Plan& plan) {
   return total;
 }
 
-// The parallel stage: one tile, start to finish, on whichever thread runs it.
+// One output band being assembled: its tiles write into `buffer`, the band's last tile
+// writes it to the file.
+struct Band {
+  BandBuffer buffer;
+  OutputWindow window;
+};
+
+// A pipeline token.
+struct Work {
+  Tile tile;
+  std::shared_ptr<Band> band;  // null for copies, which go file to file
+  uint64_t clamped = 0;
+};
+
+// The first error any stage met; later ones are consequences.
+class FirstError {
+ public:
+  void Set(Error error) {
+    std::lock_guard lock(mutex_);
+    if (!error_) error_ = std::move(error);
+    failed_.store(true, std::memory_order_relaxed);
+  }
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  std::optional<Error> Take() { return std::move(error_); }
+
+ private:
+  std::mutex mutex_;
+  std::optional<Error> error_;
+  std::atomic<bool> failed_{false};
+};
+
 class TileWorker {
  public:
   TileWorker(const Plan& plan, const Layout& layout, const Checkpoint* checkpoint, std::span<OutputFile> outputs,
-             const kernels::KernelTable& kernels)
-      : plan_(plan), layout_(layout), checkpoint_(checkpoint), outputs_(outputs), kernels_(kernels) {}
+             const kernels::KernelTable& kernels, uint64_t band_bytes)
+      : plan_(plan), layout_(layout), checkpoint_(checkpoint), outputs_(outputs), kernels_(kernels),
+        buffers_(band_bytes) {}
 
-  // Called by the serial front as it hands out a tile: the disk starts reading the tile's input
-  // while the tiles ahead of it are being converted.
-  void ReadAhead(const Tile& tile) const {
+  // The serial front, as it hands out a tile: the disk starts reading the tile's input while
+  // the tiles ahead of it are converted, and a band's first tile gets the band's buffer.
+  Work Start(const Tile& tile) {
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
-    if (tensor.source == nullptr) return;
-    const InputRange range = InputOf(tensor, tile);
-    range.file->WillNeed(range.offset, range.size);
-  }
-
-  uint64_t Process(const Tile& tile, std::vector<uint8_t>& scratch) {
-    const OutputTensor& tensor = plan_.tensors[tile.tensor];
-    const TensorPlacement& place = layout_.placements[tile.tensor];
-    OutputFile& output = outputs_[place.file];
-    if (tensor.source == nullptr) return Run(tensor, tile, nullptr, output, place.offset, scratch);
-    const InputRange range = InputOf(tensor, tile);
-    uint64_t clamped = 0;
-    if (tensor.kind != TransformKind::kCopy || !CopyInKernel(tensor, tile, output, place.offset)) {
-      range.file->Prefault(range.offset, range.size);
-      clamped = Run(tensor, tile, checkpoint_->Bytes(*tensor.source).data(), output, place.offset, scratch);
+    if (tensor.source != nullptr) {
+      const InputRange range = InputOf(tensor, tile);
+      range.file->WillNeed(range.offset, range.size);
     }
-    range.file->Release(range.offset, range.size);
-    return clamped;
+    if (tensor.kind == TransformKind::kCopy) return {tile, nullptr};
+    if (tile.first_in_band) {
+      band_ = std::make_shared<Band>();
+      band_->buffer = buffers_.Take(tile.band_size);
+      band_->window = {band_->buffer.data.get(), tile.band_offset - layout_.placements[tile.tensor].offset};
+    }
+    return {tile, band_};
   }
+
+  // The parallel stage: the tile's kernel, on whichever thread runs it. `input` is the calling
+  // thread's own buffer.
+  void Process(Work& work, std::vector<uint8_t>& input, std::vector<uint8_t>& scratch) {
+    const Tile& tile = work.tile;
+    const OutputTensor& tensor = plan_.tensors[tile.tensor];
+    if (tensor.source == nullptr) {
+      work.clamped = RunTile(plan_, tensor, tile, {}, work.band->window, kernels_, scratch);
+      return;
+    }
+    const InputRange range = InputOf(tensor, tile);
+    if (work.band == nullptr) {  // an unchanged tensor
+      const uint64_t offset = layout_.placements[tile.tensor].offset + tile.row_begin;
+      Status copied = outputs_[tile.retire_file].CopyFrom(*range.file, range.offset, offset, range.size);
+      if (!copied.ok()) errors_.Set(std::move(copied.error()));
+      return;
+    }
+    if (ReadsWholeRows(tensor, tile)) {  // the span is all the tile needs: read it
+      if (input.size() < range.size) input.resize(range.size);
+      Status read = range.file->Read(range.offset, {input.data(), range.size});
+      if (!read.ok()) return errors_.Set(std::move(read.error()));
+      const InputWindow window{input.data(), range.offset - tensor.source->file_offset};
+      work.clamped = RunTile(plan_, tensor, tile, window, work.band->window, kernels_, scratch);
+      return;
+    }
+    // A band of columns: its rows are far apart, so only their pages are touched, through the map.
+    range.file->Prefault(range.offset, range.size);
+    const InputWindow window{checkpoint_->Bytes(*tensor.source).data(), 0};
+    work.clamped = RunTile(plan_, tensor, tile, window, work.band->window, kernels_, scratch);
+    range.file->Release(range.offset, range.size);
+  }
+
+  // The serial back, in tile order: a finished band goes to the file, and its writeback starts.
+  void Finish(Work& work) {
+    const Tile& tile = work.tile;
+    if (tile.retire_size == 0) return;
+    OutputFile& output = outputs_[tile.retire_file];
+    if (work.band != nullptr) {
+      Status written = output.Write(tile.retire_offset, {work.band->buffer.data.get(), tile.retire_size});
+      if (!written.ok()) errors_.Set(std::move(written.error()));
+      buffers_.Give(std::move(work.band->buffer));
+      work.band.reset();
+    }
+    output.StartWriteback(tile.retire_offset, tile.retire_size);
+  }
+
+  FirstError& errors() { return errors_; }
 
  private:
-  // Unchanged tensors move file to file inside the kernel: no page faults, no user copy.
-  bool CopyInKernel(const OutputTensor& tensor, const Tile& tile, OutputFile& output, uint64_t tensor_offset) {
-    if (!copy_file_range_works_.load(std::memory_order_relaxed)) return false;
-    const MappedFile& input = checkpoint_->shard(tensor.source->shard);
-    loff_t in = static_cast<loff_t>(tensor.source->file_offset + tile.row_begin);
-    loff_t out = static_cast<loff_t>(tensor_offset + tile.row_begin);
-    size_t left = tile.row_end - tile.row_begin;
-    while (left > 0) {
-      const ssize_t n = ::copy_file_range(input.fd(), &in, output.fd(), &out, left, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {  // e.g. EXDEV across file systems: fall back to copying through the mappings
-        copy_file_range_works_.store(false, std::memory_order_relaxed);
-        return false;  // the memcpy path rewrites the whole tile, including what was copied
-      }
-      left -= static_cast<size_t>(n);
-    }
-    return true;
+  // Whether the tile's source span holds only bytes it uses: every column of its rows.
+  static bool ReadsWholeRows(const OutputTensor& tensor, const Tile& tile) {
+    return tensor.kind != TransformKind::kQWeight || (tile.col_begin == 0 && tile.col_end == tensor.geometry.in);
   }
 
   // The input bytes a tile reads, absolute in their shard.
@@ -91,19 +147,14 @@ class TileWorker {
     return {&checkpoint_->shard(tensor.source->shard), tensor.source->file_offset + span.offset, span.size};
   }
 
-  uint64_t Run(const OutputTensor& tensor, const Tile& tile, const uint8_t* source, OutputFile& output,
-               uint64_t tensor_offset, std::vector<uint8_t>& scratch) {
-    // One call per range maps every page, instead of one fault per page (costly under a hypervisor).
-    if (tile.first_in_band) output.Prepare(tile.band_offset, tile.band_size);
-    return RunTile(plan_, tensor, tile, source, output.data() + tensor_offset, kernels_, scratch);
-  }
-
   const Plan& plan_;
   const Layout& layout_;
   const Checkpoint* checkpoint_;
   std::span<OutputFile> outputs_;
   const kernels::KernelTable& kernels_;
-  std::atomic<bool> copy_file_range_works_{true};
+  BandBuffers buffers_;
+  std::shared_ptr<Band> band_;  // the band the front is handing out tiles of
+  FirstError errors_;
 };
 
 }  // namespace
@@ -113,58 +164,51 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
   const kernels::KernelTable& kernels = settings.kernels ? *settings.kernels : *kernels::SelectKernels("");
   const int threads = settings.threads > 0 ? settings.threads : tbb::info::default_concurrency();
 
-  // Headers first: the output files are complete as soon as the tiles are done.
   for (size_t f = 0; f < layout.files.size(); ++f) {
-    const auto& file = layout.files[f];
-    const uint64_t header_size = file.header.size();
-    std::memcpy(outputs[f].data(), &header_size, 8);
-    std::memcpy(outputs[f].data() + 8, file.header.data(), header_size);
+    const std::string& header = layout.files[f].header;
+    const uint64_t header_size = header.size();
+    MS2VLLM_TRY(outputs[f].Write(0, {reinterpret_cast<const uint8_t*>(&header_size), 8}));
+    MS2VLLM_TRY(outputs[f].Write(8, {reinterpret_cast<const uint8_t*>(header.data()), header.size()}));
   }
 
   if (settings.progress_total) settings.progress_total->store(ProgressTotal(plan));
   std::vector<uint64_t> clamped(plan.tensors.size(), 0);
-  tbb::enumerable_thread_specific<std::vector<uint8_t>> scratch;
-  TileWorker worker(plan, layout, checkpoint, outputs, kernels);
+  tbb::enumerable_thread_specific<std::vector<uint8_t>> input, scratch;
+  TileWorker worker(plan, layout, checkpoint, outputs, kernels, settings.band_bytes);
   TileCursor cursor(plan, layout, settings.chunk_bytes, settings.band_bytes);
   bool cancelled = false;
-
-  struct Done {
-    Tile tile;
-    uint64_t clamped;
-  };
 
   tbb::task_arena arena(threads);
   arena.execute([&] {
     tbb::parallel_pipeline(
         static_cast<size_t>(threads) * kTokensPerThread,
-        tbb::make_filter<void, Tile>(tbb::filter_mode::serial_in_order,
-                                     [&](tbb::flow_control& control) -> Tile {
+        tbb::make_filter<void, Work>(tbb::filter_mode::serial_in_order,
+                                     [&](tbb::flow_control& control) -> Work {
                                        Tile tile;
                                        if (settings.cancel && settings.cancel->load(std::memory_order_relaxed)) {
                                          cancelled = true;
                                          control.stop();
-                                         return tile;
+                                         return {};
                                        }
-                                       if (!cursor.Next(tile)) {
+                                       if (worker.errors().failed() || !cursor.Next(tile)) {
                                          control.stop();
-                                         return tile;
+                                         return {};
                                        }
-                                       worker.ReadAhead(tile);
-                                       return tile;
+                                       return worker.Start(tile);
                                      }) &
-            tbb::make_filter<Tile, Done>(tbb::filter_mode::parallel,
-                                         [&](const Tile& tile) -> Done {
-                                           return {tile, worker.Process(tile, scratch.local())};
+            tbb::make_filter<Work, Work>(tbb::filter_mode::parallel,
+                                         [&](Work work) -> Work {
+                                           worker.Process(work, input.local(), scratch.local());
+                                           return work;
                                          }) &
-            tbb::make_filter<Done, void>(tbb::filter_mode::serial_in_order, [&](const Done& done) {
-              clamped[done.tile.tensor] += done.clamped;
-              if (done.tile.retire_size) {
-                outputs[done.tile.retire_file].Retire(done.tile.retire_offset, done.tile.retire_size);
-              }
-              if (settings.progress) settings.progress->fetch_add(done.tile.progress_bytes, std::memory_order_relaxed);
+            tbb::make_filter<Work, void>(tbb::filter_mode::serial_in_order, [&](Work work) {
+              clamped[work.tile.tensor] += work.clamped;
+              worker.Finish(work);
+              if (settings.progress) settings.progress->fetch_add(work.tile.progress_bytes, std::memory_order_relaxed);
             }));
   });
   if (cancelled) return MakeError(ErrorCode::kInterrupted, "interrupted");
+  if (auto error = worker.errors().Take()) return *std::move(error);
 
   ExecutionReport report;
   for (size_t i = 0; i < plan.tensors.size(); ++i) {

@@ -1,7 +1,8 @@
 // Runs the tiles of a plan through a oneTBB pipeline: a serial front hands out tiles in
-// order, kernels run in parallel and write straight into the mapped output at final offsets,
-// and a serial in-order back retires finished output ranges (writeback started, pages dropped).
-// A bounded number of tiles is alive at once, so resident memory does not grow with the model.
+// order, kernels run in parallel and assemble each output band in a reused buffer (unchanged
+// tensors go file to file), and a serial in-order back writes each finished band at its final
+// offset and starts its writeback. A bounded number of tiles, hence of bands, is alive at once,
+// and input pages are released behind the kernels, so resident memory does not grow with the model.
 #pragma once
 
 #include <atomic>

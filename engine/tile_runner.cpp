@@ -28,56 +28,56 @@ uint8_t* Scratch(std::vector<uint8_t>& scratch, size_t bytes) {
   return scratch.data();
 }
 
-uint64_t RunQWeight(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const uint8_t* source,
-                    uint8_t* output, const kernels::KernelTable& k, std::vector<uint8_t>& scratch) {
+uint64_t RunQWeight(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
+                    const OutputWindow& output, const kernels::KernelTable& k, std::vector<uint8_t>& scratch) {
   const LinearGeometry& g = tensor.geometry;
   const uint64_t rows = tile.row_end - tile.row_begin, cols = tile.col_end - tile.col_begin;
   const uint8_t* src = nullptr;
   size_t src_stride = 0;
   switch (g.packing) {
     case Packing::kNone:
-      src = source + tile.row_begin * g.in + tile.col_begin;
+      src = source.At(tile.row_begin * g.in + tile.col_begin);
       src_stride = g.in;
       break;
     case Packing::kPairsAlongOut:
       src = Scratch(scratch, rows * cols);
-      kernels::UnpackPairsAlongRows(source + tile.row_begin / 2 * g.in + tile.col_begin, g.in, rows, cols,
+      kernels::UnpackPairsAlongRows(source.At(tile.row_begin / 2 * g.in + tile.col_begin), g.in, rows, cols,
                                     scratch.data(), cols);
       src_stride = cols;
       break;
     case Packing::kPairsAlongIn:
       src = Scratch(scratch, rows * cols);
-      kernels::UnpackPairsAlongCols(source + tile.row_begin * (g.in / 2) + tile.col_begin / 2, g.in / 2, rows, cols,
+      kernels::UnpackPairsAlongCols(source.At(tile.row_begin * (g.in / 2) + tile.col_begin / 2), g.in / 2, rows, cols,
                                     scratch.data(), cols);
       src_stride = cols;
       break;
   }
   if (plan.target == TargetTool::kAwq) {
     const uint64_t stride = g.out / 8 * 4;
-    uint8_t* dst = output + tile.col_begin * stride + tile.row_begin / 8 * 4;
+    uint8_t* dst = output.At(tile.col_begin * stride + tile.row_begin / 8 * 4);
     return k.pack_rows_4(src, src_stride, rows, cols, kernels::PackOrder::kAwq, 0, dst, stride);
   }
   const uint64_t per_word = 32 / plan.bits, stride = g.out * 4;
-  uint8_t* dst = output + tile.col_begin / per_word * stride + tile.row_begin * 4;
+  uint8_t* dst = output.At(tile.col_begin / per_word * stride + tile.row_begin * 4);
   auto pack = plan.bits == 4 ? k.pack_cols_4 : k.pack_cols_8;
   return pack(src, src_stride, rows, cols, dst, stride);
 }
 
-uint64_t RunQZeros(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const uint8_t* source,
-                   uint8_t* output, const kernels::KernelTable& k, std::vector<uint8_t>& scratch) {
+uint64_t RunQZeros(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
+                   const OutputWindow& output, const kernels::KernelTable& k, std::vector<uint8_t>& scratch) {
   const LinearGeometry& g = tensor.geometry;
   const uint64_t rows = tile.row_end - tile.row_begin;
   const DType dtype = tensor.source->dtype;
   const uint32_t size = DTypeSize(dtype);
   uint8_t* values = Scratch(scratch, rows * g.groups);
   uint64_t clamped = 0;  // already reported by the offset scan
-  const uint8_t* first = source + tile.row_begin * g.groups * size;
+  const uint8_t* first = source.At(tile.row_begin * g.groups * size);
   for (uint64_t i = 0; i < rows * g.groups; ++i) {
     const int64_t value = ReadIntegral(dtype, first + i * size).value_or(0);  // validated by the offset scan
     values[i] = static_cast<uint8_t>(ClampToBits(value, plan.bits, clamped));
   }
   const uint64_t per_word = 32 / plan.bits, stride = g.out / per_word * 4;
-  uint8_t* dst = output + tile.row_begin / per_word * 4;
+  uint8_t* dst = output.At(tile.row_begin / per_word * 4);
   const auto order = plan.target == TargetTool::kAwq ? kernels::PackOrder::kAwq : kernels::PackOrder::kSequential;
   auto pack = plan.bits == 4 ? k.pack_rows_4 : k.pack_rows_8;
   pack(values, g.groups, rows, g.groups, order, ZeroWordBias(plan), dst, stride);
@@ -100,20 +100,20 @@ void CastScales(DType from, DType to, const uint8_t* src, uint64_t count, uint8_
   }
 }
 
-void RunScales(const OutputTensor& tensor, const Tile& tile, const uint8_t* source, uint8_t* output,
+void RunScales(const OutputTensor& tensor, const Tile& tile, const InputWindow& source, const OutputWindow& output,
                const kernels::KernelTable& k, std::vector<uint8_t>& scratch) {
   const LinearGeometry& g = tensor.geometry;
   const uint64_t rows = tile.row_end - tile.row_begin;
   const DType from = tensor.source->dtype;
   const uint32_t in_size = DTypeSize(from), out_size = DTypeSize(tensor.dtype);
-  const uint8_t* src = source + tile.row_begin * g.groups * in_size;
+  const uint8_t* src = source.At(tile.row_begin * g.groups * in_size);
   if (from != tensor.dtype) {
     uint8_t* cast = Scratch(scratch, rows * g.groups * out_size);
     CastScales(from, tensor.dtype, src, rows * g.groups, cast);
     src = cast;
   }
   auto transpose = out_size == 2 ? k.transpose_16 : k.transpose_32;
-  transpose(src, g.groups * out_size, rows, g.groups, output + tile.row_begin * out_size, g.out * out_size);
+  transpose(src, g.groups * out_size, rows, g.groups, output.At(tile.row_begin * out_size), g.out * out_size);
 }
 
 }  // namespace
@@ -140,19 +140,19 @@ ByteSpan SourceSpan(const OutputTensor& tensor, const Tile& tile) {
   return {first, (row_end - 1) * row_bytes + col_end - first};
 }
 
-uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const uint8_t* source,
-                 uint8_t* output, const kernels::KernelTable& kernels, std::vector<uint8_t>& scratch) {
+uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
+                 const OutputWindow& output, const kernels::KernelTable& kernels, std::vector<uint8_t>& scratch) {
   switch (tensor.kind) {
     case TransformKind::kCopy:
-      std::memcpy(output + tile.row_begin, source + tile.row_begin, tile.row_end - tile.row_begin);
+      std::memcpy(output.At(tile.row_begin), source.At(tile.row_begin), tile.row_end - tile.row_begin);
       return 0;
     case TransformKind::kQZerosConstant: {
       const uint32_t word = ConstantZeroWord(plan);
-      for (uint64_t at = tile.row_begin; at < tile.row_end; at += 4) std::memcpy(output + at, &word, 4);
+      for (uint64_t at = tile.row_begin; at < tile.row_end; at += 4) std::memcpy(output.At(at), &word, 4);
       return 0;
     }
     case TransformKind::kGenerate:
-      GenerateBytes(tensor, tile.row_begin, tile.row_end, output + tile.row_begin);
+      GenerateBytes(tensor, tile.row_begin, tile.row_end, output.At(tile.row_begin));
       return 0;
     case TransformKind::kQWeight: return RunQWeight(plan, tensor, tile, source, output, kernels, scratch);
     case TransformKind::kQZeros: return RunQZeros(plan, tensor, tile, source, output, kernels, scratch);

@@ -18,10 +18,20 @@ struct ByteSpan {
 // The source bytes a tile reads (one contiguous span covering them), to release afterwards.
 ByteSpan SourceSpan(const OutputTensor& tensor, const Tile& tile);
 
-// `source` points at the tensor's first input byte (null for kGenerate and constants),
-// `output` at its first output byte. `scratch` is the calling thread's own buffer.
-// Returns how many values were clamped.
-uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const uint8_t* source,
-                 uint8_t* output, const kernels::KernelTable& kernels, std::vector<uint8_t>& scratch);
+// A buffer holding a tensor's bytes from offset `first` on (a tile's input, or its band's
+// output), so a kernel's offsets in the tensor become addresses in the buffer.
+template <typename Byte>
+struct TensorWindow {
+  Byte* data = nullptr;
+  uint64_t first = 0;  // offset in the tensor of data[0]
+  Byte* At(uint64_t tensor_offset) const { return data + (tensor_offset - first); }
+};
+using InputWindow = TensorWindow<const uint8_t>;
+using OutputWindow = TensorWindow<uint8_t>;
+
+// `source` holds at least the tile's SourceSpan (unused for kGenerate and constants).
+// `scratch` is the calling thread's own buffer. Returns how many values were clamped.
+uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
+                 const OutputWindow& output, const kernels::KernelTable& kernels, std::vector<uint8_t>& scratch);
 
 }  // namespace ms2vllm

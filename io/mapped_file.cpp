@@ -69,6 +69,20 @@ MappedFile::~MappedFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+Status MappedFile::Read(uint64_t offset, std::span<uint8_t> into) const {
+  while (!into.empty()) {
+    const ssize_t n = ::pread(fd_, into.data(), into.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string reason = n < 0 ? std::strerror(errno) : "the file is shorter than when it was opened";
+      return MakeError(ErrorCode::kInvalidInput, path_.string() + ": cannot read: " + reason);
+    }
+    into = into.subspan(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Ok{};
+}
+
 void MappedFile::WillNeed(uint64_t offset, uint64_t size) const {
   AdvisePages(data_, size_, offset, size, MADV_WILLNEED);
 }

@@ -1,15 +1,14 @@
 #include "io/output_file.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
-#include "io/page_range.h"
+#include "io/mapped_file.h"
 #include "io/staging.h"
-
 
 namespace ms2vllm {
 namespace {
@@ -20,6 +19,12 @@ Error OutputError(const std::filesystem::path& path, const std::string& what, in
   if (error_number == EFBIG) reason = "file too large for this file system";
   // The stage is an implementation detail: the message names the file the user asked for.
   return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": " + what + ": " + reason);
+}
+
+// copy_file_range errors that mean "not between these files", not "the output failed".
+bool CopyUnsupported(int error_number) {
+  return error_number == EXDEV || error_number == EINVAL || error_number == EOPNOTSUPP || error_number == ENOSYS ||
+         error_number == EBADF;
 }
 
 }  // namespace
@@ -40,38 +45,53 @@ Result<OutputFile> OutputFile::Create(const std::filesystem::path& path, uint64_
   } while (rc == EINTR);
   if (rc == EOPNOTSUPP || rc == EINVAL) rc = ::ftruncate(file.fd_, static_cast<off_t>(size)) == 0 ? 0 : errno;
   if (rc != 0) return OutputError(path, "cannot reserve " + std::to_string(size) + " bytes", rc);
-  void* address = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd_, 0);
-  if (address == MAP_FAILED) return OutputError(path, "cannot map", errno);
-  file.data_ = static_cast<uint8_t*>(address);
   return file;
 }
 
 OutputFile::OutputFile(OutputFile&& other) noexcept
-    : path_(std::move(other.path_)), fd_(other.fd_), data_(other.data_), size_(other.size_) {
+    : path_(std::move(other.path_)), fd_(other.fd_), size_(other.size_),
+      copy_file_range_works_(other.copy_file_range_works_) {
   other.fd_ = -1;
-  other.data_ = nullptr;
 }
 
 OutputFile::~OutputFile() {
-  Unmap();
   if (fd_ >= 0) ::close(fd_);
 }
 
-void OutputFile::Unmap() {
-  if (data_ != nullptr) ::munmap(data_, size_);
-  data_ = nullptr;
+Status OutputFile::Write(uint64_t offset, std::span<const uint8_t> bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return OutputError(path_, "cannot write", n < 0 ? errno : ENOSPC);
+    bytes = bytes.subspan(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Ok{};
 }
 
-void OutputFile::Prepare(uint64_t offset, uint64_t size) { AdvisePages(data_, size_, offset, size, MADV_POPULATE_WRITE); }
+Status OutputFile::CopyFrom(const MappedFile& input, uint64_t input_offset, uint64_t offset, uint64_t size) {
+  // Threads copy disjoint ranges; once one finds the copy unsupported, all write instead.
+  std::atomic_ref<bool> works(copy_file_range_works_);
+  loff_t in = static_cast<loff_t>(input_offset), out = static_cast<loff_t>(offset);
+  while (size > 0 && works.load(std::memory_order_relaxed)) {
+    const ssize_t n = ::copy_file_range(input.fd(), &in, fd_, &out, size, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && !CopyUnsupported(errno)) return OutputError(path_, "cannot write", errno);
+    if (n <= 0) {  // unsupported here, or the input ended early: write the rest from the mapping
+      works.store(false, std::memory_order_relaxed);
+      break;
+    }
+    size -= static_cast<uint64_t>(n);
+  }
+  if (size == 0) return Ok{};
+  return Write(static_cast<uint64_t>(out), input.bytes().subspan(static_cast<size_t>(in), size));
+}
 
-void OutputFile::Retire(uint64_t offset, uint64_t size) {
-  if (size == 0) return;
-  ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
-  AdvisePages(data_, size_, offset, size, MADV_DONTNEED);
+void OutputFile::StartWriteback(uint64_t offset, uint64_t size) {
+  if (size > 0) ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
 }
 
 Status OutputFile::Finish() {
-  Unmap();
   if (::fsync(fd_) != 0) return OutputError(path_, "cannot write to disk", errno);
   if (::close(fd_) != 0) {
     fd_ = -1;

@@ -1,45 +1,54 @@
-// One output file being written: created empty, preallocated, mapped writable.
+// One output file being written: created empty, preallocated, then filled with positioned
+// writes (pwrite) and in-kernel copies (copy_file_range) at final offsets.
 // It lives at a temp path until its Staging commits it; the Staging removes it otherwise.
+//
+// Why not a writable mapping: every new page of a MAP_SHARED file mapping is zero-filled by the
+// kernel before the kernels overwrite it, then write-protected again for writeback and unmapped
+// behind the front. On a qwen2-1.5b conversion that was 35-45% of all cycles; a pwrite of a
+// finished band costs one copy into the page cache instead (bench/README.md has the figures).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 
 #include "io/status.h"
 
 namespace ms2vllm {
 
+class MappedFile;
+
 class OutputFile {
  public:
-  // Creates `path` (must not exist), reserves `size` bytes on disk (fallocate, so a full disk
-  // fails here rather than as SIGBUS later) and maps it writable.
+  // Creates `path` (must not exist) and reserves `size` bytes on disk (fallocate, so a full
+  // disk fails here, before any work, on file systems that support it).
   static Result<OutputFile> Create(const std::filesystem::path& path, uint64_t size);
 
   OutputFile(OutputFile&& other) noexcept;
   OutputFile& operator=(OutputFile&&) = delete;
   ~OutputFile();
 
-  uint8_t* data() { return data_; }
   uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
-  int fd() const { return fd_; }
 
-  // Faults in the pages of a range about to be written, in one call.
-  void Prepare(uint64_t offset, uint64_t size);
-  // Starts writeback of a finished range and drops its pages from this process, so resident
-  // memory stays bounded; the page cache keeps the data until it reaches the disk.
-  void Retire(uint64_t offset, uint64_t size);
-  // Unmaps and fsyncs. The file stays at its temp path until the Staging commits.
+  // Writes `bytes` at `offset`. Safe to call from several threads for disjoint ranges.
+  Status Write(uint64_t offset, std::span<const uint8_t> bytes);
+  // Copies `size` bytes of `input` from `input_offset` to `offset`: file to file inside the
+  // kernel (copy_file_range) where the file systems allow, else a write from the mapping.
+  Status CopyFrom(const MappedFile& input, uint64_t input_offset, uint64_t offset, uint64_t size);
+  // Starts writeback of a finished range, so the disk writes while the conversion goes on
+  // rather than all at the final fsync.
+  void StartWriteback(uint64_t offset, uint64_t size);
+  // fsyncs and closes. The file stays at its temp path until the Staging commits.
   Status Finish();
 
  private:
   OutputFile() = default;
-  void Unmap();
 
   std::filesystem::path path_;
   int fd_ = -1;
-  uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  bool copy_file_range_works_ = true;  // false after EXDEV and the like: write from the mapping
 };
 
 }  // namespace ms2vllm

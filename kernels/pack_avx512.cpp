@@ -180,8 +180,8 @@ uint64_t PackColsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size
 // Words are built into a 32 KiB tile of kTileGroups x kTileCols, then transposed out. Each source
 // row is read 128 bytes at a time and each destination row written 256 bytes at a time: shorter
 // runs are slow when either stride is a power of two (all rows share one cache set).
-constexpr size_t kTileGroups = 64;
-constexpr size_t kTileCols = 128;
+constexpr size_t kTileGroups = 16;
+constexpr size_t kTileCols = 1024;
 
 // Byte of field pair (lo, hi): both values are below 16, so the 16-bit shift stays in its byte.
 inline __m512i Join(__m512i lo, __m512i hi) { return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)); }
@@ -274,8 +274,8 @@ uint64_t PackRowsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size
   const size_t groups = rows / kPerWord;
   alignas(64) uint32_t words[kTileGroups][kTileCols];
   uint64_t clamped = 0;
-  for (size_t i0 = 0; i0 < cols; i0 += kTileCols) {
-    for (size_t g0 = 0; g0 < groups; g0 += kTileGroups) {
+  for (size_t g0 = 0; g0 < groups; g0 += kTileGroups) {
+    for (size_t i0 = 0; i0 < cols; i0 += kTileCols) {
       const size_t ng = Min(kTileGroups, groups - g0);
       const uint8_t* tile_src = src + g0 * kPerWord * src_stride;
       const size_t ni = Min(kTileCols, cols - i0);
