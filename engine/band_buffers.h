@@ -1,9 +1,11 @@
-// Reusable buffers in which the tiles of one output band are assembled before the band is
-// written out. Reused rather than freed: a fresh allocation's pages are zero-filled by the
-// kernel on first touch, which is the very cost writing through buffers avoids.
+// Buffers in which the tiles of one output band are assembled before the band is written out.
+// Large ones are reused rather than freed: a fresh allocation's pages are zero-filled by the
+// kernel on first touch, which is the very cost writing through buffers avoids. Small bands
+// (scales, zeros, small weights) get their own short-lived allocation, so many of them in
+// flight at once never pin many large buffers: resident memory stays about
+// (live tokens / tiles per large band + 1) x usual size.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -20,27 +22,30 @@ class BandBuffers {
  public:
   explicit BandBuffers(uint64_t usual_size) : usual_size_(usual_size) {}
 
-  // A buffer of at least `size` bytes. The pipeline bounds how many are out at once.
+  // A buffer of at least `size` bytes.
   BandBuffer Take(uint64_t size) {
+    if (!Pooled(size)) return Allocate(size);
     {
       std::lock_guard lock(mutex_);
-      auto fits = std::find_if(free_.begin(), free_.end(), [&](const BandBuffer& b) { return b.capacity >= size; });
-      if (fits != free_.end()) {
-        BandBuffer buffer = std::move(*fits);
-        free_.erase(fits);
+      if (!free_.empty()) {
+        BandBuffer buffer = std::move(free_.back());
+        free_.pop_back();
         return buffer;
       }
     }
-    const uint64_t capacity = std::max(size, usual_size_);
-    return {std::unique_ptr<uint8_t[]>(new uint8_t[capacity]), capacity};
+    return Allocate(usual_size_);
   }
 
   void Give(BandBuffer buffer) {
+    if (buffer.capacity != usual_size_) return;  // not a pooled one: freed here
     std::lock_guard lock(mutex_);
     free_.push_back(std::move(buffer));
   }
 
  private:
+  bool Pooled(uint64_t size) const { return size > usual_size_ / 4 && size <= usual_size_; }
+  static BandBuffer Allocate(uint64_t size) { return {std::unique_ptr<uint8_t[]>(new uint8_t[size]), size}; }
+
   const uint64_t usual_size_;
   std::mutex mutex_;
   std::vector<BandBuffer> free_;

@@ -14,6 +14,16 @@ namespace ms2vllm {
 namespace fs = std::filesystem;
 namespace {
 
+// Plan and offset errors start with the tensor's name ("model.x.weight: ..."); the message
+// should also name the file holding it.
+Error NamingTheFile(Error error, const Checkpoint& checkpoint) {
+  const size_t colon = error.message.find(": ");
+  if (colon == std::string::npos) return error;
+  const TensorInfo* tensor = checkpoint.table().Find(std::string_view(error.message).substr(0, colon));
+  if (tensor != nullptr) error.message = checkpoint.shard(tensor->shard).path().string() + ": " + error.message;
+  return error;
+}
+
 // The script's --save_path may never overwrite an input: its bytes are still being read.
 Status CheckNotAnInput(const fs::path& target, const Checkpoint& checkpoint, const fs::path& description) {
   std::error_code ec;
@@ -75,10 +85,13 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
 
   ConvertReport report;
   report.sources = std::make_shared<const TensorTable>(checkpoint.table());
-  MS2VLLM_ASSIGN_OR_RETURN(report.plan, BuildPlan(*report.sources, description, request.plan));
+  auto plan = BuildPlan(*report.sources, description, request.plan);
+  if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint);
+  report.plan = std::move(*plan);
   report.warnings.Merge(report.plan.warnings);
-  MS2VLLM_ASSIGN_OR_RETURN(OffsetScan scan, ScanOffsets(report.plan, checkpoint, report.warnings));
-  report.symmetric = scan.all_zero;
+  auto scan = ScanOffsets(report.plan, checkpoint, report.warnings);
+  if (!scan.ok()) return NamingTheFile(scan.take_error(), checkpoint);
+  report.symmetric = scan->all_zero;
   report.input_bytes = checkpoint.TotalFileBytes();
 
   const bool directory = request.out_dir.has_value();

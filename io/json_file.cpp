@@ -8,13 +8,15 @@
 #include <string>
 
 #include "io/mapped_file.h"
+#include "io/staging.h"
 
 namespace ms2vllm {
 namespace {
 
+// Messages name the file the user will see, not the temp one being written.
 Status WriteAll(const std::filesystem::path& path, const void* data, size_t size) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return MakeError(ErrorCode::kOutput, path.string() + ": cannot create: " + std::strerror(errno));
+  if (fd < 0) return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": cannot create: " + std::strerror(errno));
   const auto* bytes = static_cast<const uint8_t*>(data);
   size_t done = 0;
   while (done < size) {
@@ -23,14 +25,14 @@ Status WriteAll(const std::filesystem::path& path, const void* data, size_t size
     if (n <= 0) {
       const int saved = errno;
       ::close(fd);
-      return MakeError(ErrorCode::kOutput, path.string() + ": cannot write: " + std::strerror(saved));
+      return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": cannot write: " + std::strerror(saved));
     }
     done += static_cast<size_t>(n);
   }
   const bool synced = ::fsync(fd) == 0;
   const int saved = errno;
   ::close(fd);
-  if (!synced) return MakeError(ErrorCode::kOutput, path.string() + ": cannot write to disk: " + std::strerror(saved));
+  if (!synced) return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": cannot write to disk: " + std::strerror(saved));
   return Ok{};
 }
 

@@ -16,8 +16,18 @@ namespace ms2vllm {
 namespace bip = boost::interprocess;
 
 Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
+  MappedFile file;
+  file.path_ = path;
+  // Opened first and checked through the descriptor, so the file checked is the file read.
+  // O_NONBLOCK: a FIFO put in the file's place must fail the check below, not hang the open.
+  file.fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (file.fd_ < 0) {
+    const int error = errno;
+    const char* what = error == EACCES ? ": cannot read: " : ": cannot open: ";
+    return MakeError(ErrorCode::kInvalidInput, path.string() + what + std::strerror(error));
+  }
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
+  if (::fstat(file.fd_, &info) != 0) {
     return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot open: " + std::strerror(errno));
   }
   if (S_ISDIR(info.st_mode)) {
@@ -26,17 +36,13 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   if (!S_ISREG(info.st_mode)) {
     return MakeError(ErrorCode::kInvalidInput, path.string() + ": not a regular file");
   }
-  if (::access(path.c_str(), R_OK) != 0) {
-    return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot read: " + std::strerror(errno));
-  }
-  MappedFile file;
-  file.path_ = path;
   file.size_ = static_cast<uint64_t>(info.st_size);
-  file.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (file.fd_ < 0) return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot open: " + std::strerror(errno));
   if (file.size_ == 0) return file;  // nothing to map; callers see an empty span
   try {
-    bip::file_mapping mapping(path.c_str(), bip::read_only);
+    // Mapped through the descriptor's own link, not the path: the same inode whatever the
+    // path names by now.
+    const std::string self = "/proc/self/fd/" + std::to_string(file.fd_);
+    bip::file_mapping mapping(self.c_str(), bip::read_only);
     file.region_ = std::make_unique<bip::mapped_region>(mapping, bip::read_only, 0, file.size_);
   } catch (const bip::interprocess_exception& e) {
     return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot map: " + e.what());

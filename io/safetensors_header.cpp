@@ -54,6 +54,10 @@ Result<TensorInfo> ReadEntry(std::string name, od::value value, const std::strin
     if (field.unescaped_key().get(key) != simdjson::SUCCESS) return InvalidInput(label, where + " has a bad key");
     od::value field_value;
     if (field.value().get(field_value) != simdjson::SUCCESS) return InvalidInput(label, where + " is not valid JSON");
+    // As the safetensors loader (serde) does: a field given twice is an error, not "the last wins".
+    const bool repeated = (key == "dtype" && has_dtype) || (key == "shape" && has_shape) ||
+                          (key == "data_offsets" && has_offsets);
+    if (repeated) return InvalidInput(label, where + " has \"" + std::string(key) + "\" twice");
     if (key == "dtype") {
       std::string_view dtype;
       if (field_value.get_string().get(dtype) != simdjson::SUCCESS) {

@@ -19,7 +19,8 @@ namespace ms2vllm::kernels {
 // Order of the values inside one packed 32-bit word: field k holds element ORDER[k].
 enum class PackOrder : uint8_t {
   kSequential,  // 0 1 2 3 4 5 6 7 (GPTQ)
-  kAwq,         // 0 2 4 6 1 3 5 7 (AutoAWQ's GEMM layout)
+  kAwq,         // 0 2 4 6 1 3 5 7 (AutoAWQ's GEMM layout; 4-bit only, as AWQ is: the plan
+                //   never asks pack_rows_8 for it, and every variant then defers to the reference)
 };
 
 // GPTQ qweight. dst[r][o] (32-bit word) holds u(src[o][r*p + j]) in field j, p = 32/bits.

@@ -123,6 +123,7 @@ def header_cases():
         "entry-no-dtype": raw(b'{"t.weight":{"shape":[2],"data_offsets":[0,8]}}', ok_data),
         "entry-no-shape": raw(b'{"t.weight":{"dtype":"F32","data_offsets":[0,8]}}', ok_data),
         "entry-no-offsets": raw(b'{"t.weight":{"dtype":"F32","shape":[2]}}', ok_data),
+        "entry-dtype-twice": raw(b'{"t.weight":{"dtype":"F32","shape":[2],"dtype":"I8","data_offsets":[0,8]}}', ok_data),
         "dtype-not-string": raw(b'{"t.weight":{"dtype":4,"shape":[2],"data_offsets":[0,8]}}', ok_data),
         "dtype-unknown": raw(obj(entry("t.weight", dtype="Q4_K")), ok_data),
         "dtype-lowercase": raw(obj(entry("t.weight", dtype="f32")), ok_data),
