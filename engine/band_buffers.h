@@ -1,12 +1,15 @@
 // Buffers in which the tiles of one output band are assembled before the band is written out.
-// Large ones are reused rather than freed: a fresh allocation's pages are zero-filled by the
-// kernel on first touch, which is the very cost writing through buffers avoids. Small bands
-// (scales, zeros, small weights) get their own short-lived allocation, so many of them in
-// flight at once never pin many large buffers: resident memory stays about
-// (live tokens / tiles per large band + 1) x usual size.
+// Reused rather than freed: a fresh allocation's pages are zero-filled by the kernel on first
+// touch, which is the very cost writing through buffers avoids. Buffers come in power-of-two
+// sizes, each size with its own free list, so many small bands in flight (scales, zeros, small
+// weights) never pin large buffers: resident memory stays about the largest number of bands of
+// each size ever in flight at once (bounded by the pipeline's tokens) times that size.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -20,35 +23,30 @@ struct BandBuffer {
 
 class BandBuffers {
  public:
-  explicit BandBuffers(uint64_t usual_size) : usual_size_(usual_size) {}
-
   // A buffer of at least `size` bytes.
   BandBuffer Take(uint64_t size) {
-    if (!Pooled(size)) return Allocate(size);
+    const uint64_t capacity = std::bit_ceil(std::max<uint64_t>(size, kSmallest));
     {
       std::lock_guard lock(mutex_);
-      if (!free_.empty()) {
-        BandBuffer buffer = std::move(free_.back());
-        free_.pop_back();
+      auto& free = free_[capacity];
+      if (!free.empty()) {
+        BandBuffer buffer = std::move(free.back());
+        free.pop_back();
         return buffer;
       }
     }
-    return Allocate(usual_size_);
+    return {std::unique_ptr<uint8_t[]>(new uint8_t[capacity]), capacity};
   }
 
   void Give(BandBuffer buffer) {
-    if (buffer.capacity != usual_size_) return;  // not a pooled one: freed here
     std::lock_guard lock(mutex_);
-    free_.push_back(std::move(buffer));
+    free_[buffer.capacity].push_back(std::move(buffer));
   }
 
  private:
-  bool Pooled(uint64_t size) const { return size > usual_size_ / 4 && size <= usual_size_; }
-  static BandBuffer Allocate(uint64_t size) { return {std::unique_ptr<uint8_t[]>(new uint8_t[size]), size}; }
-
-  const uint64_t usual_size_;
+  static constexpr uint64_t kSmallest = 64 << 10;
   std::mutex mutex_;
-  std::vector<BandBuffer> free_;
+  std::map<uint64_t, std::vector<BandBuffer>> free_;  // by capacity
 };
 
 }  // namespace ms2vllm

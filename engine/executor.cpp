@@ -63,9 +63,8 @@ class FirstError {
 class TileWorker {
  public:
   TileWorker(const Plan& plan, const Layout& layout, const Checkpoint* checkpoint, std::span<OutputFile> outputs,
-             const kernels::KernelTable& kernels, uint64_t band_bytes)
-      : plan_(plan), layout_(layout), checkpoint_(checkpoint), outputs_(outputs), kernels_(kernels),
-        buffers_(band_bytes) {}
+             const kernels::KernelTable& kernels)
+      : plan_(plan), layout_(layout), checkpoint_(checkpoint), outputs_(outputs), kernels_(kernels) {}
 
   // The serial front, as it hands out a tile: the disk starts reading the tile's input while
   // the tiles ahead of it are converted, and a band's first tile gets the band's buffer.
@@ -174,7 +173,7 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
   if (settings.progress_total) settings.progress_total->store(ProgressTotal(plan));
   std::vector<uint64_t> clamped(plan.tensors.size(), 0);
   tbb::enumerable_thread_specific<std::vector<uint8_t>> input, scratch;
-  TileWorker worker(plan, layout, checkpoint, outputs, kernels, settings.band_bytes);
+  TileWorker worker(plan, layout, checkpoint, outputs, kernels);
   TileCursor cursor(plan, layout, settings.chunk_bytes, settings.band_bytes);
   bool cancelled = false;
 

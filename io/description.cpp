@@ -40,9 +40,7 @@ Result<Description> ParseDescription(const std::string& label, std::string_view 
   for (auto field : root) {
     std::string_view key;
     od::value value;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(value) != simdjson::SUCCESS) {
-      return InvalidInput(label, "description is not valid JSON");
-    }
+    MS2VLLM_TRY(ReadField(field, key, value, label, "description"));
     std::string name(key);
     if (name == "version") description.has_version = true;
     if (name == "group_size") {

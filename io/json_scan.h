@@ -58,6 +58,16 @@ inline Status OpenObject(simdjson::ondemand::parser& parser, const simdjson::pad
   return Ok{};
 }
 
+// Reads the key and value of one field of an object being iterated; `what` names the document.
+template <typename Field>
+inline Status ReadField(Field&& field, std::string_view& key, simdjson::ondemand::value& value, const std::string& label,
+                        const std::string& what) {
+  if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(value) != simdjson::SUCCESS) {
+    return InvalidInput(label, what + " is not valid JSON");
+  }
+  return Ok{};
+}
+
 // After the root object was read to its end: anything but whitespace left is an error.
 inline Status CheckNothingAfter(simdjson::ondemand::document& document, const std::string& label, const std::string& what) {
   const char* rest = nullptr;

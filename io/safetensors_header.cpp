@@ -166,9 +166,8 @@ Result<SafetensorsHeader> ParseSafetensorsHeader(const std::string& label, std::
   std::unordered_set<std::string> seen;
   for (auto field : root) {
     std::string_view key;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS) return InvalidInput(label, "header is not valid JSON");
     od::value value;
-    if (field.value().get(value) != simdjson::SUCCESS) return InvalidInput(label, "header is not valid JSON");
+    MS2VLLM_TRY(ReadField(field, key, value, label, "header"));
     std::string name(key);
     if (!seen.insert(name).second) return InvalidInput(label, "duplicate key '" + Printable(name) + "' in the header");
     if (name == "__metadata__") {

@@ -19,9 +19,7 @@ Status ReadMetadata(od::value value, ShardIndex& index, const std::string& label
   for (auto field : object) {
     std::string_view key;
     od::value field_value;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(field_value) != simdjson::SUCCESS) {
-      return InvalidInput(label, "index is not valid JSON");
-    }
+    MS2VLLM_TRY(ReadField(field, key, field_value, label, "index"));
     uint64_t total = 0;
     if (key == "total_size" && field_value.get_uint64().get(total) == simdjson::SUCCESS) index.total_size = total;
   }
@@ -36,9 +34,7 @@ Status ReadWeightMap(od::value value, ShardIndex& index, const std::string& labe
   for (auto field : object) {
     std::string_view key, file;
     od::value field_value;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(field_value) != simdjson::SUCCESS) {
-      return InvalidInput(label, "index is not valid JSON");
-    }
+    MS2VLLM_TRY(ReadField(field, key, field_value, label, "index"));
     if (field_value.get_string().get(file) != simdjson::SUCCESS) {
       return InvalidInput(label, "weight_map entry '" + Printable(key) + "' is not a file name");
     }
@@ -70,9 +66,7 @@ Result<ShardIndex> ParseShardIndex(const std::string& label, std::string_view js
   for (auto field : root) {
     std::string_view key;
     od::value value;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS || field.value().get(value) != simdjson::SUCCESS) {
-      return InvalidInput(label, "index is not valid JSON");
-    }
+    MS2VLLM_TRY(ReadField(field, key, value, label, "index"));
     // Python's json keeps the last of repeated keys, a streaming reader the first: refuse to guess.
     if (key != "metadata" && key != "weight_map") continue;
     bool& seen = key == "metadata" ? has_metadata : has_weight_map;
