@@ -20,7 +20,7 @@ namespace ms2vllm {
 struct ExecutionSettings {
   int threads = 0;                        // 0: every core
   uint64_t chunk_bytes = 4ull << 20;      // input bytes per tile
-  uint64_t band_bytes = 32ull << 20;      // output bytes per column band of a weight
+  uint64_t band_bytes = 64ull << 20;      // output bytes per column band of a weight (7b/70b q,k,v,o whole)
   const kernels::KernelTable* kernels = nullptr;  // nullptr: the best for this CPU
   const std::atomic<bool>* cancel = nullptr;      // set by a signal handler
   std::atomic<uint64_t>* progress = nullptr;        // bytes done, for a progress bar

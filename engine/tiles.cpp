@@ -98,6 +98,7 @@ bool TileCursor::NextByteTile(Tile& tile) {
   tile.band_offset = tile.retire_offset;
   tile.band_size = tile.retire_size;
   tile.progress_bytes = tensor.kind == TransformKind::kQZerosConstant ? 0 : end - byte_;
+  tile.last_of_tensor = end == size;
   byte_ = end;
   return true;
 }
@@ -129,6 +130,7 @@ bool TileCursor::NextMatrixTile(Tile& tile) {
   }
   const uint64_t source_bytes = tensor.source ? tensor.source->byte_size : 0;
   tile.progress_bytes = source_bytes * (row_end - row_) / rows_ * (band_end - band_begin_) / cols_;
+  tile.last_of_tensor = row_end == rows_ && band_end == cols_;
   row_ = row_end;
   return true;
 }

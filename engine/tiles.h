@@ -23,6 +23,7 @@ struct Tile {
   uint32_t retire_file = 0;
   uint64_t retire_offset = 0, retire_size = 0;
   uint64_t progress_bytes = 0;  // input bytes this tile accounts for
+  bool last_of_tensor = false;  // with every tile before it done, the tensor's input is consumed
 };
 
 bool IsByteTransform(TransformKind kind);
