@@ -88,45 +88,44 @@ class TileWorker {
   void Process(Work& work, std::vector<uint8_t>& input, std::vector<uint8_t>& scratch) {
     const Tile& tile = work.tile;
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
+    OutputFile& output = outputs_[layout_.placements[tile.tensor].file];
     if (tensor.source == nullptr) {
       work.clamped = RunTile(plan_, tensor, tile, {}, work.band->window, kernels_, scratch);
       return;
     }
     const InputRange range = InputOf(tensor, tile);
     if (work.band == nullptr) {  // an unchanged tensor
-      const uint64_t offset = layout_.placements[tile.tensor].offset + tile.row_begin;
-      Status copied = outputs_[tile.retire_file].CopyFrom(*range.file, range.offset, offset, range.size);
+      Status copied = output.CopyFrom(*range.file, range.offset, tile.band_offset, range.size);
       if (!copied.ok()) errors_.Set(std::move(copied.error()));
       return;
     }
-    if (ReadIsCompact(tensor, tile)) {  // the span is mostly what the tile needs: read it
+    const bool read = ReadIsCompact(tensor, tile);
+    InputWindow window{checkpoint_->Bytes(*tensor.source).data(), 0};
+    if (read) {  // the span is mostly what the tile needs: read it
       if (input.size() < range.size) input.resize(range.size);
-      Status read = range.file->Read(range.offset, {input.data(), range.size});
-      if (!read.ok()) return errors_.Set(std::move(read.error()));
-      const InputWindow window{input.data(), range.offset - tensor.source->file_offset};
-      work.clamped = RunTile(plan_, tensor, tile, window, work.band->window, kernels_, scratch);
-      return;
+      Status done = range.file->Read(range.offset, {input.data(), range.size});
+      if (!done.ok()) return errors_.Set(std::move(done.error()));
+      window = {input.data(), range.offset - tensor.source->file_offset};
+    } else {  // a narrow band of columns: its rows are far apart; only their pages are touched
+      range.file->Prefault(range.offset, range.size);
     }
-    // A narrow band of columns: its rows are far apart; only their pages are touched, through the map.
-    range.file->Prefault(range.offset, range.size);
-    const InputWindow window{checkpoint_->Bytes(*tensor.source).data(), 0};
     work.clamped = RunTile(plan_, tensor, tile, window, work.band->window, kernels_, scratch);
-    range.file->Release(range.offset, range.size);
+    if (!read) range.file->Release(range.offset, range.size);
   }
 
   // The serial back, in tile order: a finished band goes to the file, and its writeback starts.
   void Finish(Work& work) {
     const Tile& tile = work.tile;
     ReleaseConsumedInput(tile);
-    if (tile.retire_size == 0) return;
-    OutputFile& output = outputs_[tile.retire_file];
+    if (!tile.last_in_band) return;
+    OutputFile& output = outputs_[layout_.placements[tile.tensor].file];
     if (work.band != nullptr) {
-      Status written = output.Write(tile.retire_offset, {work.band->buffer.data.get(), tile.retire_size});
+      Status written = output.Write(tile.band_offset, {work.band->buffer.data.get(), tile.band_size});
       if (!written.ok()) errors_.Set(std::move(written.error()));
       buffers_.Give(std::move(work.band->buffer));
       work.band.reset();
     }
-    output.StartWriteback(tile.retire_offset, tile.retire_size);
+    output.StartWriteback(tile.band_offset, tile.band_size);
   }
 
   FirstError& errors() { return errors_; }

@@ -91,12 +91,9 @@ bool TileCursor::NextByteTile(Tile& tile) {
   tile.tensor = index;
   tile.row_begin = byte_;
   tile.row_end = end;
-  tile.retire_file = static_cast<uint32_t>(file_);
-  tile.retire_offset = layout_.placements[index].offset + byte_;
-  tile.retire_size = end - byte_;
-  tile.first_in_band = true;
-  tile.band_offset = tile.retire_offset;
-  tile.band_size = tile.retire_size;
+  tile.first_in_band = tile.last_in_band = true;
+  tile.band_offset = layout_.placements[index].offset + byte_;
+  tile.band_size = end - byte_;
   tile.progress_bytes = tensor.kind == TransformKind::kQZerosConstant ? 0 : end - byte_;
   tile.last_of_tensor = end == size;
   byte_ = end;
@@ -119,15 +116,11 @@ bool TileCursor::NextMatrixTile(Tile& tile) {
   tile.row_end = row_end;
   tile.col_begin = band_begin_;
   tile.col_end = band_end;
-  tile.retire_file = static_cast<uint32_t>(file_);
   const uint64_t per_column = tensor.byte_size() / cols_;
   tile.first_in_band = row_ == 0;
+  tile.last_in_band = row_end == rows_;
   tile.band_offset = layout_.placements[index].offset + band_begin_ * per_column;
   tile.band_size = (band_end - band_begin_) * per_column;
-  if (row_end == rows_) {  // the band's last tile: its output rows are complete
-    tile.retire_offset = tile.band_offset;
-    tile.retire_size = tile.band_size;
-  }
   const uint64_t source_bytes = tensor.source ? tensor.source->byte_size : 0;
   tile.progress_bytes = source_bytes * (row_end - row_) / rows_ * (band_end - band_begin_) / cols_;
   tile.last_of_tensor = row_end == rows_ && band_end == cols_;

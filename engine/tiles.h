@@ -16,12 +16,9 @@ struct Tile {
   // [row_begin, row_end) of the tensor; the columns are unused.
   uint64_t row_begin = 0, row_end = 0, col_begin = 0, col_end = 0;
   // Output range of the band this tile belongs to (byte tiles: the tile's own range), absolute
-  // in the file; the band's first tile maps it in one call.
-  bool first_in_band = false;
+  // in the tensor's file. The band is complete once its last tile and every tile before it are done.
+  bool first_in_band = false, last_in_band = false;
   uint64_t band_offset = 0, band_size = 0;
-  // Output range that is complete once this tile and every tile before it are done.
-  uint32_t retire_file = 0;
-  uint64_t retire_offset = 0, retire_size = 0;
   uint64_t progress_bytes = 0;  // input bytes this tile accounts for
   bool last_of_tensor = false;  // with every tile before it done, the tensor's input is consumed
 };
