@@ -208,20 +208,26 @@ TEST(ModelInputs, FileIndexAndDirectoryConvertToIdenticalTensors) {
   }
 }
 
+// Converts the model directory `dir` to dir/res.safetensors, which must fail and leave nothing.
+Error DirectoryConversionError(const fs::path& dir) {
+  ConvertRequest request;
+  request.model = dir;
+  request.save_path = dir / "res.safetensors";
+  auto report = Convert(request);
+  EXPECT_FALSE(report.ok());
+  EXPECT_FALSE(fs::exists(request.save_path));
+  return report.ok() ? Error{} : report.error();
+}
+
 TEST(ModelInputs, DirectoryWithTwoCandidateWeightFilesIsAnErrorListingThem) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
   checkpoint.WriteInto(dir.path());
   checkpoint.WriteWeights(dir / "quant_model_weight_w4a16_copy.safetensors");
-  ConvertRequest request;
-  request.model = dir.path();
-  request.save_path = dir / "res.safetensors";
-  auto report = Convert(request);
-  ASSERT_FALSE(report.ok());
-  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
-  EXPECT_CONTAINS(report.error().message, "quant_model_weight_w4a16.safetensors");
-  EXPECT_CONTAINS(report.error().message, "quant_model_weight_w4a16_copy.safetensors");
-  EXPECT_FALSE(fs::exists(dir / "res.safetensors"));
+  const Error error = DirectoryConversionError(dir.path());
+  EXPECT_EQ(error.code, ErrorCode::kInvalidInput);
+  EXPECT_CONTAINS(error.message, "quant_model_weight_w4a16.safetensors");
+  EXPECT_CONTAINS(error.message, "quant_model_weight_w4a16_copy.safetensors");
 }
 
 TEST(ModelInputs, DirectoryWithAnIndexAndAnUnshardedFileIsAnErrorListingThem) {
@@ -229,14 +235,10 @@ TEST(ModelInputs, DirectoryWithAnIndexAndAnUnshardedFileIsAnErrorListingThem) {
   TempDir dir;
   WriteSharded(checkpoint, dir.path(), 2);
   checkpoint.WriteWeights(dir / "quant_model_weight_w4a16.safetensors");  // which one is meant?
-  ConvertRequest request;
-  request.model = dir.path();
-  request.save_path = dir / "res.safetensors";
-  auto report = Convert(request);
-  ASSERT_FALSE(report.ok());
-  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
-  EXPECT_CONTAINS(report.error().message, "quant_model_weight_w4a16.safetensors.index.json");
-  EXPECT_CONTAINS(report.error().message, "quant_model_weight_w4a16.safetensors,");
+  const Error error = DirectoryConversionError(dir.path());
+  EXPECT_EQ(error.code, ErrorCode::kInvalidInput);
+  EXPECT_CONTAINS(error.message, "quant_model_weight_w4a16.safetensors.index.json");
+  EXPECT_CONTAINS(error.message, "quant_model_weight_w4a16.safetensors,");
 }
 
 TEST(ModelInputs, DirectoryWithTwoDescriptionsIsAnErrorListingThem) {
@@ -244,13 +246,9 @@ TEST(ModelInputs, DirectoryWithTwoDescriptionsIsAnErrorListingThem) {
   TempDir dir;
   checkpoint.WriteInto(dir.path());
   checkpoint.WriteDescription(dir / "quant_model_description_old.json");
-  ConvertRequest request;
-  request.model = dir.path();
-  request.save_path = dir / "res.safetensors";
-  auto report = Convert(request);
-  ASSERT_FALSE(report.ok());
-  EXPECT_CONTAINS(report.error().message, "quant_model_description_old.json");
-  EXPECT_CONTAINS(report.error().message, "quant_model_description_w4a16.json");
+  const Error error = DirectoryConversionError(dir.path());
+  EXPECT_CONTAINS(error.message, "quant_model_description_old.json");
+  EXPECT_CONTAINS(error.message, "quant_model_description_w4a16.json");
 }
 
 // ---- Weights in the output directory ----
