@@ -29,7 +29,8 @@ struct TensorWindow {
 using InputWindow = TensorWindow<const uint8_t>;
 using OutputWindow = TensorWindow<uint8_t>;
 
-// `source` holds at least the tile's SourceSpan (unused for kGenerate and constants).
+// Runs every transform but kCopy, which the executor copies file to file. `source` holds at
+// least the tile's SourceSpan (unused for kGenerate and constants).
 // `scratch` is the calling thread's own buffer. Returns how many values were clamped.
 uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
                  const OutputWindow& output, const kernels::KernelTable& kernels, std::vector<uint8_t>& scratch);
