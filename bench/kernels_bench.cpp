@@ -6,7 +6,8 @@
 // reads, an 8-bit pack or a transpose as much). The `memcpy` line copies that many contiguous
 // bytes into a second buffer (so it reads N and writes N): it is the yardstick of what one core
 // can move, and a kernel at >= 50% of it is memory-bound enough not to matter next to I/O.
-// All runs are single-threaded and repeat the same tile, so the data is as warm as the cache
+// Buffers start on a cache line, as the executor's input and band buffers do (a 64-byte store that
+// straddles two lines costs two). All runs are single-threaded and repeat the same tile, so the data is as warm as the cache
 // sizes allow (a 1024 x 4096 int8 tile is 4 MiB: beyond L2, within L3), equally for every line.
 //
 // Shapes come from qwen2-1.5b (hidden 1536, MLP 8960): gate/up q[8960][1536] cut in tiles of
@@ -20,6 +21,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <new>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -96,19 +98,35 @@ std::vector<TileShape> Shapes(Op op) {
   return {};
 }
 
+// A 64-byte-aligned byte buffer (std::vector's storage comes from malloc, 16 bytes past a page).
+class AlignedBytes {
+ public:
+  explicit AlignedBytes(size_t n) : data_(static_cast<uint8_t*>(::operator new(n, kAlign))), size_(n) {}
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+  ~AlignedBytes() { ::operator delete(data_, kAlign); }
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr std::align_val_t kAlign{64};
+  uint8_t* data_;
+  size_t size_;
+};
+
 // In-range 4-bit values, as a real W4 checkpoint holds (outliers only occur in broken inputs and
 // send a tile down the slower exact clamp-and-count path).
-std::vector<uint8_t> RandomBytes(size_t n) {
-  std::vector<uint8_t> out(n);
+void FillRandom(AlignedBytes& out) {
   std::mt19937_64 rng(42);
-  for (auto& b : out) b = static_cast<uint8_t>(static_cast<int>(rng() % 16) - 8);
-  return out;
+  for (size_t i = 0; i < out.size(); ++i) out.data()[i] = static_cast<uint8_t>(static_cast<int>(rng() % 16) - 8);
 }
 
 void RunKernel(benchmark::State& state, const KernelTable* table, Op op, TileShape s) {
   const size_t row_bytes = s.cols * ElemBytes(op);
-  const std::vector<uint8_t> src = RandomBytes(s.rows * s.src_stride);
-  std::vector<uint8_t> dst(DstRows(op, s) * s.dst_stride);
+  AlignedBytes src(s.rows * s.src_stride);
+  FillRandom(src);
+  AlignedBytes dst(DstRows(op, s) * s.dst_stride);
   uint64_t clamped = 0;
   for (auto _ : state) {
     switch (op) {
@@ -141,8 +159,9 @@ void RunKernel(benchmark::State& state, const KernelTable* table, Op op, TileSha
 }
 
 void RunMemcpy(benchmark::State& state, size_t bytes) {
-  const std::vector<uint8_t> src = RandomBytes(bytes);
-  std::vector<uint8_t> dst(bytes);
+  AlignedBytes src(bytes);
+  FillRandom(src);
+  AlignedBytes dst(bytes);
   for (auto _ : state) {
     std::memcpy(dst.data(), src.data(), bytes);
     benchmark::DoNotOptimize(dst.data());

@@ -10,16 +10,15 @@
 #include <bit>
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <vector>
 
+#include "engine/aligned_buffer.h"
+
 namespace ms2vllm {
 
-struct BandBuffer {
-  std::unique_ptr<uint8_t[]> data;  // uninitialized: every byte of a band is written by its tiles
-  uint64_t capacity = 0;
-};
+// Uninitialized: every byte of a band is written by its tiles. Its size is its size class.
+using BandBuffer = AlignedBuffer;
 
 class BandBuffers {
  public:
@@ -35,12 +34,12 @@ class BandBuffers {
         return buffer;
       }
     }
-    return {std::unique_ptr<uint8_t[]>(new uint8_t[capacity]), capacity};
+    return BandBuffer(capacity);
   }
 
   void Give(BandBuffer buffer) {
     std::lock_guard lock(mutex_);
-    free_[buffer.capacity].push_back(std::move(buffer));
+    free_[buffer.size()].push_back(std::move(buffer));
   }
 
  private:

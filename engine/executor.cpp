@@ -78,14 +78,14 @@ class TileWorker {
     if (tile.first_in_band) {
       band_ = std::make_shared<Band>();
       band_->buffer = buffers_.Take(tile.band_size);
-      band_->window = {band_->buffer.data.get(), tile.band_offset - layout_.placements[tile.tensor].offset};
+      band_->window = {band_->buffer.data(), tile.band_offset - layout_.placements[tile.tensor].offset};
     }
     return {tile, band_};
   }
 
   // The parallel stage: the tile's kernel, on whichever thread runs it. `input` is the calling
   // thread's own buffer.
-  void Process(Work& work, std::vector<uint8_t>& input, std::vector<uint8_t>& scratch) {
+  void Process(Work& work, AlignedBuffer& input, AlignedBuffer& scratch) {
     const Tile& tile = work.tile;
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
     OutputFile& output = outputs_[layout_.placements[tile.tensor].file];
@@ -102,8 +102,7 @@ class TileWorker {
     const bool read = ReadIsCompact(tensor, tile);
     InputWindow window{checkpoint_->Bytes(*tensor.source).data(), 0};
     if (read) {  // the span is mostly what the tile needs: read it
-      if (input.size() < range.size) input.resize(range.size);
-      Status done = range.file->Read(range.offset, {input.data(), range.size});
+      Status done = range.file->Read(range.offset, {input.Reserve(range.size), range.size});
       if (!done.ok()) return errors_.Set(std::move(done.error()));
       window = {input.data(), range.offset - tensor.source->file_offset};
     } else {  // a narrow band of columns: its rows are far apart; only their pages are touched
@@ -120,7 +119,7 @@ class TileWorker {
     if (!tile.last_in_band) return;
     OutputFile& output = outputs_[layout_.placements[tile.tensor].file];
     if (work.band != nullptr) {
-      Status written = output.Write(tile.band_offset, {work.band->buffer.data.get(), tile.band_size});
+      Status written = output.Write(tile.band_offset, {work.band->buffer.data(), tile.band_size});
       if (!written.ok()) errors_.Set(std::move(written.error()));
       buffers_.Give(std::move(work.band->buffer));
       work.band.reset();
@@ -182,7 +181,7 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
 
   if (settings.progress_total) settings.progress_total->store(ProgressTotal(plan));
   std::vector<uint64_t> clamped(plan.tensors.size(), 0);
-  tbb::enumerable_thread_specific<std::vector<uint8_t>> input, scratch;
+  tbb::enumerable_thread_specific<AlignedBuffer> input, scratch;
   TileWorker worker(plan, layout, checkpoint, outputs, kernels);
   TileCursor cursor(plan, layout, settings.chunk_bytes, settings.band_bytes);
   bool cancelled = false;

@@ -23,13 +23,8 @@ uint32_t ZeroWordBias(const Plan& plan) {
   return plan.bits == 4 ? 0x11111111u : 0x01010101u;
 }
 
-uint8_t* Scratch(std::vector<uint8_t>& scratch, size_t bytes) {
-  if (scratch.size() < bytes) scratch.resize(bytes);
-  return scratch.data();
-}
-
 uint64_t RunQWeight(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
-                    const OutputWindow& output, const kernels::KernelTable& k, std::vector<uint8_t>& scratch) {
+                    const OutputWindow& output, const kernels::KernelTable& k, AlignedBuffer& scratch) {
   const LinearGeometry& g = tensor.geometry;
   const uint64_t rows = tile.row_end - tile.row_begin, cols = tile.col_end - tile.col_begin;
   const uint8_t* src = nullptr;
@@ -40,13 +35,13 @@ uint64_t RunQWeight(const Plan& plan, const OutputTensor& tensor, const Tile& ti
       src_stride = g.in;
       break;
     case Packing::kPairsAlongOut:
-      src = Scratch(scratch, rows * cols);
+      src = scratch.Reserve(rows * cols);
       kernels::UnpackPairsAlongRows(source.At(tile.row_begin / 2 * g.in + tile.col_begin), g.in, rows, cols,
                                     scratch.data(), cols);
       src_stride = cols;
       break;
     case Packing::kPairsAlongIn:
-      src = Scratch(scratch, rows * cols);
+      src = scratch.Reserve(rows * cols);
       kernels::UnpackPairsAlongCols(source.At(tile.row_begin * (g.in / 2) + tile.col_begin / 2), g.in / 2, rows, cols,
                                     scratch.data(), cols);
       src_stride = cols;
@@ -64,12 +59,12 @@ uint64_t RunQWeight(const Plan& plan, const OutputTensor& tensor, const Tile& ti
 }
 
 uint64_t RunQZeros(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
-                   const OutputWindow& output, const kernels::KernelTable& k, std::vector<uint8_t>& scratch) {
+                   const OutputWindow& output, const kernels::KernelTable& k, AlignedBuffer& scratch) {
   const LinearGeometry& g = tensor.geometry;
   const uint64_t rows = tile.row_end - tile.row_begin;
   const DType dtype = tensor.source->dtype;
   const uint32_t size = DTypeSize(dtype);
-  uint8_t* values = Scratch(scratch, rows * g.groups);
+  uint8_t* values = scratch.Reserve(rows * g.groups);
   uint64_t clamped = 0;  // already reported by the offset scan
   const uint8_t* first = source.At(tile.row_begin * g.groups * size);
   for (uint64_t i = 0; i < rows * g.groups; ++i) {
@@ -101,14 +96,14 @@ void CastScales(DType from, DType to, const uint8_t* src, uint64_t count, uint8_
 }
 
 void RunScales(const OutputTensor& tensor, const Tile& tile, const InputWindow& source, const OutputWindow& output,
-               const kernels::KernelTable& k, std::vector<uint8_t>& scratch) {
+               const kernels::KernelTable& k, AlignedBuffer& scratch) {
   const LinearGeometry& g = tensor.geometry;
   const uint64_t rows = tile.row_end - tile.row_begin;
   const DType from = tensor.source->dtype;
   const uint32_t in_size = DTypeSize(from), out_size = DTypeSize(tensor.dtype);
   const uint8_t* src = source.At(tile.row_begin * g.groups * in_size);
   if (from != tensor.dtype) {
-    uint8_t* cast = Scratch(scratch, rows * g.groups * out_size);
+    uint8_t* cast = scratch.Reserve(rows * g.groups * out_size);
     CastScales(from, tensor.dtype, src, rows * g.groups, cast);
     src = cast;
   }
@@ -141,7 +136,7 @@ ByteSpan SourceSpan(const OutputTensor& tensor, const Tile& tile) {
 }
 
 uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
-                 const OutputWindow& output, const kernels::KernelTable& kernels, std::vector<uint8_t>& scratch) {
+                 const OutputWindow& output, const kernels::KernelTable& kernels, AlignedBuffer& scratch) {
   switch (tensor.kind) {
     case TransformKind::kCopy:  // never a kernel's: the executor moves it file to file (OutputFile::CopyFrom)
       return 0;

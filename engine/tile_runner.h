@@ -2,8 +2,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
+#include "engine/aligned_buffer.h"
 #include "engine/plan.h"
 #include "engine/tiles.h"
 #include "kernels/kernels.h"
@@ -33,6 +33,6 @@ using OutputWindow = TensorWindow<uint8_t>;
 // least the tile's SourceSpan (unused for kGenerate and constants).
 // `scratch` is the calling thread's own buffer. Returns how many values were clamped.
 uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
-                 const OutputWindow& output, const kernels::KernelTable& kernels, std::vector<uint8_t>& scratch);
+                 const OutputWindow& output, const kernels::KernelTable& kernels, AlignedBuffer& scratch);
 
 }  // namespace ms2vllm

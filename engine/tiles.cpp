@@ -8,6 +8,8 @@ namespace {
 
 uint64_t RoundDown(uint64_t value, uint64_t multiple) { return value / multiple * multiple; }
 
+constexpr uint64_t kLineAlignedRows = 128;
+
 // Row and column multiples a tile must respect so its kernel sees whole words and whole
 // packed bytes.
 struct Alignment {
@@ -60,7 +62,11 @@ void TileCursor::StartTensor() {
     band_cols_ = std::clamp<uint64_t>(fit, align.cols, cols_);
   }
   const uint64_t input_bytes_per_row = std::max<uint64_t>(1, band_cols_ * DTypeSize(tensor.source ? tensor.source->dtype : DType::kI8));
-  row_step_ = std::max(align.rows, RoundDown(chunk_bytes_ / input_bytes_per_row, align.rows));
+  // Tiles start every 128 rows when a chunk holds that many, so the kernels' 16-word stores
+  // (16 rows across for GPTQ, 16 groups of 8 for AWQ) start on a cache line of an aligned band.
+  const uint64_t fit = chunk_bytes_ / input_bytes_per_row;
+  const uint64_t multiple = fit >= kLineAlignedRows ? std::lcm(align.rows, kLineAlignedRows) : align.rows;
+  row_step_ = std::max(align.rows, RoundDown(fit, multiple));
 }
 
 bool TileCursor::Next(Tile& tile) {
