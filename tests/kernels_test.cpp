@@ -187,6 +187,17 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
             CheckPackRows(variant, bits, Small(rows, cols, ++salt), Fill::kFullRange, order, bias);
           }
         }
+        // Rows back to back and at most 16 columns, as qzeros [out][G] come: the narrow path,
+        // in range (fast) and with outliers (redone exactly).
+        for (size_t cols = 1; cols <= 17; ++cols) {
+          for (size_t rows : Spread(p, 304)) {
+            const Shape contiguous{rows, cols, 0, (cols * 3) % 23, cols % 4, rows % 4};
+            CheckPackRows(variant, bits, contiguous, Fill::kFullRange, order, bias);
+            if (bits == 4) CheckPackRows(variant, bits, contiguous, Fill::kRareOutliers, order, bias);
+            if (bits == 4) CheckPackRows(variant, bits, contiguous, Fill::kInRange4, order, bias);
+          }
+        }
+        CheckPackRows(variant, bits, Shape{8960, 12, 0, 0, 0, 0}, Fill::kInRange4, order, bias);  // qwen2-1.5b
         for (size_t rows = p; rows <= 304; rows += p) {
           CheckPackRows(variant, bits, Small(rows, 64 + rows % 131, ++salt), Fill::kFullRange, order, bias);
           if (bits == 4) CheckPackRows(variant, bits, Small(rows, 96, ++salt), Fill::kInRange4, order, bias);
