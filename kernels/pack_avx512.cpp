@@ -345,6 +345,7 @@ uint64_t PackRowsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size
         PackRowsTile<kBits, true>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
       }
       for (size_t c = 0; c < (ni + 63) / 64 * 4; ++c) {
+        if (TileColumn(c, 0) >= ni) continue;  // a last, partial 64 columns leaves whole chunks empty
         for (size_t g = 0; g < ng; g += 16) {  // along the destination row: neighbouring lines
           uint8_t* out = dst + i0 * dst_stride + (g0 + g) * 4;
           if (ni >= 64 * ((c >> 2) + 1) && ng - g >= 16) {
