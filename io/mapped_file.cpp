@@ -6,8 +6,10 @@
 
 #include <boost/interprocess/file_mapping.hpp>
 #include <boost/interprocess/mapped_region.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "io/page_range.h"
 
@@ -87,6 +89,15 @@ Status MappedFile::Read(uint64_t offset, std::span<uint8_t> into) const {
     offset += static_cast<uint64_t>(n);
   }
   return Ok{};
+}
+
+Status MappedFile::ReadRows(const StridedRows& rows, uint8_t* into) const {
+  thread_local std::vector<uint8_t> gap;
+  gap.resize(std::max<size_t>(gap.size(), rows.file_stride - rows.row_bytes));
+  const int failure = TransferRows(fd_, &::preadv, rows, into, gap.data());
+  if (failure == 0) return Ok{};
+  const std::string reason = failure > 0 ? std::strerror(failure) : "the file is shorter than when it was opened";
+  return MakeError(ErrorCode::kInvalidInput, path_.string() + ": cannot read: " + reason);
 }
 
 void MappedFile::WillNeed(uint64_t offset, uint64_t size) const {

@@ -7,6 +7,7 @@
 #include <span>
 
 #include "io/status.h"
+#include "io/strided_rows.h"
 
 namespace boost::interprocess {
 class mapped_region;
@@ -34,6 +35,9 @@ class MappedFile {
   // about 3x cheaper than touching it through the mapping under a hypervisor (the kernel reads
   // the page cache through its own huge-page mapping; bench/README.md has the figures).
   Status Read(uint64_t offset, std::span<uint8_t> into) const;
+  // Reads `rows` into `into` (rows.pitch apart) with preadv; the file bytes between rows are
+  // read but dropped. Safe to call from several threads.
+  Status ReadRows(const StridedRows& rows, uint8_t* into) const;
   // Starts reading [offset, offset+size) from disk in the background.
   void WillNeed(uint64_t offset, uint64_t size) const;
   // Maps the pages of [offset, offset+size) in one call instead of one fault per page.

@@ -69,6 +69,13 @@ Status OutputFile::Write(uint64_t offset, std::span<const uint8_t> bytes) {
   return Ok{};
 }
 
+Status OutputFile::WriteRows(const StridedRows& rows, const uint8_t* from) {
+  // pwritev only reads the memory; TransferRows takes it mutable because preadv writes it.
+  const int failure = TransferRows(fd_, &::pwritev, rows, const_cast<uint8_t*>(from), nullptr);
+  if (failure == 0) return Ok{};
+  return OutputError(path_, "cannot write", failure > 0 ? failure : ENOSPC);
+}
+
 Status OutputFile::CopyFrom(const MappedFile& input, uint64_t input_offset, uint64_t offset, uint64_t size) {
   // Threads copy disjoint ranges; once one finds the copy unsupported, all write instead.
   std::atomic_ref<bool> works(copy_file_range_works_);

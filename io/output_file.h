@@ -13,6 +13,7 @@
 #include <span>
 
 #include "io/status.h"
+#include "io/strided_rows.h"
 
 namespace ms2vllm {
 
@@ -33,6 +34,9 @@ class OutputFile {
 
   // Writes `bytes` at `offset`. Safe to call from several threads for disjoint ranges.
   Status Write(uint64_t offset, std::span<const uint8_t> bytes);
+  // Writes `rows` (back to back in the file: file_stride == row_bytes) from `from`, where they
+  // lie rows.pitch apart, with pwritev. Safe to call from several threads for disjoint ranges.
+  Status WriteRows(const StridedRows& rows, const uint8_t* from);
   // Copies `size` bytes of `input` from `input_offset` to `offset`: file to file inside the
   // kernel (copy_file_range) where the file systems allow, else a write from the mapping.
   Status CopyFrom(const MappedFile& input, uint64_t input_offset, uint64_t offset, uint64_t size);
