@@ -22,6 +22,7 @@ struct ExecutionSettings {
   uint64_t chunk_bytes = 4ull << 20;      // input bytes per tile
   uint64_t band_bytes = 64ull << 20;      // output bytes per column band of a weight (7b/70b q,k,v,o whole)
   const kernels::KernelTable* kernels = nullptr;  // nullptr: the best for this CPU
+  bool pad_every_row = false;  // tests: pad the rows of every weight tile and band, not only those that need it
   const std::atomic<bool>* cancel = nullptr;      // set by a signal handler
   std::atomic<uint64_t>* progress = nullptr;        // bytes done, for a progress bar
   std::atomic<uint64_t>* progress_total = nullptr;  // set to the bytes `progress` will reach

@@ -32,7 +32,7 @@ uint64_t RunQWeight(const Plan& plan, const OutputTensor& tensor, const Tile& ti
   switch (g.packing) {
     case Packing::kNone:
       src = source.At(tile.row_begin * g.in + tile.col_begin);
-      src_stride = g.in;
+      src_stride = source.RowStride(g.in);
       break;
     case Packing::kPairsAlongOut:
       src = scratch.Reserve(rows * cols);
@@ -47,15 +47,15 @@ uint64_t RunQWeight(const Plan& plan, const OutputTensor& tensor, const Tile& ti
       src_stride = cols;
       break;
   }
+  const uint64_t row_bytes = QWeightRowBytes(plan, tensor);
   if (plan.target == TargetTool::kAwq) {
-    const uint64_t stride = g.out / 8 * 4;
-    uint8_t* dst = output.At(tile.col_begin * stride + tile.row_begin / 8 * 4);
-    return k.pack_rows_4(src, src_stride, rows, cols, kernels::PackOrder::kAwq, 0, dst, stride);
+    uint8_t* dst = output.At(tile.col_begin * row_bytes + tile.row_begin / 8 * 4);
+    return k.pack_rows_4(src, src_stride, rows, cols, kernels::PackOrder::kAwq, 0, dst, output.RowStride(row_bytes));
   }
-  const uint64_t per_word = 32 / plan.bits, stride = g.out * 4;
-  uint8_t* dst = output.At(tile.col_begin / per_word * stride + tile.row_begin * 4);
+  const uint64_t per_word = 32 / plan.bits;
+  uint8_t* dst = output.At(tile.col_begin / per_word * row_bytes + tile.row_begin * 4);
   auto pack = plan.bits == 4 ? k.pack_cols_4 : k.pack_cols_8;
-  return pack(src, src_stride, rows, cols, dst, stride);
+  return pack(src, src_stride, rows, cols, dst, output.RowStride(row_bytes));
 }
 
 uint64_t RunQZeros(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
@@ -112,6 +112,10 @@ void RunScales(const OutputTensor& tensor, const Tile& tile, const InputWindow& 
 }
 
 }  // namespace
+
+uint64_t QWeightRowBytes(const Plan& plan, const OutputTensor& tensor) {
+  return plan.target == TargetTool::kAwq ? tensor.geometry.out / 8 * 4 : tensor.geometry.out * 4;
+}
 
 ByteSpan SourceSpan(const OutputTensor& tensor, const Tile& tile) {
   if (tensor.source == nullptr) return {};

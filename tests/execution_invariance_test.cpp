@@ -1,6 +1,7 @@
 // The output file does not depend on how the work is executed: thread count, chunk size, band
-// size (whole-row tiles read with pread, column bands read through the mapping) and kernel
-// variant all give the same bytes as one scalar thread with the defaults.
+// size (whole-row tiles read with pread, column bands read through the mapping), kernel
+// variant and padded rows in the buffers all give the same bytes as one scalar thread with the
+// defaults.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -22,15 +23,18 @@ struct Execution {
   int threads;
   uint64_t chunk_bytes, band_bytes;
   const kernels::KernelTable* kernels;
+  bool pad_every_row = false;
 };
 
 std::string Describe(const Execution& e) {
   return "threads " + std::to_string(e.threads) + ", chunk " + std::to_string(e.chunk_bytes) + ", band " +
-         std::to_string(e.band_bytes) + ", kernels " + std::string(e.kernels->name);
+         std::to_string(e.band_bytes) + ", kernels " + std::string(e.kernels->name) +
+         (e.pad_every_row ? ", every row padded" : "");
 }
 
-// Linears of several shapes (one wider than the small bands, so it is cut into column bands),
-// both bit widths' shapes, scales of two dtypes, and float tensors copied unchanged.
+// Linears of several shapes (one wider than the small bands, so it is cut into column bands; one
+// with 2048-byte input rows, which the input buffers pad anyway), both bit widths' shapes,
+// scales of two dtypes, and float tensors copied unchanged.
 MsCheckpoint Checkpoint(int bits) {
   MsCheckpoint checkpoint;
   const std::string label = bits == 4 ? "W4A16" : "W8A16";
@@ -43,6 +47,7 @@ MsCheckpoint Checkpoint(int bits) {
       {"model.layers.0.self_attn.q_proj", 64, 256, 2, DType::kF32},
       {"model.layers.0.mlp.gate_proj", 192, 512, 4, DType::kBF16},
       {"model.layers.0.mlp.down_proj", 64, 1536, 12, DType::kF16},
+      {"model.layers.0.mlp.up_proj", 16, 2048, 16, DType::kBF16},
   };
   uint64_t seed = 7;
   checkpoint.Add("model.embed_tokens.weight",
@@ -70,6 +75,7 @@ std::string ConvertWith(const fs::path& weights, const fs::path& output, TargetT
   request.execution.chunk_bytes = e.chunk_bytes;
   request.execution.band_bytes = e.band_bytes;
   request.execution.kernels = e.kernels;
+  request.execution.pad_every_row = e.pad_every_row;
   auto report = Convert(request);
   if (!report.ok()) {
     ADD_FAILURE() << Describe(e) << ": " << report.error().message;
@@ -105,14 +111,17 @@ TEST_P(ExecutionInvarianceTest, SameBytesHoweverTheWorkIsRun) {
       // 64 B chunks and bands: a tile per few rows and many column bands; 4096 B bands split only
       // the widest weight; the defaults keep every tensor whole.
       for (const auto& [chunk, band] : {std::pair<uint64_t, uint64_t>{64, 64}, {1000, 4096}, {4ull << 20, 32ull << 20}}) {
-        const Execution e{threads, chunk, band, variant};
-        SCOPED_TRACE(Describe(e));
-        EXPECT_EQ(ConvertWith(weights, dir / "run.safetensors", c.target, e), expected);
-        ++runs;
+        // Every row padded: at one thread count, as the padding does not depend on it.
+        for (const bool pad_every_row : threads == 2 ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
+          const Execution e{threads, chunk, band, variant, pad_every_row};
+          SCOPED_TRACE(Describe(e));
+          EXPECT_EQ(ConvertWith(weights, dir / "run.safetensors", c.target, e), expected);
+          ++runs;
+        }
       }
     }
   }
-  EXPECT_GE(runs, 9);  // at least the scalar reference ran in every shape
+  EXPECT_GE(runs, 12);  // at least the scalar reference ran in every shape
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, ExecutionInvarianceTest,
