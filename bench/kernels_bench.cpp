@@ -13,7 +13,10 @@
 // Shapes come from qwen2-1.5b (hidden 1536, MLP 8960): gate/up q[8960][1536] cut in tiles of
 // 1024 rows, down q[1536][8960] cut in tiles of 1024 x 4096 of an 8960-wide row, scales and
 // offsets [8960][12] (group 128), and down_proj scales [1536][70]. `llama_q` is a 4096 x 4096
-// projection (Llama 7B/8B): power-of-two strides on both sides, the cache-hostile case.
+// projection (Llama 7B/8B) with the strides the executor gives it: rows of a multiple of 2 KiB
+// get one cache line of padding in its buffers (engine/executor.cpp, PaddedPitch).
+// `llama_q_unpadded` keeps the raw power-of-two strides, to show what the padding is for: the
+// executor never hands those to a kernel.
 // pack_rows_8 only ever packs GPTQ 8-bit qzeros, so its weight-sized tile is not a production path.
 #include <benchmark/benchmark.h>
 
@@ -71,20 +74,21 @@ size_t DstRows(Op op, const TileShape& s) {
   }
 }
 
+constexpr size_t kPad = 64;  // the executor's padding of rows a multiple of 2 KiB long
+
 std::vector<TileShape> Shapes(Op op) {
   switch (op) {
     case Op::kPackCols4:  // GPTQ qweight [in/8][out]
-      return {{"gate_up_1024x1536", 1024, 1536, 1536, 8960 * 4},
-              {"down_1024x4096", 1024, 4096, 8960, 1536 * 4},
-              {"llama_q_1024x4096", 1024, 4096, 4096, 4096 * 4}};
     case Op::kPackCols8:  // GPTQ 8-bit qweight [in/4][out]
       return {{"gate_up_1024x1536", 1024, 1536, 1536, 8960 * 4},
               {"down_1024x4096", 1024, 4096, 8960, 1536 * 4},
-              {"llama_q_1024x4096", 1024, 4096, 4096, 4096 * 4}};
+              {"llama_q_1024x4096", 1024, 4096, 4096 + kPad, 4096 * 4 + kPad},
+              {"llama_q_unpadded", 1024, 4096, 4096, 4096 * 4}};
     case Op::kPackRows4:  // AWQ qweight [in][out/8], AWQ / GPTQ 4-bit qzeros [G][out/8]
       return {{"gate_up_1024x1536", 1024, 1536, 1536, 8960 / 2},
               {"down_1024x4096", 1024, 4096, 8960, 1536 / 2},
-              {"llama_q_1024x4096", 1024, 4096, 4096, 4096 / 2},
+              {"llama_q_1024x4096", 1024, 4096, 4096 + kPad, 4096 / 2 + kPad},
+              {"llama_q_unpadded", 1024, 4096, 4096, 4096 / 2},
               {"zeros_8960x12", 8960, 12, 12, 8960 / 2}};
     case Op::kPackRows8:  // GPTQ 8-bit qzeros [G][out/4]; the weight-sized tile is for comparison only
       return {{"zeros_8960x12", 8960, 12, 12, 8960},

@@ -21,7 +21,7 @@ constexpr size_t kTokensPerThread = 4;  // enough to keep every core busy, few e
 
 // Rows a multiple of 2 KiB long all start in the same few L1 sets, so the 16 rows a kernel
 // reads or writes at once evict each other: in the buffers such rows get one more cache line
-// of pitch (the 4096 x 4096 GPTQ 8-bit tile: 35% -> 69-73% of memcpy; bench/README.md).
+// of pitch (the 4096 x 4096 GPTQ 8-bit tile: 31-37% -> 63-78% of memcpy; bench/README.md).
 uint64_t PaddedPitch(uint64_t row_bytes, bool always) {
   return always || row_bytes % 2048 == 0 ? row_bytes + 64 : row_bytes;
 }
