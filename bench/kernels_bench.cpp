@@ -12,7 +12,8 @@
 //
 // Shapes come from qwen2-1.5b (hidden 1536, MLP 8960): gate/up q[8960][1536] cut in tiles of
 // 1024 rows, down q[1536][8960] cut in tiles of 1024 x 4096 of an 8960-wide row, scales and
-// offsets [8960][12] (group 128), and down_proj scales [1536][70]. `llama_q` is a 4096 x 4096
+// offsets [8960][12] (group 128), and down_proj scales [1536][70]; qwen2-7b's scales and offsets
+// (hidden 3584, MLP 18944: [18944][28] and [3584][148]), the next size up. `llama_q` is a 4096 x 4096
 // projection (Llama 7B/8B) with the strides the executor gives it: rows of a multiple of 2 KiB
 // get one cache line of padding in its buffers (engine/executor.cpp, PaddedPitch).
 // `llama_q_unpadded` keeps the raw power-of-two strides, to show what the padding is for: the
@@ -93,11 +94,19 @@ std::vector<TileShape> Shapes(Op op) {
     case Op::kPackRows8:  // GPTQ 8-bit qzeros [G][out/4]; the weight-sized tile is for comparison only
       return {{"zeros_8960x12", 8960, 12, 12, 8960},
               {"zeros_1536x70", 1536, 70, 70, 1536},
+              {"zeros_18944x28", 18944, 28, 28, 18944},
+              {"zeros_3584x148", 3584, 148, 148, 3584},
               {"gate_up_1024x1536", 1024, 1536, 1536, 8960}};
     case Op::kTranspose16:  // bf16 / f16 scales [out][G] -> [G][out]
-      return {{"scales_8960x12", 8960, 12, 24, 8960 * 2}, {"scales_1536x70", 1536, 70, 140, 1536 * 2}};
+      return {{"scales_8960x12", 8960, 12, 24, 8960 * 2},
+              {"scales_1536x70", 1536, 70, 140, 1536 * 2},
+              {"scales_18944x28", 18944, 28, 56, 18944 * 2},
+              {"scales_3584x148", 3584, 148, 296, 3584 * 2}};
     case Op::kTranspose32:  // f32 scales
-      return {{"scales_8960x12", 8960, 12, 48, 8960 * 4}, {"scales_1536x70", 1536, 70, 280, 1536 * 4}};
+      return {{"scales_8960x12", 8960, 12, 48, 8960 * 4},
+              {"scales_1536x70", 1536, 70, 280, 1536 * 4},
+              {"scales_18944x28", 18944, 28, 112, 18944 * 4},
+              {"scales_3584x148", 3584, 148, 592, 3584 * 4}};
   }
   return {};
 }
