@@ -40,7 +40,6 @@ inline void Store(uint8_t* p, __m512i v) { _mm512_storeu_si512(p, v); }
 
 // Mask of the first n bits (n may exceed the mask width).
 inline __mmask64 First64(size_t n) { return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1; }
-inline __mmask32 First32(size_t n) { return static_cast<__mmask32>(First64(n)); }
 inline __mmask16 First16(size_t n) { return static_cast<__mmask16>(First64(n)); }
 
 // In-place transpose of a 16x16 matrix of 32-bit words: word j of r[k] ends in word k of r[j].
@@ -83,6 +82,23 @@ inline void StoreRows(uint8_t* dst, size_t dst_stride, const __m512i r[16], size
     } else if (j < n) {
       _mm512_mask_storeu_epi32(dst + j * dst_stride, keep, r[j]);
     }
+  }
+}
+
+// Columns c and c + offset of a tile transposed in two halves: lanes 0 and 2 of `top` and `bottom`
+// hold column c, lanes 1 and 3 column c + offset. `finish` maps each joined register to what is
+// stored. Partial tiles store only columns below n, and of each the first bytes `keep` marks.
+template <bool kWhole, class Finish>
+inline void StoreColumnPair(__m512i top, __m512i bottom, size_t c, size_t offset, size_t n, __mmask64 keep,
+                            uint8_t* dst, size_t dst_stride, Finish finish) {
+  const __m512i first = finish(_mm512_shuffle_i32x4(top, bottom, 0x88));
+  const __m512i second = finish(_mm512_shuffle_i32x4(top, bottom, 0xDD));
+  if (kWhole) {
+    Store(dst + c * dst_stride, first);
+    Store(dst + (c + offset) * dst_stride, second);
+  } else {
+    if (c < n) _mm512_mask_storeu_epi8(dst + c * dst_stride, keep, first);
+    if (c + offset < n) _mm512_mask_storeu_epi8(dst + (c + offset) * dst_stride, keep, second);
   }
 }
 
@@ -398,20 +414,10 @@ inline void PackRows8Tile(const uint8_t* src, size_t src_stride, size_t nrows, s
   load_half(0, top);
   load_half(32, bottom);
   const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
-  const __mmask64 keep = First64(nrows);
+  auto to_words = [&](__m512i column) { return _mm512_sub_epi32(_mm512_xor_si512(column, sign), bias); };
 #pragma GCC unroll 16
   for (size_t c = 0; c < 16; ++c) {
-    const __m512i column = _mm512_shuffle_i32x4(top[c], bottom[c], 0x88);    // lanes 0, 2 of each
-    const __m512i column16 = _mm512_shuffle_i32x4(top[c], bottom[c], 0xDD);  // lanes 1, 3
-    const __m512i word = _mm512_sub_epi32(_mm512_xor_si512(column, sign), bias);
-    const __m512i word16 = _mm512_sub_epi32(_mm512_xor_si512(column16, sign), bias);
-    if (kFullCols && kFullRows) {
-      Store(dst + c * dst_stride, word);
-      Store(dst + (c + 16) * dst_stride, word16);
-    } else {
-      if (c < n) _mm512_mask_storeu_epi8(dst + c * dst_stride, keep, word);
-      if (c + 16 < n) _mm512_mask_storeu_epi8(dst + (c + 16) * dst_stride, keep, word16);
-    }
+    StoreColumnPair<kFullCols && kFullRows>(top[c], bottom[c], c, 16, n, First64(nrows), dst, dst_stride, to_words);
   }
 }
 
@@ -502,18 +508,11 @@ inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t nrows,
   }
   Transpose8x8InLanes(half[0]);
   Transpose8x8InLanes(half[1]);
-  const __mmask32 keep = First32(nrows);
+  auto as_is = [](__m512i column) { return column; };
 #pragma GCC unroll 8
   for (size_t c = 0; c < 8; ++c) {
-    const __m512i column = _mm512_shuffle_i32x4(half[0][c], half[1][c], 0x88);     // lanes 0, 2 of each
-    const __m512i column8 = _mm512_shuffle_i32x4(half[0][c], half[1][c], 0xDD);    // lanes 1, 3
-    if (kFullCols && kFullRows) {
-      Store(dst + c * dst_stride, column);
-      Store(dst + (c + 8) * dst_stride, column8);
-    } else {
-      if (c < n) _mm512_mask_storeu_epi16(dst + c * dst_stride, keep, column);
-      if (c + 8 < n) _mm512_mask_storeu_epi16(dst + (c + 8) * dst_stride, keep, column8);
-    }
+    StoreColumnPair<kFullCols && kFullRows>(half[0][c], half[1][c], c, 8, n, First64(2 * nrows), dst, dst_stride,
+                                           as_is);
   }
 }
 
