@@ -102,6 +102,15 @@ inline void StoreColumnPair(__m512i top, __m512i bottom, size_t c, size_t offset
   }
 }
 
+// The first 32 bytes of source row `row` (`bytes` marks those a partial tile reads); rows past
+// nrows read as 0. Shared by the tiles that load two 256-bit rows per register.
+template <bool kFullCols, bool kFullRows>
+inline __m256i LoadRowHalf(const uint8_t* src, size_t src_stride, size_t row, size_t nrows, __mmask32 bytes) {
+  if (!kFullRows && row >= nrows) return _mm256_setzero_si256();
+  const uint8_t* p = src + row * src_stride;
+  return kFullCols ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi8(bytes, p);
+}
+
 // 4-bit value shift of 64 int8. The fast form only adds 8 and ORs the result into `seen`: a value
 // was out of range iff its shifted byte has a high nibble. The exact form clamps and counts.
 template <bool kExact>
@@ -362,8 +371,8 @@ uint64_t PackRows4Wide(const uint8_t* src, size_t src_stride, size_t rows, size_
 // the bias. Tiles of 64 rows x 32 columns: register k of half h holds rows 32h + k (low 256 bits)
 // and 32h + 16 + k (high), an in-lane 16x16 byte transpose leaves column c of those 32 rows in lanes
 // 0 and 2 of register c and column 16 + c in lanes 1 and 3, and one lane shuffle per destination row
-// joins the halves. Against 8-bit words through the 4-bit path's word tile: [1536][70] 20% -> 37%
-// of memcpy, [1536][64] 27% -> 49%.
+// joins the halves. Against 8-bit words through the 4-bit path's word tile: [1536][70] 20% -> 38-39%
+// of memcpy, [1536][64] 27% -> 48%.
 inline void Transpose16x16BytesInLanes(__m512i x[16]) {
   __m512i t[16], u[16], v[16];
   for (int i = 0; i < 8; ++i) {
@@ -388,23 +397,16 @@ inline void Transpose16x16BytesInLanes(__m512i x[16]) {
   }
 }
 
-template <bool kFullCols, bool kFullRows>
-inline __m256i Load8Row(const uint8_t* src, size_t src_stride, size_t row, size_t nrows, __mmask32 cols) {
-  if (!kFullRows && row >= nrows) return _mm256_setzero_si256();
-  const uint8_t* p = src + row * src_stride;
-  return kFullCols ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi8(cols, p);
-}
-
 // nrows (a multiple of 4, up to 64) rows x n (1..32) columns -> n destination rows of nrows / 4 words.
 template <bool kFullCols, bool kFullRows>
 inline void PackRows8Tile(const uint8_t* src, size_t src_stride, size_t nrows, size_t n, __m512i bias, uint8_t* dst,
                           size_t dst_stride) {
-  const __mmask32 cols = static_cast<__mmask32>(First64(n));
+  const __mmask32 bytes = static_cast<__mmask32>(First64(n));
   auto load_half = [&](size_t first_row, __m512i half[16]) {
 #pragma GCC unroll 16
     for (size_t k = 0; k < 16; ++k) {
-      const __m256i low = Load8Row<kFullCols, kFullRows>(src, src_stride, first_row + k, nrows, cols);
-      const __m256i high = Load8Row<kFullCols, kFullRows>(src, src_stride, first_row + 16 + k, nrows, cols);
+      const __m256i low = LoadRowHalf<kFullCols, kFullRows>(src, src_stride, first_row + k, nrows, bytes);
+      const __m256i high = LoadRowHalf<kFullCols, kFullRows>(src, src_stride, first_row + 16 + k, nrows, bytes);
       half[k] = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
     }
     Transpose16x16BytesInLanes(half);
@@ -463,15 +465,9 @@ uint64_t PackRowsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size
 // Register k of half h holds rows 16h + k (low 256 bits) and 16h + 8 + k (high), so an in-lane 8x8
 // transpose leaves column c of rows 16h..16h+15 in lanes 0 and 2 of register c and column 8 + c in
 // lanes 1 and 3; one lane shuffle per output row joins the halves. Two 256-bit loads per register
-// instead of four 128-bit ones: [8960][12] scales 43% -> 57% of memcpy, [1536][70] unchanged.
+// instead of four 128-bit ones: [8960][12] scales 43% -> 50-57% of memcpy, [1536][70] unchanged.
 // kFullRows: nrows is 32 (every tile but a matrix's last), so the loads need no branch: a branch
 // per row makes GCC keep the tile on the stack.
-template <bool kFullCols, bool kFullRows>
-inline __m256i Load16Row(const uint8_t* src, size_t src_stride, size_t row, size_t nrows, __mmask16 cols) {
-  if (!kFullRows && row >= nrows) return _mm256_setzero_si256();
-  const uint8_t* p = src + row * src_stride;
-  return kFullCols ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi16(cols, p);
-}
 
 // In each 128-bit lane, 8 rows of 8 16-bit elements become 8 columns: lane L of r[c] holds
 // element c of lane L of every input register, in register order.
@@ -496,13 +492,13 @@ inline void Transpose8x8InLanes(__m512i r[8]) {
 template <bool kFullCols, bool kFullRows>
 inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t nrows, size_t n, uint8_t* dst,
                             size_t dst_stride) {
-  const __mmask16 cols = First16(n);
+  const __mmask32 bytes = static_cast<__mmask32>(First64(2 * n));
   __m512i half[2][8];
 #pragma GCC unroll 8
   for (size_t k = 0; k < 8; ++k) {
     for (size_t h = 0; h < 2; ++h) {
-      const __m256i low = Load16Row<kFullCols, kFullRows>(src, src_stride, 16 * h + k, nrows, cols);
-      const __m256i high = Load16Row<kFullCols, kFullRows>(src, src_stride, 16 * h + 8 + k, nrows, cols);
+      const __m256i low = LoadRowHalf<kFullCols, kFullRows>(src, src_stride, 16 * h + k, nrows, bytes);
+      const __m256i high = LoadRowHalf<kFullCols, kFullRows>(src, src_stride, 16 * h + 8 + k, nrows, bytes);
       half[h][k] = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
     }
   }
@@ -534,7 +530,8 @@ void Transpose16Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_
 // nrows (1..16) rows x n (1..16) columns of 32-bit elements -> n rows x nrows elements.
 // kFullRows: nrows is 16, so the loads need no branch (as for Transpose16Tile). Whole tiles take
 // the masked loads too: measured against plain loads (same instructions otherwise), [1536][64]
-// went from 46% to 60% of memcpy and [1536][70] from 37% to 46-50%; why is not established.
+// went from 46% to 60% of memcpy and [1536][70] from 37% to 32-50% (it varies most between
+// processes); why is not established.
 template <bool kFullRows>
 inline void Transpose32Tile(const uint8_t* src, size_t src_stride, size_t nrows, size_t n, uint8_t* dst,
                             size_t dst_stride) {
@@ -555,7 +552,7 @@ inline void Transpose32Tile(const uint8_t* src, size_t src_stride, size_t nrows,
 // 16 whole rows x n (1..16) columns, for matrices at most 16 columns wide: each group of 4 columns
 // becomes 4 registers whose 128-bit lane L holds rows 4L..4L+3 of those columns (16-byte loads, none
 // across a cache line when rows are back to back), then one in-lane 4x4 transpose. Against the
-// 16x16 word transpose on [8960][12] scales: 46-48% -> 61-65% of memcpy.
+// 16x16 word transpose on [8960][12] scales: 43-48% -> 46-60% of memcpy (median of runs 56%).
 template <bool kWhole>
 inline __m512i LoadLanes(const uint8_t* p, size_t lane_stride, __mmask8 cols) {
   auto lane = [&](size_t l) {
