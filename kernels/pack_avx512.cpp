@@ -336,6 +336,96 @@ bool PackRowsNarrow(const uint8_t* src, size_t cols, size_t groups, PackOrder or
   return !(kBits == 4 && SawOutOfRange(seen));
 }
 
+// 8-bit qzeros of at most 16 columns, rows back to back (qwen2-1.5b's [8960][12]). 16 rows are
+// kQuads = ceil(cols / 4) registers, so byte permutes take 4 columns x 16 rows per register straight
+// from the loads (128-bit lane l: column 4k + l), and a 4x4 lane transpose of 4 such registers makes
+// 4 destination rows of 64 source rows. No word transpose and no unpacks: on [8960][12] 43% -> 53%
+// of memcpy against PackRowsNarrow (standalone harness, interleaved medians).
+template <size_t kQuads>
+inline void PackRows8NarrowBlock(const uint8_t* src, size_t cols, const __m512i index[kQuads], __m512i bias,
+                                 uint8_t* dst, size_t dst_stride) {
+  const __mmask64 last = First64(16 * cols - 64 * (kQuads - 1));
+  __m512i quad[4][kQuads];
+#pragma GCC unroll 4
+  for (size_t b = 0; b < 4; ++b) {
+    __m512i r[kQuads];
+#pragma GCC unroll 4
+    for (size_t m = 0; m < kQuads; ++m) {
+      const uint8_t* p = src + 16 * b * cols + 64 * m;
+      r[m] = m + 1 < kQuads ? Load(p) : _mm512_maskz_loadu_epi8(last, p);
+    }
+#pragma GCC unroll 4
+    for (size_t k = 0; k < kQuads; ++k) {
+      // Index bytes of 128 or more come from the third and fourth registers.
+      const __mmask64 upper = _mm512_movepi8_mask(index[k]);
+      if constexpr (kQuads == 1) {
+        quad[b][k] = _mm512_permutexvar_epi8(index[k], r[0]);
+      } else if constexpr (kQuads == 2) {
+        quad[b][k] = _mm512_permutex2var_epi8(r[0], index[k], r[1]);
+      } else if constexpr (kQuads == 3) {
+        quad[b][k] = _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r[0], index[k], r[1]), upper, index[k], r[2]);
+      } else {
+        quad[b][k] = _mm512_mask_blend_epi8(upper, _mm512_permutex2var_epi8(r[0], index[k], r[1]),
+                                            _mm512_permutex2var_epi8(r[2], index[k], r[3]));
+      }
+    }
+  }
+  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+#pragma GCC unroll 4
+  for (size_t k = 0; k < kQuads; ++k) {
+    const __m512i x0 = _mm512_shuffle_i32x4(quad[0][k], quad[1][k], 0x44);
+    const __m512i x1 = _mm512_shuffle_i32x4(quad[0][k], quad[1][k], 0xEE);
+    const __m512i x2 = _mm512_shuffle_i32x4(quad[2][k], quad[3][k], 0x44);
+    const __m512i x3 = _mm512_shuffle_i32x4(quad[2][k], quad[3][k], 0xEE);
+    const __m512i column[4] = {_mm512_shuffle_i32x4(x0, x2, 0x88), _mm512_shuffle_i32x4(x0, x2, 0xDD),
+                               _mm512_shuffle_i32x4(x1, x3, 0x88), _mm512_shuffle_i32x4(x1, x3, 0xDD)};
+#pragma GCC unroll 4
+    for (size_t l = 0; l < 4; ++l) {
+      if (4 * k + l < cols) {
+        Store(dst + (4 * k + l) * dst_stride, _mm512_sub_epi32(_mm512_xor_si512(column[l], sign), bias));
+      }
+    }
+  }
+}
+
+template <size_t kQuads>
+void PackRows8NarrowBlocks(const uint8_t* src, size_t cols, size_t blocks, __m512i bias, uint8_t* dst,
+                           size_t dst_stride) {
+  __m512i index[kQuads];
+  for (size_t k = 0; k < kQuads; ++k) {
+    alignas(64) uint8_t bytes[64];
+    for (size_t l = 0; l < 4; ++l) {
+      for (size_t i = 0; i < 16; ++i) bytes[16 * l + i] = static_cast<uint8_t>(i * cols + 4 * k + l);
+    }
+    index[k] = Load(bytes);
+  }
+  for (size_t b = 0; b < blocks; ++b) {
+    PackRows8NarrowBlock<kQuads>(src + 64 * b * cols, cols, index, bias, dst + 64 * b, dst_stride);
+  }
+}
+
+// The 64-row blocks of a narrow 8-bit pack (cols <= kNarrowCols, rows back to back); returns the
+// rows done, the rest is left to PackRowsNarrow.
+size_t PackRows8NarrowFast(const uint8_t* src, size_t rows, size_t cols, __m512i bias, uint8_t* dst,
+                           size_t dst_stride) {
+  const size_t blocks = cols == 0 ? 0 : rows / 64;
+  switch ((cols + 3) / 4) {
+    case 1:
+      PackRows8NarrowBlocks<1>(src, cols, blocks, bias, dst, dst_stride);
+      break;
+    case 2:
+      PackRows8NarrowBlocks<2>(src, cols, blocks, bias, dst, dst_stride);
+      break;
+    case 3:
+      PackRows8NarrowBlocks<3>(src, cols, blocks, bias, dst, dst_stride);
+      break;
+    default:
+      PackRows8NarrowBlocks<4>(src, cols, blocks, bias, dst, dst_stride);
+      break;
+  }
+  return 64 * blocks;
+}
+
 // 4-bit pack_rows wider than the narrow path (AWQ qweight, and qzeros of more than 16 groups).
 uint64_t PackRows4Wide(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, bool awq, __m512i bias,
                        uint8_t* dst, size_t dst_stride) {
@@ -447,9 +537,12 @@ uint64_t PackRowsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size
     return ScalarKernels().pack_rows_8(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
   }
   const __m512i bias = _mm512_set1_epi32(static_cast<int>(word_bias));
-  if (src_stride == cols && cols <= kNarrowCols &&
-      PackRowsNarrow<kBits>(src, cols, rows / kPerWord, order, bias, dst, dst_stride)) {
-    return 0;
+  if (src_stride == cols && cols <= kNarrowCols) {
+    const size_t done = kBits == 8 ? PackRows8NarrowFast(src, rows, cols, bias, dst, dst_stride) : 0;
+    if (PackRowsNarrow<kBits>(src + done * cols, cols, (rows - done) / kPerWord, order, bias, dst + done / kPerWord * 4,
+                              dst_stride)) {
+      return 0;
+    }
   }
   if constexpr (kBits == 8) {
     PackRows8Wide(src, src_stride, rows, cols, bias, dst, dst_stride);
