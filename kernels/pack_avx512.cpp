@@ -130,6 +130,104 @@ inline bool SawOutOfRange(__m512i seen) {
   return _mm512_test_epi8_mask(seen, _mm512_set1_epi8(static_cast<char>(0xF0))) != 0;
 }
 
+// ---- narrow transposes (scales and qzeros [out][G], G <= 16, rows back to back) -------------
+
+// A matrix this narrow is a byte transpose of small, contiguous blocks. A block of 16 / E rows
+// (E = element bytes) is 16 * cols bytes, at most 4 registers, so byte permutes fill each register
+// straight from the loads with 4 columns of the block, one per 128-bit lane. A 4x4 lane transpose of
+// 4 consecutive blocks' registers then gives 4 destination rows of 64 bytes. No word transpose and
+// no unpacks: on [8960][12], 8-bit qzeros 43% -> 63-67% of memcpy against PackRowsNarrow.
+constexpr size_t kNarrowCols = 16;  // columns at most, for every narrow path
+
+// Byte p of lane l of register k: byte p % E of element p / E of column 4k + l in the block.
+template <size_t kQuads>
+inline void NarrowIndex(size_t cols, size_t elem, __m512i index[kQuads]) {
+  for (size_t k = 0; k < kQuads; ++k) {
+    alignas(64) uint8_t bytes[64];
+    for (size_t l = 0; l < 4; ++l) {
+      for (size_t p = 0; p < 16; ++p) bytes[16 * l + p] = static_cast<uint8_t>(((p / elem) * cols + 4 * k + l) * elem + p % elem);
+    }
+    index[k] = Load(bytes);
+  }
+}
+
+// 4 blocks (64 * cols bytes from src) -> 64 bytes of each of the cols destination rows.
+template <size_t kQuads, class Finish>
+inline void NarrowStep(const uint8_t* src, size_t cols, const __m512i index[kQuads], uint8_t* dst, size_t dst_stride,
+                       Finish finish) {
+  const __mmask64 last = First64(16 * cols - 64 * (kQuads - 1));
+  __m512i quad[4][kQuads];
+#pragma GCC unroll 4
+  for (size_t b = 0; b < 4; ++b) {
+    __m512i r[kQuads];
+#pragma GCC unroll 4
+    for (size_t m = 0; m < kQuads; ++m) {
+      const uint8_t* p = src + 16 * b * cols + 64 * m;
+      r[m] = m + 1 < kQuads ? Load(p) : _mm512_maskz_loadu_epi8(last, p);
+    }
+#pragma GCC unroll 4
+    for (size_t k = 0; k < kQuads; ++k) {
+      // Index bytes of 128 or more come from the third and fourth registers.
+      const __mmask64 upper = _mm512_movepi8_mask(index[k]);
+      if constexpr (kQuads == 1) {
+        quad[b][k] = _mm512_permutexvar_epi8(index[k], r[0]);
+      } else if constexpr (kQuads == 2) {
+        quad[b][k] = _mm512_permutex2var_epi8(r[0], index[k], r[1]);
+      } else if constexpr (kQuads == 3) {
+        quad[b][k] = _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r[0], index[k], r[1]), upper, index[k], r[2]);
+      } else {
+        quad[b][k] = _mm512_mask_blend_epi8(upper, _mm512_permutex2var_epi8(r[0], index[k], r[1]),
+                                            _mm512_permutex2var_epi8(r[2], index[k], r[3]));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (size_t k = 0; k < kQuads; ++k) {
+    const __m512i x0 = _mm512_shuffle_i32x4(quad[0][k], quad[1][k], 0x44);
+    const __m512i x1 = _mm512_shuffle_i32x4(quad[0][k], quad[1][k], 0xEE);
+    const __m512i x2 = _mm512_shuffle_i32x4(quad[2][k], quad[3][k], 0x44);
+    const __m512i x3 = _mm512_shuffle_i32x4(quad[2][k], quad[3][k], 0xEE);
+    const __m512i column[4] = {_mm512_shuffle_i32x4(x0, x2, 0x88), _mm512_shuffle_i32x4(x0, x2, 0xDD),
+                               _mm512_shuffle_i32x4(x1, x3, 0x88), _mm512_shuffle_i32x4(x1, x3, 0xDD)};
+#pragma GCC unroll 4
+    for (size_t l = 0; l < 4; ++l) {
+      if (4 * k + l < cols) Store(dst + (4 * k + l) * dst_stride, finish(column[l]));
+    }
+  }
+}
+
+template <size_t kQuads, class Finish>
+void NarrowSteps(const uint8_t* src, size_t cols, size_t elem, size_t steps, uint8_t* dst, size_t dst_stride,
+                 Finish finish) {
+  __m512i index[kQuads];
+  NarrowIndex<kQuads>(cols, elem, index);
+  for (size_t s = 0; s < steps; ++s) NarrowStep<kQuads>(src + 64 * s * cols, cols, index, dst + 64 * s, dst_stride, finish);
+}
+
+// Transposes the first rows of a [rows][cols] matrix of `elem`-byte elements (cols 1..16, rows
+// back to back), 64 / elem rows at a time; returns how many rows it did. `finish` maps each
+// destination register before it is stored.
+template <class Finish>
+size_t TransposeNarrow(const uint8_t* src, size_t rows, size_t cols, size_t elem, uint8_t* dst, size_t dst_stride,
+                       Finish finish) {
+  const size_t steps = cols == 0 ? 0 : rows / (64 / elem);
+  switch ((cols + 3) / 4) {
+    case 1:
+      NarrowSteps<1>(src, cols, elem, steps, dst, dst_stride, finish);
+      break;
+    case 2:
+      NarrowSteps<2>(src, cols, elem, steps, dst, dst_stride, finish);
+      break;
+    case 3:
+      NarrowSteps<3>(src, cols, elem, steps, dst, dst_stride, finish);
+      break;
+    default:
+      NarrowSteps<4>(src, cols, elem, steps, dst, dst_stride, finish);
+      break;
+  }
+  return steps * (64 / elem);
+}
+
 // ---- pack_cols (GPTQ qweight) ----------------------------------------------------------------
 
 // The 16 words of each of nrows (1..16) source rows (nwords of them real, the rest 0).
@@ -285,9 +383,9 @@ inline void StoreChunk(const uint32_t* words, size_t c, size_t ng, size_t ni, ui
 // Narrow tiles (qzeros [out][G] with G <= 16, rows back to back): the wide path would spend a
 // 64-column vector on G columns. Here one group's rows are at most 128 contiguous bytes, so byte
 // permutes gather every column's word of a group at once; 16 groups of words are then
-// transposed out. Returns false, having written garbage, if a value needs clamping: the wide
-// path then redoes the tile exactly.
-constexpr size_t kNarrowCols = 16;
+// transposed out (4 bits; 8 bits take TransposeNarrow and come here only for the last rows).
+// Returns false, having written garbage, if a value needs clamping: the wide path then redoes the
+// tile exactly.
 
 template <int kBits>
 bool PackRowsNarrow(const uint8_t* src, size_t cols, size_t groups, PackOrder order, __m512i bias, uint8_t* dst,
@@ -334,96 +432,6 @@ bool PackRowsNarrow(const uint8_t* src, size_t cols, size_t groups, PackOrder or
     StoreRows<false>(dst + g0 * 4, dst_stride, w, cols, ng);
   }
   return !(kBits == 4 && SawOutOfRange(seen));
-}
-
-// 8-bit qzeros of at most 16 columns, rows back to back (qwen2-1.5b's [8960][12]). 16 rows are
-// kQuads = ceil(cols / 4) registers, so byte permutes take 4 columns x 16 rows per register straight
-// from the loads (128-bit lane l: column 4k + l), and a 4x4 lane transpose of 4 such registers makes
-// 4 destination rows of 64 source rows. No word transpose and no unpacks: on [8960][12] 43% -> 53%
-// of memcpy against PackRowsNarrow (standalone harness, interleaved medians).
-template <size_t kQuads>
-inline void PackRows8NarrowBlock(const uint8_t* src, size_t cols, const __m512i index[kQuads], __m512i bias,
-                                 uint8_t* dst, size_t dst_stride) {
-  const __mmask64 last = First64(16 * cols - 64 * (kQuads - 1));
-  __m512i quad[4][kQuads];
-#pragma GCC unroll 4
-  for (size_t b = 0; b < 4; ++b) {
-    __m512i r[kQuads];
-#pragma GCC unroll 4
-    for (size_t m = 0; m < kQuads; ++m) {
-      const uint8_t* p = src + 16 * b * cols + 64 * m;
-      r[m] = m + 1 < kQuads ? Load(p) : _mm512_maskz_loadu_epi8(last, p);
-    }
-#pragma GCC unroll 4
-    for (size_t k = 0; k < kQuads; ++k) {
-      // Index bytes of 128 or more come from the third and fourth registers.
-      const __mmask64 upper = _mm512_movepi8_mask(index[k]);
-      if constexpr (kQuads == 1) {
-        quad[b][k] = _mm512_permutexvar_epi8(index[k], r[0]);
-      } else if constexpr (kQuads == 2) {
-        quad[b][k] = _mm512_permutex2var_epi8(r[0], index[k], r[1]);
-      } else if constexpr (kQuads == 3) {
-        quad[b][k] = _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r[0], index[k], r[1]), upper, index[k], r[2]);
-      } else {
-        quad[b][k] = _mm512_mask_blend_epi8(upper, _mm512_permutex2var_epi8(r[0], index[k], r[1]),
-                                            _mm512_permutex2var_epi8(r[2], index[k], r[3]));
-      }
-    }
-  }
-  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
-#pragma GCC unroll 4
-  for (size_t k = 0; k < kQuads; ++k) {
-    const __m512i x0 = _mm512_shuffle_i32x4(quad[0][k], quad[1][k], 0x44);
-    const __m512i x1 = _mm512_shuffle_i32x4(quad[0][k], quad[1][k], 0xEE);
-    const __m512i x2 = _mm512_shuffle_i32x4(quad[2][k], quad[3][k], 0x44);
-    const __m512i x3 = _mm512_shuffle_i32x4(quad[2][k], quad[3][k], 0xEE);
-    const __m512i column[4] = {_mm512_shuffle_i32x4(x0, x2, 0x88), _mm512_shuffle_i32x4(x0, x2, 0xDD),
-                               _mm512_shuffle_i32x4(x1, x3, 0x88), _mm512_shuffle_i32x4(x1, x3, 0xDD)};
-#pragma GCC unroll 4
-    for (size_t l = 0; l < 4; ++l) {
-      if (4 * k + l < cols) {
-        Store(dst + (4 * k + l) * dst_stride, _mm512_sub_epi32(_mm512_xor_si512(column[l], sign), bias));
-      }
-    }
-  }
-}
-
-template <size_t kQuads>
-void PackRows8NarrowBlocks(const uint8_t* src, size_t cols, size_t blocks, __m512i bias, uint8_t* dst,
-                           size_t dst_stride) {
-  __m512i index[kQuads];
-  for (size_t k = 0; k < kQuads; ++k) {
-    alignas(64) uint8_t bytes[64];
-    for (size_t l = 0; l < 4; ++l) {
-      for (size_t i = 0; i < 16; ++i) bytes[16 * l + i] = static_cast<uint8_t>(i * cols + 4 * k + l);
-    }
-    index[k] = Load(bytes);
-  }
-  for (size_t b = 0; b < blocks; ++b) {
-    PackRows8NarrowBlock<kQuads>(src + 64 * b * cols, cols, index, bias, dst + 64 * b, dst_stride);
-  }
-}
-
-// The 64-row blocks of a narrow 8-bit pack (cols <= kNarrowCols, rows back to back); returns the
-// rows done, the rest is left to PackRowsNarrow.
-size_t PackRows8NarrowFast(const uint8_t* src, size_t rows, size_t cols, __m512i bias, uint8_t* dst,
-                           size_t dst_stride) {
-  const size_t blocks = cols == 0 ? 0 : rows / 64;
-  switch ((cols + 3) / 4) {
-    case 1:
-      PackRows8NarrowBlocks<1>(src, cols, blocks, bias, dst, dst_stride);
-      break;
-    case 2:
-      PackRows8NarrowBlocks<2>(src, cols, blocks, bias, dst, dst_stride);
-      break;
-    case 3:
-      PackRows8NarrowBlocks<3>(src, cols, blocks, bias, dst, dst_stride);
-      break;
-    default:
-      PackRows8NarrowBlocks<4>(src, cols, blocks, bias, dst, dst_stride);
-      break;
-  }
-  return 64 * blocks;
 }
 
 // 4-bit pack_rows wider than the narrow path (AWQ qweight, and qzeros of more than 16 groups).
@@ -538,7 +546,9 @@ uint64_t PackRowsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size
   }
   const __m512i bias = _mm512_set1_epi32(static_cast<int>(word_bias));
   if (src_stride == cols && cols <= kNarrowCols) {
-    const size_t done = kBits == 8 ? PackRows8NarrowFast(src, rows, cols, bias, dst, dst_stride) : 0;
+    const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+    auto to_words = [&](__m512i column) { return _mm512_sub_epi32(_mm512_xor_si512(column, sign), bias); };
+    const size_t done = kBits == 8 ? TransposeNarrow(src, rows, cols, 1, dst, dst_stride, to_words) : 0;
     if (PackRowsNarrow<kBits>(src + done * cols, cols, (rows - done) / kPerWord, order, bias, dst + done / kPerWord * 4,
                               dst_stride)) {
       return 0;
@@ -607,6 +617,12 @@ inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t nrows,
 
 void Transpose16Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                        size_t dst_stride) {
+  if (src_stride == 2 * cols && cols <= kNarrowCols) {
+    const size_t done = TransposeNarrow(src, rows, cols, 2, dst, dst_stride, [](__m512i column) { return column; });
+    src += done * src_stride;
+    dst += done * 2;
+    rows -= done;
+  }
   ForEachTile<32, 16>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
     const uint8_t* s = src + o * src_stride + j * 2;
     uint8_t* d = dst + j * dst_stride + o * 2;
@@ -682,6 +698,12 @@ inline void Transpose32Narrow(const uint8_t* src, size_t src_stride, size_t n, u
 
 void Transpose32Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                        size_t dst_stride) {
+  if (src_stride == 4 * cols && cols <= kNarrowCols) {
+    const size_t done = TransposeNarrow(src, rows, cols, 4, dst, dst_stride, [](__m512i column) { return column; });
+    src += done * src_stride;
+    dst += done * 4;
+    rows -= done;
+  }
   if (cols <= 16) {
     for (size_t o = 0; o < rows; o += 16) {
       const uint8_t* s = src + o * src_stride;

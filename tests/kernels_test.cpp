@@ -221,6 +221,13 @@ TEST_P(KernelsTest, TransposesMatchScalar) {
       for (size_t cols = 1; cols <= 67; cols += (cols < 20 ? 1 : 7))
         CheckTranspose(variant, elem, Small(rows, cols, ++salt));
     }
+    // Rows back to back and at most 16 columns, as scales [out][G] come: the narrow path, and the
+    // rows it leaves to the general one (it goes 64 bytes of every column at a time).
+    for (size_t cols = 1; cols <= 17; ++cols) {
+      for (size_t rows : {1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 200, 257}) {
+        CheckTranspose(variant, elem, Shape{rows, cols, 0, (cols * 3) % 23, cols % 4, rows % 4});
+      }
+    }
     CheckTranspose(variant, elem, Shape{8960, 12, 0, 0, 0, 0});  // qwen2-1.5b scales [out, G]
     CheckTranspose(variant, elem, Shape{1536, 70, 6, 2, 3, 1});
     CheckTranspose(variant, elem, Shape{1000, 300, 2, 10, 2, 2});
