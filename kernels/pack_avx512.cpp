@@ -136,7 +136,9 @@ inline bool SawOutOfRange(__m512i seen) {
 // (E = element bytes) is 16 * cols bytes, at most 4 registers, so byte permutes fill each register
 // straight from the loads with 4 columns of the block, one per 128-bit lane. A 4x4 lane transpose of
 // 4 consecutive blocks' registers then gives 4 destination rows of 64 bytes. No word transpose and
-// no unpacks: on [8960][12], 8-bit qzeros 43% -> 63-67% of memcpy against PackRowsNarrow.
+// no unpacks. On [8960][12], against the paths below (standalone harness pinned to each CPU, old
+// and new library interleaved): 8-bit qzeros 44% -> 66-67% of memcpy, 16-bit scales 53% -> 78-82%,
+// 32-bit scales 48-53% -> 70-80%.
 constexpr size_t kNarrowCols = 16;  // columns at most, for every narrow path
 
 // Byte p of lane l of register k: byte p % E of element p / E of column 4k + l in the block.
@@ -658,10 +660,10 @@ inline void Transpose32Tile(const uint8_t* src, size_t src_stride, size_t nrows,
   StoreRows<false>(dst, dst_stride, r, n, nrows);
 }
 
-// 16 whole rows x n (1..16) columns, for matrices at most 16 columns wide: each group of 4 columns
-// becomes 4 registers whose 128-bit lane L holds rows 4L..4L+3 of those columns (16-byte loads, none
-// across a cache line when rows are back to back), then one in-lane 4x4 transpose. Against the
-// 16x16 word transpose on [8960][12] scales: 43-48% -> 46-60% of memcpy (median of runs 56%).
+// 16 whole rows x n (1..16) columns, for matrices at most 16 columns wide that TransposeNarrow
+// leaves (rows not back to back, or the last rows): each group of 4 columns becomes 4 registers
+// whose 128-bit lane L holds rows 4L..4L+3 of those columns (16-byte loads), then one in-lane 4x4
+// transpose. Against the 16x16 word transpose on [8960][12] scales: 43-48% -> 46-60% of memcpy.
 template <bool kWhole>
 inline __m512i LoadLanes(const uint8_t* p, size_t lane_stride, __mmask8 cols) {
   auto lane = [&](size_t l) {
