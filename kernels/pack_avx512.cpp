@@ -111,6 +111,18 @@ inline __m256i LoadRowHalf(const uint8_t* src, size_t src_stride, size_t row, si
   return kFullCols ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi8(bytes, p);
 }
 
+// What a transposed register becomes before it is stored: scales as they are; GPTQ 8-bit qzeros
+// shifted (xor 0x80 is +128 mod 256 in every byte) and less the word bias.
+struct AsIs {
+  __m512i operator()(__m512i column) const { return column; }
+};
+struct GptqWords8 {
+  __m512i bias;
+  __m512i operator()(__m512i column) const {
+    return _mm512_sub_epi32(_mm512_xor_si512(column, _mm512_set1_epi8(static_cast<char>(0x80))), bias);
+  }
+};
+
 // 4-bit value shift of 64 int8. The fast form only adds 8 and ORs the result into `seen`: a value
 // was out of range iff its shifted byte has a high nibble. The exact form clamps and counts.
 template <bool kExact>
@@ -142,12 +154,12 @@ inline bool SawOutOfRange(__m512i seen) {
 constexpr size_t kNarrowCols = 16;  // columns at most, for every narrow path
 
 // Byte p of lane l of register k: byte p % E of element p / E of column 4k + l in the block.
-template <size_t kQuads>
-inline void NarrowIndex(size_t cols, size_t elem, __m512i index[kQuads]) {
+template <size_t kElem, size_t kQuads>
+inline void NarrowIndex(size_t cols, __m512i index[kQuads]) {
   for (size_t k = 0; k < kQuads; ++k) {
     alignas(64) uint8_t bytes[64];
     for (size_t l = 0; l < 4; ++l) {
-      for (size_t p = 0; p < 16; ++p) bytes[16 * l + p] = static_cast<uint8_t>(((p / elem) * cols + 4 * k + l) * elem + p % elem);
+      for (size_t p = 0; p < 16; ++p) bytes[16 * l + p] = static_cast<uint8_t>(((p / kElem) * cols + 4 * k + l) * kElem + p % kElem);
     }
     index[k] = Load(bytes);
   }
@@ -158,6 +170,8 @@ template <size_t kQuads, class Finish>
 inline void NarrowStep(const uint8_t* src, size_t cols, const __m512i index[kQuads], uint8_t* dst, size_t dst_stride,
                        Finish finish) {
   const __mmask64 last = First64(16 * cols - 64 * (kQuads - 1));
+  __mmask64 upper[kQuads];  // index bytes of 128 or more come from the third and fourth registers
+  for (size_t k = 0; k < kQuads; ++k) upper[k] = _mm512_movepi8_mask(index[k]);
   __m512i quad[4][kQuads];
 #pragma GCC unroll 4
   for (size_t b = 0; b < 4; ++b) {
@@ -169,16 +183,15 @@ inline void NarrowStep(const uint8_t* src, size_t cols, const __m512i index[kQua
     }
 #pragma GCC unroll 4
     for (size_t k = 0; k < kQuads; ++k) {
-      // Index bytes of 128 or more come from the third and fourth registers.
-      const __mmask64 upper = _mm512_movepi8_mask(index[k]);
       if constexpr (kQuads == 1) {
         quad[b][k] = _mm512_permutexvar_epi8(index[k], r[0]);
       } else if constexpr (kQuads == 2) {
         quad[b][k] = _mm512_permutex2var_epi8(r[0], index[k], r[1]);
       } else if constexpr (kQuads == 3) {
-        quad[b][k] = _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r[0], index[k], r[1]), upper, index[k], r[2]);
+        quad[b][k] = _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r[0], index[k], r[1]), upper[k], index[k],
+                                                  r[2]);
       } else {
-        quad[b][k] = _mm512_mask_blend_epi8(upper, _mm512_permutex2var_epi8(r[0], index[k], r[1]),
+        quad[b][k] = _mm512_mask_blend_epi8(upper[k], _mm512_permutex2var_epi8(r[0], index[k], r[1]),
                                             _mm512_permutex2var_epi8(r[2], index[k], r[3]));
       }
     }
@@ -198,36 +211,48 @@ inline void NarrowStep(const uint8_t* src, size_t cols, const __m512i index[kQua
   }
 }
 
-template <size_t kQuads, class Finish>
-void NarrowSteps(const uint8_t* src, size_t cols, size_t elem, size_t steps, uint8_t* dst, size_t dst_stride,
-                 Finish finish) {
+// Not inlined: inlined into its caller (every instance is called once), GCC lays out the step loop
+// worse (16-bit [8960][12] scales: 74-80% -> 56-58% of memcpy).
+template <size_t kElem, size_t kQuads, class Finish>
+__attribute__((noinline)) void NarrowSteps(const uint8_t* src, size_t cols, size_t steps, uint8_t* dst, size_t dst_stride, Finish finish) {
   __m512i index[kQuads];
-  NarrowIndex<kQuads>(cols, elem, index);
+  NarrowIndex<kElem, kQuads>(cols, index);
   for (size_t s = 0; s < steps; ++s) NarrowStep<kQuads>(src + 64 * s * cols, cols, index, dst + 64 * s, dst_stride, finish);
 }
 
-// Transposes the first rows of a [rows][cols] matrix of `elem`-byte elements (cols 1..16, rows
-// back to back), 64 / elem rows at a time; returns how many rows it did. `finish` maps each
+// Transposes the first rows of a [rows][cols] matrix of kElem-byte elements (cols 1..16, rows
+// back to back), 64 / kElem rows at a time; returns how many rows it did. `finish` maps each
 // destination register before it is stored.
-template <class Finish>
-size_t TransposeNarrow(const uint8_t* src, size_t rows, size_t cols, size_t elem, uint8_t* dst, size_t dst_stride,
-                       Finish finish) {
-  const size_t steps = cols == 0 ? 0 : rows / (64 / elem);
+template <size_t kElem, class Finish>
+size_t TransposeNarrow(const uint8_t* src, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride, Finish finish) {
+  const size_t steps = cols == 0 ? 0 : rows / (64 / kElem);
   switch ((cols + 3) / 4) {
     case 1:
-      NarrowSteps<1>(src, cols, elem, steps, dst, dst_stride, finish);
+      NarrowSteps<kElem, 1>(src, cols, steps, dst, dst_stride, finish);
       break;
     case 2:
-      NarrowSteps<2>(src, cols, elem, steps, dst, dst_stride, finish);
+      NarrowSteps<kElem, 2>(src, cols, steps, dst, dst_stride, finish);
       break;
     case 3:
-      NarrowSteps<3>(src, cols, elem, steps, dst, dst_stride, finish);
+      NarrowSteps<kElem, 3>(src, cols, steps, dst, dst_stride, finish);
       break;
     default:
-      NarrowSteps<4>(src, cols, elem, steps, dst, dst_stride, finish);
+      NarrowSteps<kElem, 4>(src, cols, steps, dst, dst_stride, finish);
       break;
   }
-  return steps * (64 / elem);
+  return steps * (64 / kElem);
+}
+
+// The scale transposes' narrow case: transposes what TransposeNarrow can of a matrix of
+// kElem-byte elements and moves src, rows and dst past it.
+template <size_t kElem>
+inline void TransposeNarrowRows(const uint8_t*& src, size_t src_stride, size_t& rows, size_t cols, uint8_t*& dst,
+                                size_t dst_stride) {
+  if (src_stride != kElem * cols || cols > kNarrowCols) return;
+  const size_t done = TransposeNarrow<kElem>(src, rows, cols, dst, dst_stride, AsIs{});
+  src += done * src_stride;
+  dst += done * kElem;
+  rows -= done;
 }
 
 // ---- pack_cols (GPTQ qweight) ----------------------------------------------------------------
@@ -515,11 +540,10 @@ inline void PackRows8Tile(const uint8_t* src, size_t src_stride, size_t nrows, s
   __m512i top[16], bottom[16];
   load_half(0, top);
   load_half(32, bottom);
-  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
-  auto to_words = [&](__m512i column) { return _mm512_sub_epi32(_mm512_xor_si512(column, sign), bias); };
 #pragma GCC unroll 16
   for (size_t c = 0; c < 16; ++c) {
-    StoreColumnPair<kFullCols && kFullRows>(top[c], bottom[c], c, 16, n, First64(nrows), dst, dst_stride, to_words);
+    StoreColumnPair<kFullCols && kFullRows>(top[c], bottom[c], c, 16, n, First64(nrows), dst, dst_stride,
+                                           GptqWords8{bias});
   }
 }
 
@@ -548,9 +572,7 @@ uint64_t PackRowsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size
   }
   const __m512i bias = _mm512_set1_epi32(static_cast<int>(word_bias));
   if (src_stride == cols && cols <= kNarrowCols) {
-    const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
-    auto to_words = [&](__m512i column) { return _mm512_sub_epi32(_mm512_xor_si512(column, sign), bias); };
-    const size_t done = kBits == 8 ? TransposeNarrow(src, rows, cols, 1, dst, dst_stride, to_words) : 0;
+    const size_t done = kBits == 8 ? TransposeNarrow<1>(src, rows, cols, dst, dst_stride, GptqWords8{bias}) : 0;
     if (PackRowsNarrow<kBits>(src + done * cols, cols, (rows - done) / kPerWord, order, bias, dst + done / kPerWord * 4,
                               dst_stride)) {
       return 0;
@@ -609,22 +631,16 @@ inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t nrows,
   }
   Transpose8x8InLanes(half[0]);
   Transpose8x8InLanes(half[1]);
-  auto as_is = [](__m512i column) { return column; };
 #pragma GCC unroll 8
   for (size_t c = 0; c < 8; ++c) {
     StoreColumnPair<kFullCols && kFullRows>(half[0][c], half[1][c], c, 8, n, First64(2 * nrows), dst, dst_stride,
-                                           as_is);
+                                           AsIs{});
   }
 }
 
 void Transpose16Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                        size_t dst_stride) {
-  if (src_stride == 2 * cols && cols <= kNarrowCols) {
-    const size_t done = TransposeNarrow(src, rows, cols, 2, dst, dst_stride, [](__m512i column) { return column; });
-    src += done * src_stride;
-    dst += done * 2;
-    rows -= done;
-  }
+  TransposeNarrowRows<2>(src, src_stride, rows, cols, dst, dst_stride);
   ForEachTile<32, 16>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
     const uint8_t* s = src + o * src_stride + j * 2;
     uint8_t* d = dst + j * dst_stride + o * 2;
@@ -700,12 +716,7 @@ inline void Transpose32Narrow(const uint8_t* src, size_t src_stride, size_t n, u
 
 void Transpose32Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                        size_t dst_stride) {
-  if (src_stride == 4 * cols && cols <= kNarrowCols) {
-    const size_t done = TransposeNarrow(src, rows, cols, 4, dst, dst_stride, [](__m512i column) { return column; });
-    src += done * src_stride;
-    dst += done * 4;
-    rows -= done;
-  }
+  TransposeNarrowRows<4>(src, src_stride, rows, cols, dst, dst_stride);
   if (cols <= 16) {
     for (size_t o = 0; o < rows; o += 16) {
       const uint8_t* s = src + o * src_stride;
