@@ -10,7 +10,10 @@ process lands on either. The table gives the rates on the least disturbed CPU (t
 memcpy is fastest) and each CPU's best/memcpy next to them.
 
 Each (transform, tile) line gives memcpy's rate, every variant's rate (medians of --reps runs in
-each process) and the best variant's share of memcpy; the issue's target is 50%. Tiles named *_unpadded have
+each process) and the best variant's share of memcpy; the issue's target is 50%. For the
+transforms that write as many bytes as they read, `move` is a second yardstick: the same bytes
+loaded in order and stored as whole destination lines in the kernels' order, with no shuffles,
+and the last column gives the best variant's share of it. Tiles named *_unpadded have
 strides the executor never hands a kernel (it pads them), and pack_rows_8 only ever packs GPTQ
 8-bit qzeros ([out][G], G a few hundred at most), never a weight-sized tile: both are shown for
 comparison, not held to the target. Writes the table to bench/results/kernels.txt and the rates to
@@ -46,9 +49,16 @@ def run_bench(binary, reps, processes, cpu):
     return {key: {v: statistics.median(r) for v, r in by_variant.items()} for key, by_variant in rates.items()}
 
 
-def share(by_variant):
-    """The best variant's rate as a share of memcpy's."""
-    return max(r for v, r in by_variant.items() if v != "memcpy") / by_variant["memcpy"]
+YARDSTICKS = ("memcpy", "move")  # lines that measure the machine, not a kernel variant
+
+
+def best(by_variant):
+    return max(r for v, r in by_variant.items() if v not in YARDSTICKS)
+
+
+def share(by_variant, yardstick="memcpy"):
+    """The best variant's rate as a share of the yardstick's."""
+    return best(by_variant) / by_variant[yardstick]
 
 
 def main():
@@ -66,13 +76,14 @@ def main():
 
     quiet = max(cpus, key=memcpy_mean)
     rates = per_cpu[quiet]
-    variants = sorted({v for by_variant in rates.values() for v in by_variant if v != "memcpy"},
+    variants = sorted({v for by_variant in rates.values() for v in by_variant if v not in YARDSTICKS},
                       key=lambda v: ["scalar", "avx2", "avx512", "neon"].index(v) if v in ("scalar", "avx2", "avx512", "neon") else 9)
-    head = (f"{'transform':13} {'tile':20} {'memcpy':>7} " + " ".join(f"{v:>7}" for v in variants) + "   best/memcpy" +
-            "".join(f"{'cpu' + str(cpu):>6}" for cpu in cpus))
+    head = (f"{'transform':13} {'tile':20} {'memcpy':>7} {'move':>7} " + " ".join(f"{v:>7}" for v in variants) +
+            "   best/memcpy" + "".join(f"{'cpu' + str(cpu):>6}" for cpu in cpus) + "  best/move")
     lines = [head, "-" * len(head)]
     for (op, tile), by_variant in rates.items():
-        cells = " ".join(f"{by_variant.get(v, float('nan')):7.1f}" for v in variants)
+        cells = " ".join(f"{by_variant[v]:7.1f}" if v in by_variant else f"{'-':>7}" for v in ("move", *variants))
+        of_move = f"{100 * share(by_variant, 'move'):9.0f}%" if "move" in by_variant else " " * 10
         each_cpu = "".join(f"{100 * share(per_cpu[cpu][(op, tile)]):5.0f}%" for cpu in cpus)
         if tile.endswith("_unpadded"):
             mark = "  (not a production stride)"
@@ -81,10 +92,11 @@ def main():
         else:
             mark = "" if share(by_variant) >= 0.5 else "  < 50%"
         lines.append(f"{op:13} {tile:20} {by_variant['memcpy']:7.1f} {cells}   {100 * share(by_variant):5.0f}%    "
-                     f"{each_cpu}{mark}")
+                     f"{each_cpu}{of_move}{mark}")
     table = "\n".join(lines) + (
         f"\n(GB/s of tile bytes read on cpu{quiet}, the CPU with the fastest memcpy; medians of {args.reps} "
-        f"repetitions in each of {args.processes} processes per CPU, each pinned to its CPU)\n")
+        f"repetitions in each of {args.processes} processes per CPU, each pinned to its CPU; `move`: the same bytes "
+        f"loaded in order and stored as the destination's lines, no shuffles, see bench/kernels_bench.cpp)\n")
     print(table, end="")
     results = HERE / "results"
     results.mkdir(exist_ok=True)

@@ -5,7 +5,8 @@
 // row bytes, not the stride gaps), whatever it writes (a 4-bit pack writes half as much as it
 // reads, an 8-bit pack or a transpose as much). The `memcpy` line copies that many contiguous
 // bytes into a second buffer (so it reads N and writes N): it is the yardstick of what one core
-// can move, and a kernel at >= 50% of it is memory-bound enough not to matter next to I/O.
+// can move, and a kernel at >= 50% of it is memory-bound enough not to matter next to I/O. The
+// `move` line (see RunMove) is the second yardstick: a transpose's memory traffic alone.
 // Buffers start on a cache line, as the executor's input and band buffers do (a 64-byte store that
 // straddles two lines costs two). All runs are single-threaded and repeat the same tile, so the data is as warm as the cache
 // sizes allow (a 1024 x 4096 int8 tile is 4 MiB: beyond L2, within L3), equally for every line.
@@ -21,6 +22,7 @@
 // pack_rows_8 only ever packs GPTQ 8-bit qzeros, so its weight-sized tile is not a production path.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -183,12 +185,68 @@ void RunMemcpy(benchmark::State& state, size_t bytes) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
 }
 
+// The `move` line: what a transposing kernel pays for memory traffic alone. Every source byte is
+// loaded once, in order, 64 bytes at a time, and stored as one whole line of the destination,
+// whose rows are visited in bursts of kMoveBurst bytes, as the kernels' passes visit them (a
+// 64-byte burst sends 6 KiB strides into a few cache sets). No shuffles, so it is the rate to
+// compare a kernel with when it falls short of memcpy: memcpy streams both sides, a transpose
+// cannot. Only for the transforms that write as many bytes as they read.
+constexpr size_t kMoveBurst = 1024;
+
+// Rows visited burst by burst, each line copied whole. Always inlined, so that it takes the
+// target of its caller.
+[[gnu::always_inline]] inline void MoveLinesIn(const uint8_t* src, size_t lines, size_t dst_rows, uint8_t* dst,
+                                               size_t dst_stride) {
+  for (size_t l0 = 0; l0 < lines; l0 += kMoveBurst / 64) {
+    for (size_t r = 0; r < dst_rows; ++r) {
+      for (size_t l = l0; l < std::min(l0 + kMoveBurst / 64, lines); ++l, src += 64) {
+        std::memcpy(dst + r * dst_stride + 64 * l, src, 64);
+      }
+    }
+  }
+}
+
+#if defined(__x86_64__)
+// One 64-byte load and store per line where the CPU has them, as the AVX-512 kernels use.
+__attribute__((target("avx512f"))) void MoveLinesAvx512(const uint8_t* src, size_t lines, size_t dst_rows,
+                                                        uint8_t* dst, size_t dst_stride) {
+  MoveLinesIn(src, lines, dst_rows, dst, dst_stride);
+}
+#endif
+
+void MoveLines(const uint8_t* src, size_t lines, size_t dst_rows, uint8_t* dst, size_t dst_stride) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) return MoveLinesAvx512(src, lines, dst_rows, dst, dst_stride);
+#endif
+  MoveLinesIn(src, lines, dst_rows, dst, dst_stride);
+}
+
+// dst_rows rows of `lines` whole lines each (the tile's destination, its last partial line left out).
+void RunMove(benchmark::State& state, size_t dst_rows, size_t lines, size_t dst_stride) {
+  AlignedBytes src(dst_rows * lines * 64);
+  FillRandom(src);
+  AlignedBytes dst(dst_rows * dst_stride);
+  for (auto _ : state) {
+    MoveLines(src.data(), lines, dst_rows, dst.data(), dst_stride);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * src.size()));
+}
+
+bool WritesWhatItReads(Op op) { return op != Op::kPackCols4 && op != Op::kPackRows4; }
+
 // Names read "<transform>/<shape>/<variant>", so each memcpy line sits next to the kernels it measures.
 int RegisterAll() {
   for (Op op : {Op::kPackCols4, Op::kPackCols8, Op::kPackRows4, Op::kPackRows8, Op::kTranspose16, Op::kTranspose32}) {
     for (const TileShape& s : Shapes(op)) {
       const std::string prefix = std::string(OpName(op)) + "/" + s.name + "/";
-      benchmark::RegisterBenchmark((prefix + "memcpy").c_str(), RunMemcpy, s.rows * s.cols * ElemBytes(op));
+      const size_t bytes = s.rows * s.cols * ElemBytes(op);
+      benchmark::RegisterBenchmark((prefix + "memcpy").c_str(), RunMemcpy, bytes);
+      if (WritesWhatItReads(op)) {
+        const size_t dst_rows = DstRows(op, s);
+        benchmark::RegisterBenchmark((prefix + "move").c_str(), RunMove, dst_rows, bytes / dst_rows / 64, s.dst_stride);
+      }
       for (const KernelTable* table : CompiledKernels()) {
         if (!table->supported()) continue;
         benchmark::RegisterBenchmark((prefix + std::string(table->name)).c_str(), RunKernel, table, op, s);
