@@ -92,7 +92,7 @@ def main():
         else:
             mark = "" if share(by_variant) >= 0.5 else "  < 50%"
         lines.append(f"{op:13} {tile:20} {by_variant['memcpy']:7.1f} {cells}   {100 * share(by_variant):5.0f}%    "
-                     f"{each_cpu}{of_move}{mark}")
+                     f"{each_cpu}{of_move}{mark}".rstrip())
     table = "\n".join(lines) + (
         f"\n(GB/s of tile bytes read on cpu{quiet}, the CPU with the fastest memcpy; medians of {args.reps} "
         f"repetitions in each of {args.processes} processes per CPU, each pinned to its CPU; `move`: the same bytes "
