@@ -187,10 +187,11 @@ void RunMemcpy(benchmark::State& state, size_t bytes) {
 
 // The `move` line: what a transposing kernel pays for memory traffic alone. Every source byte is
 // loaded once, in order, 64 bytes at a time, and stored as one whole line of the destination,
-// whose rows are visited in bursts of kMoveBurst bytes, as the kernels' passes visit them (a
-// 64-byte burst sends 6 KiB strides into a few cache sets). No shuffles, so it is the rate to
-// compare a kernel with when it falls short of memcpy: memcpy streams both sides, a transpose
-// cannot. Only for the transforms that write as many bytes as they read.
+// whose rows are visited in bursts of kMoveBurst bytes, near the 256 B to 1 KiB the kernels'
+// passes write to a row at a time (a 64-byte burst sends 6 KiB strides into a few cache sets).
+// No shuffles, so it is the rate to compare a kernel with when it falls short of memcpy: memcpy
+// streams both sides, a transpose cannot. Only for the transforms that write as many bytes as
+// they read.
 constexpr size_t kMoveBurst = 1024;
 
 // Rows visited burst by burst, each line copied whole. Always inlined, so that it takes the
