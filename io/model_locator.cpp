@@ -46,8 +46,14 @@ bool IsShardOfAnIndex(const fs::path& path, const std::vector<std::string>& inde
 
 Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::path>& description) {
   ModelFiles files;
+  // Checked first: a missing path would otherwise surface as "no description found" in its parent.
   std::error_code ec;
-  if (fs::is_directory(model, ec)) {
+  const fs::file_status status = fs::status(model, ec);
+  if (status.type() == fs::file_type::not_found) {
+    return MakeError(ErrorCode::kInvalidInput, model.string() + ": cannot open: No such file or directory");
+  }
+  if (ec) return MakeError(ErrorCode::kInvalidInput, model.string() + ": cannot open: " + ec.message());
+  if (fs::is_directory(status)) {
     auto candidates = Matching(model, IsWeightName);
     // A sharded checkpoint lists its index and its shards: the index stands for its shards.
     constexpr std::string_view kIndexSuffix = ".safetensors.index.json";

@@ -214,6 +214,13 @@ TEST(Cli, ExitCodeForInvalidInputNamesTheFile) {
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
   ExpectError(Ms2vllm({"--model", dir / "missing.safetensors", "--json", in.json, "--save_path", dir / "o.safetensors"}),
               kInvalidInput, "missing.safetensors");
+  // Without --json the description is looked for beside the model: the missing model is named,
+  // not a missing description in its directory.
+  for (const fs::path& missing : {dir / "missing.safetensors", dir / "missing_dir"}) {
+    const Outcome o = Ms2vllm({"--model", missing, "--save_path", dir / "o.safetensors"});
+    ExpectError(o, kInvalidInput, missing.string() + ": cannot open: No such file or directory");
+    EXPECT_EQ(o.err.find("description"), std::string::npos) << Show(o);
+  }
   testing::WriteText(dir / "truncated.safetensors", testing::ReadText(in.model).substr(0, 100));
   ExpectError(Ms2vllm({"--model", dir / "truncated.safetensors", "--json", in.json, "--save_path", dir / "o.safetensors"}),
               kInvalidInput, "truncated.safetensors");
