@@ -67,9 +67,8 @@ Status SyncDirectory(const fs::path& directory) {
 Status CheckParent(const fs::path& target) {
   const fs::path parent = ParentOf(target);
   struct stat info {};
-  if (::stat(parent.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
-    return OutputError(target, "directory " + parent.string() + " does not exist");
-  }
+  if (::stat(parent.c_str(), &info) != 0) return OutputError(target, "directory " + parent.string() + " does not exist");
+  if (!S_ISDIR(info.st_mode)) return OutputError(target, parent.string() + " is not a directory");
   if (::access(parent.c_str(), W_OK | X_OK) != 0) return OutputError(target, "directory " + parent.string() + " is not writable");
   return Ok{};
 }
