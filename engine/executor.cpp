@@ -5,6 +5,7 @@
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -205,10 +206,15 @@ class TileWorker {
 
 }  // namespace
 
+int WorkerThreads(int requested) {
+  const int cores = tbb::info::default_concurrency();
+  return requested > 0 ? std::min(requested, cores) : cores;
+}
+
 Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Checkpoint* checkpoint,
                                 std::span<OutputFile> outputs, const ExecutionSettings& settings) {
   const kernels::KernelTable& kernels = settings.kernels ? *settings.kernels : *kernels::SelectKernels("");
-  const int threads = settings.threads > 0 ? settings.threads : tbb::info::default_concurrency();
+  const int threads = WorkerThreads(settings.threads);
 
   for (size_t f = 0; f < layout.files.size(); ++f) {
     const std::string& header = layout.files[f].header;

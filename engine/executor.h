@@ -32,6 +32,10 @@ struct ExecutionReport {
   Warnings warnings;  // clamped weight values
 };
 
+// Threads to run with for a --threads value (0: every core). Capped at every core: TBB runs no
+// more workers than that anyway, and warns on stderr when asked to.
+int WorkerThreads(int requested);
+
 // `checkpoint` may be null when every tensor is synthetic (kGenerate or constant).
 Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Checkpoint* checkpoint,
                                 std::span<OutputFile> outputs, const ExecutionSettings& settings);

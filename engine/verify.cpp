@@ -1,6 +1,5 @@
 #include "engine/verify.h"
 
-#include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -9,6 +8,7 @@
 #include <unordered_set>
 
 #include "engine/convert.h"
+#include "engine/executor.h"
 #include "engine/model_directory.h"
 #include "engine/plan.h"
 #include "engine/verify_files.h"
@@ -94,7 +94,7 @@ Result<std::vector<TensorVerdict>> CheckValues(const TensorCheckContext& context
     context.settings.progress_total->store(total);
   }
   std::vector<TensorVerdict> verdicts(work.size());
-  const int threads = context.settings.threads > 0 ? context.settings.threads : tbb::info::default_concurrency();
+  const int threads = WorkerThreads(context.settings.threads);
   tbb::task_arena arena(threads);
   arena.execute([&] {
     tbb::parallel_for(tbb::blocked_range<size_t>(0, work.size(), 1), [&](const tbb::blocked_range<size_t>& range) {

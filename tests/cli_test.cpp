@@ -168,6 +168,18 @@ TEST(Cli, QuietPrintsNothingOnSuccess) {
   EXPECT_TRUE(fs::exists(dir / "out.safetensors"));
 }
 
+TEST(Cli, MoreThreadsThanCoresRunOnEveryCoreWithoutAWord) {
+  // TBB runs no more workers than cores and says so on stderr unless the request is capped.
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const Outcome o =
+      Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "out.safetensors", "--threads", "4096", "--quiet"});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_EQ(o.err, "");
+  ASSERT_EQ(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "default.safetensors"}).exit_code, kOk);
+  EXPECT_EQ(testing::ReadText(dir / "out.safetensors"), testing::ReadText(dir / "default.safetensors"));
+}
+
 TEST(Cli, WarningsGoToStandardError) {
   // One linear without an offset and a tensor the description does not list.
   TempDir dir;
@@ -247,6 +259,10 @@ TEST(Cli, SavePathInAMissingDirectoryIsAnOutputError) {
   ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "no/such/dir/o.safetensors"}), kOutput,
               (dir / "no/such/dir").string());
   EXPECT_FALSE(fs::exists(dir / "no"));
+  // A file where the directory should be is named as what it is.
+  testing::WriteText(dir / "afile", "x");
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "afile/o.safetensors"}), kOutput,
+              (dir / "afile").string() + " is not a directory");
 }
 
 TEST(Cli, OnErrorNoOutputNoTempFileAndAnExistingTargetIsUntouched) {

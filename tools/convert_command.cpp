@@ -51,7 +51,7 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   auto* dry_run = app.add_flag("--dry-run,--dry_run", f.dry_run, "print the plan and every warning; write nothing");
   app.add_flag("--verify", f.verify, "after converting, prove the output exact as `ms2vllm verify` does (exit 6 if not)")
       ->excludes(dry_run);
-  app.add_option("--threads", f.threads, "worker threads (default: every core)")->check(CLI::Range(1, 4096));
+  app.add_option("--threads", f.threads, "worker threads (default and most: every core)")->check(CLI::Range(1, 4096));
   app.add_option("--chunk-size", f.chunk_size, "input bytes per unit of work")->capture_default_str();
   app.add_option("--kernels", f.kernels, "force a kernel variant (scalar, avx2, avx512, neon); also MS2VLLM_KERNELS");
   app.add_flag("-q,--quiet", f.quiet, "no progress bar, summary or warnings");

@@ -46,7 +46,7 @@ void AddFlags(CLI::App& app, VerifyFlags& f) {
                  "keep, f16 or bf16, as given to convert (default: the input's dtype or its cast to f16/bf16)")
       ->check(CLI::IsMember({"keep", "f16", "bf16"}));
   app.add_option("--max-differences", f.examples, "differences listed per wrong tensor")->capture_default_str();
-  app.add_option("--threads", f.threads, "worker threads (default: every core)")->check(CLI::Range(1, 4096));
+  app.add_option("--threads", f.threads, "worker threads (default and most: every core)")->check(CLI::Range(1, 4096));
   app.add_option("--chunk-size", f.chunk_size, "input bytes per block of rows")->capture_default_str();
   app.add_flag("-q,--quiet", f.quiet, "no progress bar; print only what is wrong");
   app.footer(kExamples);
