@@ -362,7 +362,7 @@ std::vector<Case> Cases() {
     {"save_path_missing_directory", Flags({"--save_path", "{out}/missing/res.safetensors"}), 5,
      {"missing/res.safetensors", "does not exist"}},
     {"save_path_parent_is_file", Flags({"--save_path", "{in}/base/description.json/res.safetensors"}), 5,
-     {"description.json/res.safetensors", "does not exist"}},
+     {"description.json/res.safetensors", "description.json is not a directory"}},
     {"save_path_is_directory", Flags({"--save_path", "{out}/a-directory"}), 5, {"a-directory", "is a directory"},
      [](const Paths& p) { fs::create_directory(p.out / "a-directory"); }},
     {"save_path_trailing_slash", Flags({"--save_path", "{out}/"}), 5, {"is not a file name"}},
