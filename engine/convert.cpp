@@ -68,9 +68,12 @@ Status WriteWeights(const ConvertRequest& request, const ConvertReport& report, 
     MS2VLLM_ASSIGN_OR_RETURN(OutputFile output, OutputFile::Create(staging.PathFor(file.name), file.size));
     outputs.push_back(std::move(output));
   }
-  MS2VLLM_ASSIGN_OR_RETURN(ExecutionReport executed,
-                           Execute(report.plan, report.layout, &checkpoint, outputs, request.execution));
-  warnings.Merge(executed.warnings);
+  auto executed = Execute(report.plan, report.layout, &checkpoint, outputs, request.execution);
+  // An input cut short while it was read is the error, also when a write from its vanished pages
+  // is what failed (EFAULT).
+  MS2VLLM_TRY(checkpoint.CheckUnchanged());
+  if (!executed) return executed.take_error();
+  warnings.Merge(executed->warnings);
   for (auto& output : outputs) MS2VLLM_TRY(output.Finish());
   return Ok{};
 }

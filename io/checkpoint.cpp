@@ -63,4 +63,9 @@ uint64_t Checkpoint::TotalFileBytes() const {
   return total;
 }
 
+Status Checkpoint::CheckUnchanged() const {
+  for (const auto& shard : shards_) MS2VLLM_TRY(shard.CheckUnchanged());
+  return Ok{};
+}
+
 }  // namespace ms2vllm

@@ -28,6 +28,8 @@ class Checkpoint {
   // Every file read: the shards, and the index when there is one.
   std::vector<std::filesystem::path> Files() const;
   uint64_t TotalFileBytes() const;
+  // The first shard cut short or resized since it was opened (MappedFile::CheckUnchanged).
+  Status CheckUnchanged() const;
 
  private:
   static Status AddShard(Checkpoint& checkpoint, const std::filesystem::path& path);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "io/mapping_guard.h"
 #include "io/page_range.h"
 
 namespace ms2vllm {
@@ -50,6 +51,7 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
     return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot map: " + e.what());
   }
   file.data_ = static_cast<const uint8_t*>(file.region_->get_address());
+  mapping_guard::Register(file.data_, file.size_);
   return file;
 }
 
@@ -61,6 +63,7 @@ MappedFile::MappedFile(MappedFile&& other) noexcept
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
+    mapping_guard::Unregister(data_);
     if (fd_ >= 0) ::close(fd_);
     path_ = std::move(other.path_);
     region_ = std::move(other.region_);
@@ -74,7 +77,17 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
 }
 
 MappedFile::~MappedFile() {
+  mapping_guard::Unregister(data_);
   if (fd_ >= 0) ::close(fd_);
+}
+
+Status MappedFile::CheckUnchanged() const {
+  struct stat info {};
+  if (::fstat(fd_, &info) != 0) return MakeError(ErrorCode::kInvalidInput, path_.string() + ": cannot stat: " + std::strerror(errno));
+  const auto now = static_cast<uint64_t>(info.st_size);
+  if (now == size_ && !mapping_guard::Faulted(data_)) return Ok{};
+  return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (" + std::to_string(size_) +
+                                                 " bytes when opened, " + std::to_string(now) + " now)");
 }
 
 Status MappedFile::Read(uint64_t offset, std::span<uint8_t> into) const {

@@ -42,6 +42,10 @@ class MappedFile {
   void WillNeed(uint64_t offset, uint64_t size) const;
   // Maps the pages of [offset, offset+size) in one call instead of one fault per page.
   void Prefault(uint64_t offset, uint64_t size) const;
+  // Fails with kInvalidInput naming the file when it has been cut short or changed size since
+  // it was opened: reads through the mapping past the new end then gave zeros (mapping_guard.h),
+  // and preads short reads. Whatever was read from it must not be used.
+  Status CheckUnchanged() const;
   // Drops the pages covering [offset, offset+size) from this process; the page cache keeps
   // them, so a later read is still correct, only slower. Keeps resident memory bounded.
   void Release(uint64_t offset, uint64_t size) const;

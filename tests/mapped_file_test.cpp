@@ -1,0 +1,64 @@
+// A mapped input cut short by another process: reads past its new end give zeros instead of
+// SIGBUS, and CheckUnchanged names the file, so the run fails with a message instead of dying.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "io/mapped_file.h"
+#include "tests/test_support.h"
+
+namespace ms2vllm {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reads every byte through the mapping (volatile: the reads must happen).
+uint64_t SumOfBytes(const MappedFile& file) {
+  uint64_t sum = 0;
+  for (const volatile uint8_t& byte : file.bytes()) sum += byte;
+  return sum;
+}
+
+TEST(MappedFile, AFileCutShortWhileMappedReadsAsZerosAndIsReportedChanged) {
+  testing::TempDir dir;
+  const fs::path path = dir / "shard.safetensors";
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  testing::WriteText(path, std::string(3 * page, '\x01'));
+  auto file = MappedFile::Open(path);
+  ASSERT_TRUE(file.ok());
+  EXPECT_TRUE(file->CheckUnchanged().ok());
+
+  fs::resize_file(path, page);
+  EXPECT_EQ(SumOfBytes(*file), page);  // the first page is still there; the rest faulted to zeros
+  const Status status = file->CheckUnchanged();
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::kInvalidInput);
+  EXPECT_EQ(status.error().message,
+            path.string() + ": changed while being read (" + std::to_string(3 * page) + " bytes when opened, " +
+                std::to_string(page) + " now)");
+}
+
+TEST(MappedFile, AFileCutShortThenGrownBackIsReportedChangedAndOthersAreNot) {
+  testing::TempDir dir;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  testing::WriteText(dir / "cut.safetensors", std::string(2 * page, '\x01'));
+  testing::WriteText(dir / "kept.safetensors", std::string(2 * page, '\x01'));
+  auto cut = MappedFile::Open(dir / "cut.safetensors");
+  auto kept = MappedFile::Open(dir / "kept.safetensors");
+  ASSERT_TRUE(cut.ok() && kept.ok());
+
+  fs::resize_file(dir / "cut.safetensors", page);
+  EXPECT_EQ(SumOfBytes(*cut), page);
+  fs::resize_file(dir / "cut.safetensors", 2 * page);  // the size matches again; the bytes read did not
+  const Status status = cut->CheckUnchanged();
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.error().message.find("cut.safetensors: changed while being read"), std::string::npos)
+      << status.error().message;
+  EXPECT_EQ(SumOfBytes(*kept), 2 * page);
+  EXPECT_TRUE(kept->CheckUnchanged().ok());
+}
+
+}  // namespace
+}  // namespace ms2vllm
