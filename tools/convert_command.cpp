@@ -42,12 +42,15 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
       ->check(CLI::IsMember({"v1", "v2"}))->capture_default_str();
   app.add_option("--packed", f.packed, "two 4-bit values per byte (msModelSlim ascendV1): auto, yes or no")
       ->check(CLI::IsMember({"auto", "yes", "no"}))->capture_default_str();
-  app.add_option("--out-dir,--out_dir", f.out_dir, "write a loadable model directory instead of --save_path");
-  app.add_option("--base-model,--base_model", f.base_model, "the float model's directory: config.json, tokenizer, ... (with --out-dir)");
-  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB or GB")->capture_default_str();
+  auto* out_dir = app.add_option("--out-dir,--out_dir", f.out_dir, "write a loadable model directory instead of --save_path");
+  app.add_option("--base-model,--base_model", f.base_model, "the float model's directory: config.json, tokenizer, ... (with --out-dir)")
+      ->needs(out_dir);
+  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB or GB")
+      ->capture_default_str()
+      ->needs(out_dir);
   app.add_option("--scales-dtype", f.scales_dtype, "keep, f16 or bf16 (vLLM's AWQ/GPTQ kernels compute in fp16)")
       ->check(CLI::IsMember({"keep", "f16", "bf16"}))->capture_default_str();
-  app.add_flag("--force", f.force, "replace an existing --out-dir");
+  app.add_flag("--force", f.force, "replace an existing --out-dir")->needs(out_dir);
   auto* dry_run = app.add_flag("--dry-run,--dry_run", f.dry_run, "print the plan and every warning; write nothing");
   app.add_flag("--verify", f.verify, "after converting, prove the output exact as `ms2vllm verify` does (exit 6 if not)")
       ->excludes(dry_run);
@@ -66,7 +69,6 @@ Result<ConvertRequest> MakeRequest(const ConvertFlags& f) {
   request.save_path = f.save_path;
   if (!f.out_dir.empty()) request.out_dir = f.out_dir;
   if (!f.base_model.empty()) request.base_model = f.base_model;
-  if (request.base_model && !request.out_dir) return MakeError(ErrorCode::kUsage, "--base-model needs --out-dir");
   request.force = f.force;
   request.dry_run = f.dry_run;
   auto shard = ParseByteSize(f.max_shard_size);
