@@ -42,6 +42,22 @@ bool IsShardOfAnIndex(const fs::path& path, const std::vector<std::string>& inde
                      [&](const std::string& prefix) { return name.starts_with(prefix + "-"); });
 }
 
+// msModelSlim names a checkpoint's files alike: quant_model_weight_w8a16.safetensors goes with
+// quant_model_description_w8a16.json. Among several descriptions, the one so named is the weights'.
+std::vector<fs::path> NamedLikeTheWeights(std::vector<fs::path> descriptions, const fs::path& weights) {
+  constexpr std::string_view kWeight = "quant_model_weight";
+  std::string name = weights.filename().string();
+  if (descriptions.size() < 2 || !name.starts_with(kWeight)) return descriptions;
+  for (std::string_view suffix : {".safetensors.index.json", ".safetensors"}) {
+    if (name.ends_with(suffix)) name.resize(name.size() - suffix.size());
+  }
+  const std::string wanted = "quant_model_description" + name.substr(kWeight.size()) + ".json";
+  for (const auto& path : descriptions) {
+    if (path.filename() == wanted) return {path};
+  }
+  return descriptions;
+}
+
 }  // namespace
 
 Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::path>& description) {
@@ -74,8 +90,8 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
     auto candidates = Matching(directory, [](const std::string& name) {
       return name.starts_with("quant_model_description") && name.ends_with(".json");
     });
-    MS2VLLM_ASSIGN_OR_RETURN(files.description,
-                             ExactlyOne(std::move(candidates), directory, "quant_model_description*.json (give --json)"));
+    MS2VLLM_ASSIGN_OR_RETURN(files.description, ExactlyOne(NamedLikeTheWeights(std::move(candidates), files.weights),
+                                                           directory, "quant_model_description*.json (give --json)"));
   }
   return files;
 }

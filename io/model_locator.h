@@ -15,7 +15,8 @@ struct ModelFiles {
 
 // `model` may be a file, an index, or a directory holding quant_model_weight*.safetensors[.index.json]
 // (or quant_model_weights*); `description` defaults to the one quant_model_description*.json in
-// the model's directory. Several candidates are an error listing them.
+// the model's directory, or among several the one named like the weights (_w8a16 with _w8a16).
+// Several candidates otherwise are an error listing them.
 Result<ModelFiles> LocateModel(const std::filesystem::path& model, const std::optional<std::filesystem::path>& description);
 
 }  // namespace ms2vllm

@@ -126,6 +126,29 @@ TEST(Cli, ScriptAndDashedSpellingsAndTheConvertCommandGiveIdenticalOutput) {
   EXPECT_EQ(testing::ReadText(dir / "c.safetensors"), a);
 }
 
+TEST(Cli, AmongSeveralDescriptionsTheOneNamedLikeTheWeightsIsUsed) {
+  // Two of msModelSlim's checkpoints in one directory: _w4a16 and _w8a16 files side by side.
+  TempDir dir;
+  for (const std::string name : {"w4a16-g64-gptq", "w8a16-g64-gptq"}) {
+    for (const auto& entry : fs::directory_iterator(testing::GoldenDir() / name)) {
+      if (entry.path().filename().string().starts_with("quant_model_")) fs::copy_file(entry.path(), dir / entry.path().filename());
+    }
+  }
+  const fs::path w8 = dir / "quant_model_weight_w8a16.safetensors";
+  const Outcome found = Ms2vllm({"--model", w8, "--save_path", dir / "found.safetensors", "--target_tool", "gptq"});
+  EXPECT_EQ(found.exit_code, kOk) << Show(found);
+  const Outcome named = Ms2vllm({"--model", w8, "--json", dir / "quant_model_description_w8a16.json", "--save_path",
+                                 dir / "named.safetensors", "--target_tool", "gptq"});
+  EXPECT_EQ(named.exit_code, kOk) << Show(named);
+  EXPECT_EQ(testing::ReadText(dir / "found.safetensors"), testing::ReadText(dir / "named.safetensors"));
+
+  fs::copy_file(w8, dir / "renamed.safetensors");
+  ExpectError(Ms2vllm({"--model", dir / "renamed.safetensors", "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              "several quant_model_description*.json (give --json) candidates");
+  ExpectError(Ms2vllm({"--model", dir.path(), "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              "several quant_model_weight*.safetensors candidates");
+}
+
 TEST(Cli, SavePathDefaultsToResSafetensorsInTheWorkingDirectory) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-gptq", dir.path());
