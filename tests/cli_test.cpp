@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -178,6 +179,17 @@ TEST(Cli, VersionNamesTheCpuFeaturesAndTheChosenKernel) {
   EXPECT_CONTAINS(o.out, "ms2vllm ");
   EXPECT_CONTAINS(o.out, "cpu features:");
   EXPECT_CONTAINS(o.out, "kernel chosen:");
+}
+
+TEST(Cli, AReportThatCannotBeWrittenIsAnOutputError) {
+  // /dev/full takes the open but fails every write, as a full disk does.
+  std::string command;
+  for (const auto& word : testing::Ms2vllmArgv()) command += word + " ";
+  for (const std::string args : {"inspect " + (testing::GoldenDir() / "w4a16-g64-awq").string(), std::string("--version")}) {
+    const int status = std::system((command + args + " >/dev/full 2>/dev/null").c_str());
+    ASSERT_TRUE(WIFEXITED(status)) << args;
+    EXPECT_EQ(WEXITSTATUS(status), kOutput) << args;
+  }
 }
 
 TEST(Cli, QuietPrintsNothingOnSuccess) {

@@ -1,11 +1,16 @@
 // ms2vllm: converts msModelSlim W4A16/W8A16 checkpoints to AutoAWQ/AutoGPTQ layouts.
 // `ms2vllm --model ...` is `ms2vllm convert --model ...`, a drop-in for ms_to_vllm.py.
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <string_view>
 
+#include "tools/cli_support.h"
 #include "tools/commands.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int RunCommand(int argc, char** argv) {
   using Command = int (*)(int, char**);
   static constexpr std::pair<std::string_view, Command> kCommands[] = {
       {"convert", &ms2vllm::RunConvert}, {"synth", &ms2vllm::RunSynth},
@@ -16,4 +21,16 @@ int main(int argc, char** argv) {
     }
   }
   return ms2vllm::RunConvert(argc, argv);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int status = RunCommand(argc, argv);
+  // A report that never reached its reader (stdout on a full disk) is not a success.
+  if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && status == 0) {
+    return ms2vllm::ReportError(
+        ms2vllm::MakeError(ms2vllm::ErrorCode::kOutput, std::string("standard output: cannot write: ") + std::strerror(errno)));
+  }
+  return status;
 }
