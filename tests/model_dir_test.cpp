@@ -241,14 +241,15 @@ TEST(ModelInputs, DirectoryWithAnIndexAndAnUnshardedFileIsAnErrorListingThem) {
   EXPECT_CONTAINS(error.message, "quant_model_weight_w4a16.safetensors,");
 }
 
-TEST(ModelInputs, DirectoryWithTwoDescriptionsIsAnErrorListingThem) {
+TEST(ModelInputs, DirectoryWithTwoDescriptionsNeitherNamedLikeTheWeightsIsAnErrorListingThem) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
-  checkpoint.WriteInto(dir.path());
+  checkpoint.WriteInto(dir.path());  // quant_model_weight_w4a16.safetensors
+  fs::rename(dir / "quant_model_description_w4a16.json", dir / "quant_model_description_new.json");
   checkpoint.WriteDescription(dir / "quant_model_description_old.json");
   const Error error = DirectoryConversionError(dir.path());
   EXPECT_CONTAINS(error.message, "quant_model_description_old.json");
-  EXPECT_CONTAINS(error.message, "quant_model_description_w4a16.json");
+  EXPECT_CONTAINS(error.message, "quant_model_description_new.json");
 }
 
 // ---- Weights in the output directory ----
