@@ -5,6 +5,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "io/json_append.h"
+
 namespace ms2vllm {
 namespace {
 
@@ -18,17 +20,18 @@ void FinishFile(const Plan& plan, OutputFileLayout& file, std::vector<TensorPlac
   std::stable_sort(file.tensors.begin(), file.tensors.end(), [&](size_t a, size_t b) {
     return DTypeSize(plan.tensors[a].dtype) > DTypeSize(plan.tensors[b].dtype);
   });
-  nlohmann::ordered_json header;
-  header["__metadata__"] = {{"format", "pt"}};
+  file.header = "{";  // plan names are unique: members are appended, never looked up
+  AppendMemberText(file.header, "__metadata__", {{"format", "pt"}});
   uint64_t offset = 0;
   for (size_t index : file.tensors) {
     const OutputTensor& tensor = plan.tensors[index];
-    header[tensor.name] = {{"dtype", DTypeName(tensor.dtype)}, {"shape", tensor.shape},
-                           {"data_offsets", {offset, offset + tensor.byte_size()}}};
+    AppendMemberText(file.header, tensor.name,
+                     {{"dtype", DTypeName(tensor.dtype)}, {"shape", tensor.shape},
+                      {"data_offsets", {offset, offset + tensor.byte_size()}}});
     placements[index] = {file_index, offset};
     offset += tensor.byte_size();
   }
-  file.header = header.dump();
+  file.header += '}';
   file.header.append((8 - file.header.size() % 8) % 8, ' ');
   file.data_start = 8 + file.header.size();
   file.tensor_bytes = offset;
@@ -68,8 +71,8 @@ nlohmann::ordered_json ShardIndexJson(const Plan& plan, const Layout& layout) {
   }
   nlohmann::ordered_json json;
   json["metadata"] = {{"total_size", layout.tensor_bytes}};
-  json["weight_map"] = nlohmann::ordered_json::object();
-  for (const auto& [tensor, file] : weight_map) json["weight_map"][tensor] = file;
+  nlohmann::ordered_json& mapped = json["weight_map"] = nlohmann::ordered_json::object();
+  for (const auto& [tensor, file] : weight_map) AppendNewMember(mapped, tensor, file);  // the std::map's keys are unique
   return json;
 }
 
