@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "io/json_append.h"
+
 namespace ms2vllm {
 namespace {
 
@@ -67,7 +69,7 @@ class SynthBuilder {
     tensor.kind = TransformKind::kGenerate;
     tensor.generate = {kind, o_.seed ^ NameHash(name), low, high};
     out_.plan.tensors.push_back(std::move(tensor));
-    out_.description[name] = label;
+    AppendNewMember(out_.description, name, label);  // tensor names are unique by construction
   }
 
   void Float(const std::string& name, std::vector<uint64_t> shape, double low = -0.05, double high = 0.05) {
