@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "engine/cancel.h"
 #include "engine/model_directory.h"
 #include "engine/offset_scan.h"
 #include "io/checkpoint.h"
@@ -82,17 +83,19 @@ Status WriteWeights(const ConvertRequest& request, const ConvertReport& report, 
 
 Result<ConvertReport> Convert(const ConvertRequest& request) {
   const auto start = std::chrono::steady_clock::now();
+  const std::atomic<bool>* cancel = request.execution.cancel;
   MS2VLLM_ASSIGN_OR_RETURN(ModelFiles files, LocateModel(request.model, request.json));
   MS2VLLM_ASSIGN_OR_RETURN(Description description, LoadDescription(files.description.string()));
+  if (Cancelled(cancel)) return Interrupted();
   MS2VLLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(files.weights));
 
   ConvertReport report;
   report.sources = std::make_shared<const TensorTable>(checkpoint.table());
-  auto plan = BuildPlan(*report.sources, description, request.plan);
+  auto plan = BuildPlan(*report.sources, description, request.plan, cancel);
   if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint);
   report.plan = std::move(*plan);
   report.warnings.Merge(report.plan.warnings);
-  auto scan = ScanOffsets(report.plan, checkpoint, report.warnings);
+  auto scan = ScanOffsets(report.plan, checkpoint, report.warnings, cancel);
   if (!scan.ok()) return NamingTheFile(scan.take_error(), checkpoint);
   report.symmetric = scan->all_zero;
   report.input_bytes = checkpoint.TotalFileBytes();
@@ -103,8 +106,9 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
     MS2VLLM_TRY(CheckModelDirectoryRequest(request, report));
     MS2VLLM_TRY(CheckDirectoryHoldsNoInput(report.target, checkpoint, files.description, request.base_model));
   }
-  report.layout = directory ? ComputeLayout(report.plan, "model.safetensors", request.max_shard_bytes)
-                            : ComputeLayout(report.plan, report.target.filename().string(), 0);
+  MS2VLLM_ASSIGN_OR_RETURN(report.layout,
+                           directory ? ComputeLayout(report.plan, "model.safetensors", request.max_shard_bytes, "model", cancel)
+                                     : ComputeLayout(report.plan, report.target.filename().string(), 0, "model", cancel));
   for (const auto& file : report.layout.files) report.output_bytes += file.size;
   if (!directory) MS2VLLM_TRY(CheckNotAnInput(report.target, checkpoint, files.description));
   if (request.dry_run) return report;
@@ -113,7 +117,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
                                                       : Staging::ForFile(report.target));
   MS2VLLM_TRY(WriteWeights(request, report, checkpoint, staging, report.warnings));
   if (directory) MS2VLLM_TRY(WriteModelDirectoryFiles(request, report, staging));
-  if (request.execution.cancel && request.execution.cancel->load()) return MakeError(ErrorCode::kInterrupted, "interrupted");
+  if (Cancelled(cancel)) return Interrupted();
   MS2VLLM_TRY(staging.Commit());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/band_buffers.h"
+#include "engine/cancel.h"
 #include "engine/tile_runner.h"
 #include "engine/tiles.h"
 
@@ -237,7 +238,7 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
         tbb::make_filter<void, Work>(tbb::filter_mode::serial_in_order,
                                      [&](tbb::flow_control& control) -> Work {
                                        Tile tile;
-                                       if (settings.cancel && settings.cancel->load(std::memory_order_relaxed)) {
+                                       if (Cancelled(settings.cancel)) {
                                          cancelled = true;
                                          control.stop();
                                          return {};
@@ -259,7 +260,7 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
               if (settings.progress) settings.progress->fetch_add(work.tile.progress_bytes, std::memory_order_relaxed);
             }));
   });
-  if (cancelled) return MakeError(ErrorCode::kInterrupted, "interrupted");
+  if (cancelled) return Interrupted();
   if (auto error = worker.errors().Take()) return *std::move(error);
 
   ExecutionReport report;

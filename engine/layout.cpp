@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "engine/cancel.h"
 #include "io/json_append.h"
 
 namespace ms2vllm {
@@ -16,7 +17,8 @@ std::string ShardName(const std::string& prefix, size_t index, size_t count) {
   return prefix + suffix;
 }
 
-void FinishFile(const Plan& plan, OutputFileLayout& file, std::vector<TensorPlacement>& placements, uint32_t file_index) {
+Status FinishFile(const Plan& plan, OutputFileLayout& file, std::vector<TensorPlacement>& placements, uint32_t file_index,
+                  const std::atomic<bool>* cancel) {
   std::stable_sort(file.tensors.begin(), file.tensors.end(), [&](size_t a, size_t b) {
     return DTypeSize(plan.tensors[a].dtype) > DTypeSize(plan.tensors[b].dtype);
   });
@@ -24,6 +26,7 @@ void FinishFile(const Plan& plan, OutputFileLayout& file, std::vector<TensorPlac
   AppendMemberText(file.header, "__metadata__", {{"format", "pt"}});
   uint64_t offset = 0;
   for (size_t index : file.tensors) {
+    if (Cancelled(cancel)) return Interrupted();
     const OutputTensor& tensor = plan.tensors[index];
     AppendMemberText(file.header, tensor.name,
                      {{"dtype", DTypeName(tensor.dtype)}, {"shape", tensor.shape},
@@ -37,12 +40,13 @@ void FinishFile(const Plan& plan, OutputFileLayout& file, std::vector<TensorPlac
   file.tensor_bytes = offset;
   file.size = file.data_start + offset;
   for (size_t index : file.tensors) placements[index].offset += file.data_start;
+  return Ok{};
 }
 
 }  // namespace
 
-Layout ComputeLayout(const Plan& plan, const std::string& single_name, uint64_t max_file_bytes,
-                     const std::string& shard_prefix) {
+Result<Layout> ComputeLayout(const Plan& plan, const std::string& single_name, uint64_t max_file_bytes,
+                             const std::string& shard_prefix, const std::atomic<bool>* cancel) {
   Layout layout;
   layout.placements.resize(plan.tensors.size());
   layout.files.emplace_back();
@@ -59,7 +63,7 @@ Layout ComputeLayout(const Plan& plan, const std::string& single_name, uint64_t 
   }
   for (size_t f = 0; f < layout.files.size(); ++f) {
     layout.files[f].name = layout.files.size() == 1 ? single_name : ShardName(shard_prefix, f, layout.files.size());
-    FinishFile(plan, layout.files[f], layout.placements, static_cast<uint32_t>(f));
+    MS2VLLM_TRY(FinishFile(plan, layout.files[f], layout.placements, static_cast<uint32_t>(f), cancel));
   }
   return layout;
 }

@@ -1,6 +1,7 @@
 // The layout fixes every output byte's file and offset before any byte is written.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,8 +36,9 @@ struct Layout {
 // `<shard_prefix>-0000i-of-0000N.safetensors` shards of at most `max_file_bytes` tensor bytes each
 // (a larger tensor gets a shard of its own; tensors are never split). Within a file,
 // tensors go by element size, largest first, so every tensor is aligned to its element.
-Layout ComputeLayout(const Plan& plan, const std::string& single_name, uint64_t max_file_bytes,
-                     const std::string& shard_prefix = "model");
+// `cancel` (the interrupt flag, may be null) is checked per tensor.
+Result<Layout> ComputeLayout(const Plan& plan, const std::string& single_name, uint64_t max_file_bytes,
+                             const std::string& shard_prefix = "model", const std::atomic<bool>* cancel = nullptr);
 
 // The <prefix>.safetensors.index.json of a sharded layout: metadata.total_size and a weight_map
 // naming every tensor once, sorted by name as transformers writes it.

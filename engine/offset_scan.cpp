@@ -1,5 +1,6 @@
 #include "engine/offset_scan.h"
 
+#include "engine/cancel.h"
 #include "engine/offset_values.h"
 
 namespace ms2vllm {
@@ -14,12 +15,14 @@ std::string NameFew(const std::vector<std::string>& names) {
 
 }  // namespace
 
-Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, Warnings& warnings) {
+Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, Warnings& warnings,
+                               const std::atomic<bool>* cancel) {
   OffsetScan scan;
   std::vector<std::string> not_integral, zero_point_zero;
   const bool v1 = plan.target == TargetTool::kGptq && plan.gptq_format == GptqFormat::kV1;
   const int64_t lowest = -(int64_t{1} << (plan.bits - 1));
   for (const auto& tensor : plan.tensors) {
+    if (Cancelled(cancel)) return Interrupted();
     if (tensor.kind != TransformKind::kQZeros) continue;
     const TensorInfo& source = *tensor.source;
     const auto bytes = checkpoint.Bytes(source);

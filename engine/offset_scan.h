@@ -2,6 +2,8 @@
 // exactly are refused up front instead of after minutes of conversion.
 #pragma once
 
+#include <atomic>
+
 #include "engine/plan.h"
 #include "io/checkpoint.h"
 
@@ -13,6 +15,8 @@ struct OffsetScan {
 
 // Errors: offsets that are not finite or not integral; under GPTQ v1, a zero point of 0
 // (offset -2^(b-1)), which v1 cannot store. Warns about offsets clamped to the signed range.
-Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, Warnings& warnings);
+// `cancel` (the interrupt flag, may be null) is checked per tensor.
+Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, Warnings& warnings,
+                               const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace ms2vllm

@@ -4,6 +4,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/cancel.h"
+
 namespace ms2vllm {
 namespace {
 
@@ -59,8 +61,9 @@ Result<int> ResolveBits(const Description& description, std::optional<int> w_bit
 
 class Planner {
  public:
-  Planner(const TensorTable& table, const Description& description, const PlanOptions& options, int bits)
-      : table_(table), description_(description), options_(options), bits_(bits), per_word_(32 / bits) {
+  Planner(const TensorTable& table, const Description& description, const PlanOptions& options, int bits,
+          const std::atomic<bool>* cancel)
+      : table_(table), description_(description), options_(options), bits_(bits), per_word_(32 / bits), cancel_(cancel) {
     plan_.bits = bits;
     plan_.target = options.target;
     plan_.gptq_format = options.gptq_format;
@@ -69,6 +72,7 @@ class Planner {
   Result<Plan> Run() {
     std::unordered_set<std::string_view> described;
     for (const auto& entry : description_.entries) {
+      if (Cancelled(cancel_)) return Interrupted();
       const TensorInfo* source = table_.Find(entry.name);
       if (source == nullptr) continue;  // not a tensor of the input (version, model_quant_type, ...)
       described.insert(source->name);
@@ -334,6 +338,7 @@ class Planner {
   const PlanOptions& options_;
   const int bits_;
   const uint64_t per_word_;
+  const std::atomic<bool>* cancel_;
   Plan plan_;
   std::unordered_map<std::string, size_t> index_;
   std::unordered_map<std::string, LinearGeometry> geometry_;
@@ -355,7 +360,8 @@ uint64_t Plan::TotalBytes() const {
   return total;
 }
 
-Result<Plan> BuildPlan(const TensorTable& table, const Description& description, const PlanOptions& options) {
+Result<Plan> BuildPlan(const TensorTable& table, const Description& description, const PlanOptions& options,
+                       const std::atomic<bool>* cancel) {
   MS2VLLM_ASSIGN_OR_RETURN(int bits, ResolveBits(description, options.w_bit));
   if (bits != 4 && bits != 8) return MakeError(ErrorCode::kUsage, "--w_bit must be 4 or 8");
   if (options.target == TargetTool::kAwq && bits == 8) {
@@ -368,7 +374,7 @@ Result<Plan> BuildPlan(const TensorTable& table, const Description& description,
     }
     return Unsupported(first + "W8A16 cannot be converted to AWQ: AutoAWQ and vLLM's AWQ kernels are 4-bit only; use --target_tool gptq");
   }
-  Planner planner(table, description, options, bits);
+  Planner planner(table, description, options, bits, cancel);
   return planner.Run();
 }
 

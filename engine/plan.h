@@ -3,6 +3,7 @@
 // No I/O: every rule and every refusal is a plain unit test.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -70,6 +71,8 @@ struct Plan {
   uint64_t TotalBytes() const;
 };
 
-Result<Plan> BuildPlan(const TensorTable& table, const Description& description, const PlanOptions& options);
+// `cancel` (the interrupt flag, may be null) is checked per description entry.
+Result<Plan> BuildPlan(const TensorTable& table, const Description& description, const PlanOptions& options,
+                       const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace ms2vllm

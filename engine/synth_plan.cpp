@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/cancel.h"
 #include "io/json_append.h"
 
 namespace ms2vllm {
@@ -27,7 +28,7 @@ uint64_t NameHash(const std::string& name) {  // FNV-1a: the same on every platf
 
 class SynthBuilder {
  public:
-  explicit SynthBuilder(const SynthOptions& options) : o_(options) {
+  SynthBuilder(const SynthOptions& options, const std::atomic<bool>* cancel) : o_(options), cancel_(cancel) {
     label_ = o_.bits == 4 ? "W4A16" : "W8A16";
     out_.plan.bits = o_.bits;
     if (o_.packed) {
@@ -43,6 +44,7 @@ class SynthBuilder {
     const ModelShape& s = o_.shape;
     Float("model.embed_tokens.weight", {s.vocab, s.hidden});
     for (uint64_t layer = 0; layer < s.layers; ++layer) {
+      if (Cancelled(cancel_)) return Interrupted();
       const std::string p = "model.layers." + std::to_string(layer) + ".";
       Norm(p + "input_layernorm");
       MS2VLLM_TRY(Linear(p + "self_attn.q_proj", s.heads * s.head_dim, s.hidden, s.qkv_bias));
@@ -119,6 +121,7 @@ class SynthBuilder {
   }
 
   const SynthOptions& o_;
+  const std::atomic<bool>* cancel_;
   std::string label_;
   SynthCheckpoint out_;
 };
@@ -138,9 +141,9 @@ std::vector<std::string> ModelShapeNames() {
   return names;
 }
 
-Result<SynthCheckpoint> BuildSynthCheckpoint(const SynthOptions& options) {
+Result<SynthCheckpoint> BuildSynthCheckpoint(const SynthOptions& options, const std::atomic<bool>* cancel) {
   if (options.packed && options.bits != 4) return MakeError(ErrorCode::kUsage, "--packed applies to 4-bit only");
-  return SynthBuilder(options).Build();
+  return SynthBuilder(options, cancel).Build();
 }
 
 }  // namespace ms2vllm

@@ -2,6 +2,7 @@
 // a plan of generated tensors (written by the engine's own output path) and its description.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -43,6 +44,7 @@ struct SynthCheckpoint {
   nlohmann::ordered_json description; // quant_model_description JSON
 };
 
-Result<SynthCheckpoint> BuildSynthCheckpoint(const SynthOptions& options);
+// `cancel` (the interrupt flag, may be null) is checked per layer.
+Result<SynthCheckpoint> BuildSynthCheckpoint(const SynthOptions& options, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace ms2vllm

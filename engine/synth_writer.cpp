@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "engine/cancel.h"
 #include "engine/layout.h"
 #include "io/json_file.h"
 #include "io/staging.h"
@@ -10,12 +11,14 @@ namespace ms2vllm {
 
 Result<SynthReport> WriteSynthCheckpoint(const SynthRequest& request) {
   const auto start = std::chrono::steady_clock::now();
-  MS2VLLM_ASSIGN_OR_RETURN(SynthCheckpoint checkpoint, BuildSynthCheckpoint(request.options));
+  const std::atomic<bool>* cancel = request.execution.cancel;
+  MS2VLLM_ASSIGN_OR_RETURN(SynthCheckpoint checkpoint, BuildSynthCheckpoint(request.options, cancel));
   std::string tag = "w";  // built in steps: GCC 12 warns falsely (-Wrestrict) on "w" + to_string(...) + "a16"
   tag += std::to_string(request.options.bits);
   tag += "a16";
   const std::string prefix = "quant_model_weight_" + tag;
-  const Layout layout = ComputeLayout(checkpoint.plan, prefix + ".safetensors", request.max_shard_bytes, prefix);
+  MS2VLLM_ASSIGN_OR_RETURN(const Layout layout,
+                           ComputeLayout(checkpoint.plan, prefix + ".safetensors", request.max_shard_bytes, prefix, cancel));
 
   MS2VLLM_ASSIGN_OR_RETURN(Staging staging, Staging::ForDirectory(request.out_dir, request.force));
   {
@@ -34,7 +37,7 @@ Result<SynthReport> WriteSynthCheckpoint(const SynthRequest& request) {
   }
   const std::string description_name = "quant_model_description_" + tag + ".json";
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor(description_name), checkpoint.description));
-  if (request.execution.cancel && request.execution.cancel->load()) return MakeError(ErrorCode::kInterrupted, "interrupted");
+  if (Cancelled(cancel)) return Interrupted();
   MS2VLLM_TRY(staging.Commit());
   report.weights = staging.target() / weights_name;
   report.description = staging.target() / description_name;

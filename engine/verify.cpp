@@ -160,7 +160,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
   report.target = options.target;
   report.gptq_format = options.gptq_format;
 
-  auto plan = BuildPlan(input.table(), description, options);
+  auto plan = BuildPlan(input.table(), description, options, request.settings.cancel);
   if (!plan) {
     // The input has no conversion to this target, so the file cannot be a correct one.
     if (plan.error().code != ErrorCode::kUnsupported) return plan.take_error();
