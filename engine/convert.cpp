@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "engine/cancel.h"
+#include "engine/input_error.h"
 #include "engine/model_directory.h"
 #include "engine/offset_scan.h"
 #include "io/checkpoint.h"
@@ -14,16 +15,6 @@
 namespace ms2vllm {
 namespace fs = std::filesystem;
 namespace {
-
-// Plan and offset errors start with the tensor's name ("model.x.weight: ..."); the message
-// should also name the file holding it.
-Error NamingTheFile(Error error, const Checkpoint& checkpoint) {
-  const size_t colon = error.message.find(": ");
-  if (colon == std::string::npos) return error;
-  const TensorInfo* tensor = checkpoint.table().Find(std::string_view(error.message).substr(0, colon));
-  if (tensor != nullptr) error.message = checkpoint.shard(tensor->shard).path().string() + ": " + error.message;
-  return error;
-}
 
 // The script's --save_path may never overwrite an input: its bytes are still being read.
 Status CheckNotAnInput(const fs::path& target, const Checkpoint& checkpoint, const fs::path& description) {
@@ -92,11 +83,11 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   ConvertReport report;
   report.sources = std::make_shared<const TensorTable>(checkpoint.table());
   auto plan = BuildPlan(*report.sources, description, request.plan, cancel);
-  if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint);
+  if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint, description);
   report.plan = std::move(*plan);
   report.warnings.Merge(report.plan.warnings);
   auto scan = ScanOffsets(report.plan, checkpoint, report.warnings, cancel);
-  if (!scan.ok()) return NamingTheFile(scan.take_error(), checkpoint);
+  if (!scan.ok()) return NamingTheFile(scan.take_error(), checkpoint, description);
   report.symmetric = scan->all_zero;
   report.input_bytes = checkpoint.TotalFileBytes();
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "engine/input_error.h"
 #include "engine/offset_scan.h"
 #include "engine/plan.h"
 #include "engine/verify_files.h"
@@ -91,7 +92,9 @@ void JudgeTargets(const Checkpoint& checkpoint, const Description& description, 
   options.target = TargetTool::kGptq;  // v1: the scan then also finds zero points v1 cannot store
   auto gptq = BuildPlan(checkpoint.table(), description, options);
   for (auto* plan : {&awq, &gptq}) {
-    if (!*plan && plan->error().code == ErrorCode::kInvalidInput) AddProblem(inspection, plan->error());
+    if (!*plan && plan->error().code == ErrorCode::kInvalidInput) {
+      AddProblem(inspection, NamingTheFile(plan->error(), checkpoint, description));
+    }
   }
   const Plan* scanned = gptq ? &*gptq : awq ? &*awq : nullptr;
   std::optional<Error> offsets_bad, v1_bad;
@@ -107,7 +110,7 @@ void JudgeTargets(const Checkpoint& checkpoint, const Description& description, 
       v1_bad = scan.error();
     } else {
       offsets_bad = scan.error();
-      AddProblem(inspection, scan.error());
+      AddProblem(inspection, NamingTheFile(scan.error(), checkpoint, description));
     }
   }
   auto verdict = [&](std::string name, const Result<Plan>& plan, const std::optional<Error>& extra) {

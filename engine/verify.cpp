@@ -9,6 +9,7 @@
 
 #include "engine/convert.h"
 #include "engine/executor.h"
+#include "engine/input_error.h"
 #include "engine/model_directory.h"
 #include "engine/plan.h"
 #include "engine/verify_files.h"
@@ -162,10 +163,11 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
 
   auto plan = BuildPlan(input.table(), description, options, request.settings.cancel);
   if (!plan) {
+    Error error = NamingTheFile(plan.take_error(), input, description);
     // The input has no conversion to this target, so the file cannot be a correct one.
-    if (plan.error().code != ErrorCode::kUnsupported) return plan.take_error();
+    if (error.code != ErrorCode::kUnsupported) return error;
     report.problems.push_back({weights_name, "cannot be the " + TargetName(options.target, options.gptq_format) +
-                                                 " conversion of the input: " + plan.error().message, {}});
+                                                 " conversion of the input: " + error.message, {}});
     return report;
   }
   report.bits = plan->bits;

@@ -21,6 +21,8 @@ class Checkpoint {
   const MappedFile& shard(uint32_t index) const { return shards_[index]; }
   size_t shard_count() const { return shards_.size(); }
   bool sharded() const { return !index_path_.empty(); }
+  // What was opened: the index, or the one file.
+  const std::filesystem::path& path() const { return sharded() ? index_path_ : shards_.front().path(); }
 
   std::span<const uint8_t> Bytes(const TensorInfo& tensor) const {
     return shards_[tensor.shard].bytes().subspan(tensor.file_offset, tensor.byte_size);

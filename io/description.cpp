@@ -36,6 +36,7 @@ Result<Description> ParseDescription(const std::string& label, std::string_view 
   MS2VLLM_TRY(OpenObject(parser, padded, document, root, label, "description"));
 
   Description description;
+  description.path = label;
   std::unordered_map<std::string, size_t> position;
   for (auto field : root) {
     std::string_view key;

@@ -17,6 +17,7 @@ struct DescriptionEntry {
 };
 
 struct Description {
+  std::string path;  // the file, as messages name it
   // Every key whose value is a string, in file order. A repeated key keeps its first
   // position and its last value, as Python's json.load does.
   std::vector<DescriptionEntry> entries;

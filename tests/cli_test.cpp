@@ -288,6 +288,16 @@ TEST(Cli, ExitCodeForUnsupportedNamesTheTensor) {
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
 }
 
+TEST(Cli, AMissingWeightIsReportedNamingTheWeightsFile) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  auto tensors = testing::LoadTensors(in.model);
+  tensors.erase("model.layers.0.self_attn.q_proj.weight");
+  testing::WriteSafetensors(in.model, {tensors.begin(), tensors.end()});
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              in.model.string() + ": model.layers.0.self_attn.q_proj: ");
+}
+
 TEST(Cli, SavePathInAMissingDirectoryIsAnOutputError) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());

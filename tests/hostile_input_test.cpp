@@ -288,7 +288,7 @@ std::vector<Case> Cases() {
     {"description_mixed_bit_widths", Described("description/mixed-bit-widths.json"), 4,
      {"labels tensors both W4A16 and W8A16"}},
 
-    // --- tensors that cannot be a quantized linear (engine/plan.cpp; the file named by convert.cpp) ---
+    // --- tensors that cannot be a quantized linear (engine/plan.cpp; the file named by input_error.cpp) ---
     {"weight_f16", Weights("plan/weight-f16.safetensors"), 3,
      {"weight-f16.safetensors: " + kLinear + ".weight", "a quantized weight must be I8, it is F16"}},
     {"weight_i32", Weights("plan/weight-i32.safetensors"), 3,
