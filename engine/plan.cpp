@@ -33,28 +33,30 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
 Error Unsupported(const std::string& what) { return MakeError(ErrorCode::kUnsupported, what); }
 Error Invalid(const std::string& what) { return MakeError(ErrorCode::kInvalidInput, what); }
 
-// SPEC 4: --w_bit taken from the description when omitted, refused when it disagrees.
+// SPEC 4: --w_bit taken from the description when omitted, refused when it disagrees. A
+// model_quant_type that its own tensor labels contradict is refused too: either width taken
+// would pack the other's values.
 Result<int> ResolveBits(const Description& description, std::optional<int> w_bit) {
-  std::optional<int> described;
-  std::string source;
-  if (description.model_quant_type) {
-    described = BitsOfLabel(*description.model_quant_type);
-    source = "model_quant_type " + *description.model_quant_type;
-  }
   std::unordered_set<int> label_bits;
   for (const auto& entry : description.entries) {
     if (auto bits = BitsOfLabel(entry.label); bits && entry.name != "model_quant_type") label_bits.insert(*bits);
   }
   if (label_bits.size() > 1) {
-    return Unsupported("the description labels tensors both W4A16 and W8A16; one bit width per checkpoint is supported");
+    return Unsupported(description.path + ": labels tensors both W4A16 and W8A16; one bit width per checkpoint is supported");
   }
-  if (!described && label_bits.size() == 1) {
-    described = *label_bits.begin();
-    source = "its W" + std::to_string(*described) + "A16 labels";
+  const std::optional<int> labelled = label_bits.empty() ? std::nullopt : std::optional<int>(*label_bits.begin());
+  const std::string type = description.model_quant_type.value_or("");
+  const std::optional<int> typed = BitsOfLabel(type);  // other types (W8A8_DYNAMIC, ...) leave it to the labels
+  if (typed && labelled && *typed != *labelled) {
+    return Invalid(description.path + ": model_quant_type " + type + " contradicts its tensor labels, which are all W" +
+                   std::to_string(*labelled) + "A16");
   }
+  const std::optional<int> described = typed ? typed : labelled;
+  const std::string source =
+      typed ? "model_quant_type " + type : "its W" + std::to_string(described.value_or(0)) + "A16 labels";
   if (w_bit && described && *w_bit != *described) {
-    return Unsupported("--w_bit " + std::to_string(*w_bit) + " disagrees with the description (" + source +
-                       "); omit --w_bit to take it from the description");
+    return Unsupported(description.path + ": --w_bit " + std::to_string(*w_bit) + " disagrees with the description (" +
+                       source + "); omit --w_bit to take it from the description");
   }
   return w_bit ? *w_bit : described.value_or(4);
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -286,6 +287,31 @@ TEST(Cli, ExitCodeForUnsupportedNamesTheTensor) {
                    "--w_bit", "4"}),
               kUnsupported, "--w_bit 4");
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
+// Rewrites a copied description with `edit` applied, its key order kept.
+void EditDescription(const fs::path& json, const std::function<void(nlohmann::ordered_json&)>& edit) {
+  auto description = nlohmann::ordered_json::parse(testing::ReadText(json));
+  edit(description);
+  testing::WriteText(json, description.dump());
+}
+
+TEST(Cli, ModelQuantTypeContradictingTheLabelsIsInvalidInputNamingTheDescription) {
+  struct Case {
+    const char *golden, *type, *label;
+  };
+  for (const Case& c : {Case{"w8a16-g64-gptq", "W4A16", "W8A16"}, Case{"w4a16-g64-awq", "W8A16", "W4A16"}}) {
+    TempDir dir;
+    const Inputs in = CopyGolden(c.golden, dir.path());
+    EditDescription(in.json, [&](auto& description) { description["model_quant_type"] = c.type; });
+    for (const char* target : {"awq", "gptq"}) {
+      const Outcome o =
+          Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors", "--target_tool", target});
+      ExpectError(o, kInvalidInput, in.json.string() + ": model_quant_type " + c.type);
+      EXPECT_CONTAINS(o.err, c.label);
+      EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+    }
+  }
 }
 
 TEST(Cli, AMissingWeightIsReportedNamingTheWeightsFile) {

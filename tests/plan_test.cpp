@@ -17,6 +17,8 @@ using Shape = std::vector<uint64_t>;
 // A tensor table and a description, built entry by entry.
 class PlanTest : public ::testing::Test {
  protected:
+  PlanTest() { description_.path = "desc.json"; }  // as messages name the file
+
   void Tensor(const std::string& name, DType dtype, Shape shape) {
     TensorInfo info;
     info.name = name;
@@ -406,6 +408,28 @@ TEST_F(PlanTest, WBitTakenFromLabelsWithoutModelQuantType) {
   Linear("l", 24, 96, 2, "W8A16");
   EXPECT_EQ(BuildOk(Gptq()).bits, 8);
   EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, Gptq(4)), "W8A16");
+}
+
+TEST_F(PlanTest, ModelQuantTypeContradictingTheLabelsIsInvalidInput) {
+  for (auto [type, label] : {std::pair{"W4A16", "W8A16"}, std::pair{"W8A16", "W4A16"}}) {
+    SCOPED_TRACE(type);
+    table_ = {};
+    description_.entries.clear();
+    description_.model_quant_type = type;
+    Linear("l", 24, 96, 2, label);
+    for (PlanOptions options : {PlanOptions{}, Gptq()}) {
+      const std::string message = BuildError(ErrorCode::kInvalidInput, options);
+      EXPECT_TRUE(message.starts_with("desc.json: ")) << message;
+      EXPECT_CONTAINS(message, std::string("model_quant_type ") + type);
+      EXPECT_CONTAINS(message, label);
+    }
+  }
+}
+
+TEST_F(PlanTest, ModelQuantTypeNamingNoBitWidthLeavesItToTheLabels) {
+  description_.model_quant_type = "W8A8_DYNAMIC";
+  Linear("l", 24, 96, 2, "W8A16");
+  EXPECT_EQ(BuildOk(Gptq()).bits, 8);
 }
 
 TEST_F(PlanTest, MixedBitWidthLabelsAreAnError) {
