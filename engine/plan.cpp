@@ -72,18 +72,17 @@ class Planner {
   }
 
   Result<Plan> Run() {
-    std::unordered_set<std::string_view> described;
     for (const auto& entry : description_.entries) {
       if (Cancelled(cancel_)) return Interrupted();
       const TensorInfo* source = table_.Find(entry.name);
       if (source == nullptr) continue;  // not a tensor of the input (version, model_quant_type, ...)
-      described.insert(source->name);
+      used_.insert(source->name);
       MS2VLLM_TRY(ApplyRule(entry.name, entry.label, *source));
     }
     MS2VLLM_TRY(CompleteLinears());
     MS2VLLM_TRY(ResolveGroupSize());
     for (const auto& tensor : table_.tensors()) {
-      if (!described.contains(tensor.name)) plan_.warnings.Add(WarningKind::kNotInDescription, tensor.name);
+      if (!used_.contains(tensor.name)) plan_.warnings.Add(WarningKind::kNotInDescription, tensor.name);
     }
     return std::move(plan_);
   }
@@ -112,16 +111,17 @@ class Planner {
     return Ok{};
   }
 
-  // Loaders need scales and qzeros beside every qweight, even where the description omits them.
+  // Loaders need qweight, scales and qzeros together, even where the description omits a part.
   Status CompleteLinears() {
+    MS2VLLM_TRY(AddUndescribedWeights());
     for (const auto& linear : linears_) {
       if (!index_.contains(linear + ".scales")) {
-        plan_.warnings.Add(WarningKind::kUndescribedLinearPart, linear + std::string(kScale));
+        UseUndescribed(linear + std::string(kScale));
         MS2VLLM_TRY(EmitScales(linear));
       }
       if (index_.contains(linear + ".qzeros")) continue;
       if (table_.Contains(linear + std::string(kOffset))) {
-        plan_.warnings.Add(WarningKind::kUndescribedLinearPart, linear + std::string(kOffset));
+        UseUndescribed(linear + std::string(kOffset));
         MS2VLLM_TRY(EmitQZeros(linear));
         continue;
       }
@@ -132,6 +132,31 @@ class Planner {
       Emit(std::move(zeros));
     }
     return Ok{};
+  }
+
+  // A scale or offset labelled quantized whose weight the description leaves out: scales and
+  // qzeros without their qweight would not load. A weight with a module.weight stays unwritten
+  // (rule 2); one the description labels otherwise is left to its label.
+  Status AddUndescribedWeights() {
+    std::vector<std::string> parts_only;
+    for (const auto& tensor : plan_.tensors) {
+      const bool part = tensor.kind == TransformKind::kScales || tensor.kind == TransformKind::kQZeros;
+      if (part && !index_.contains(tensor.linear + ".qweight")) parts_only.push_back(tensor.linear);
+    }
+    for (const auto& linear : parts_only) {
+      const std::string weight = linear + std::string(kWeight);
+      if (index_.contains(linear + ".qweight") || used_.contains(weight) || table_.Contains(linear + ".module.weight")) continue;
+      UseUndescribed(weight);
+      MS2VLLM_TRY(EmitQWeight(linear));
+    }
+    return Ok{};
+  }
+
+  // An input tensor the description omits, converted because its linear needs it: warned as
+  // such, and so not also as left out.
+  void UseUndescribed(const std::string& name) {
+    plan_.warnings.Add(WarningKind::kUndescribedLinearPart, name);
+    if (const TensorInfo* tensor = table_.Find(name)) used_.insert(tensor->name);
   }
 
   Status EmitQWeight(const std::string& linear) {
@@ -345,6 +370,7 @@ class Planner {
   std::unordered_map<std::string, size_t> index_;
   std::unordered_map<std::string, LinearGeometry> geometry_;
   std::vector<std::string> linears_;
+  std::unordered_set<std::string_view> used_;  // input tensors the description lists or a linear needs
   std::vector<std::string> geometry_order_;  // linears in the order their geometry was first needed
 };
 

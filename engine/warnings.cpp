@@ -24,7 +24,7 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return "no --base-model: wrote weights and quantization files but no config.json; add the float model's config.json "
              "with a quantization_config, or run again with --base-model";
     case WarningKind::kUndescribedLinearPart:
-      return n + " scale/offset tensor(s) are missing from the description but needed by their linear: converted";
+      return n + " weight/scale/offset tensor(s) are missing from the description but needed by their linear: converted";
   }
   return n + " tensor(s): unknown warning";
 }

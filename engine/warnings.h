@@ -16,7 +16,7 @@ enum class WarningKind {
   kClampedWeights,     // weight values outside the signed range, clamped
   kClampedOffsets,     // offset values outside the signed range, clamped
   kPackedInput,        // two 4-bit values per byte (ascendV1), unpacked
-  kUndescribedLinearPart,  // scale/offset used although the description does not list it
+  kUndescribedLinearPart,  // weight/scale/offset converted although the description does not list it
   kNoBaseModel,        // --out-dir without --base-model: no config.json
 };
 

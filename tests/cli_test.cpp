@@ -22,7 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-constexpr int kOk = 0, kUsage = 2, kInvalidInput = 3, kUnsupported = 4, kOutput = 5;
+constexpr int kOk = 0, kUsage = 2, kInvalidInput = 3, kUnsupported = 4, kOutput = 5, kVerifyFailed = 6;
 
 struct Outcome {
   int exit_code = -1;  // -1: did not exit normally
@@ -312,6 +312,28 @@ TEST(Cli, ModelQuantTypeContradictingTheLabelsIsInvalidInputNamingTheDescription
       EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
     }
   }
+}
+
+TEST(Cli, AWeightMissingFromTheDescriptionIsConvertedAndVerified) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const std::string linear = "model.layers.0.self_attn.q_proj";
+  EditDescription(in.json, [&](auto& description) { description.erase(linear + ".weight"); });
+  const fs::path out = dir / "out.safetensors";
+  const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", out});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_CONTAINS(o.err, "needed by their linear: converted: " + linear + ".weight");
+  EXPECT_EQ(o.err.find("not in the description"), std::string::npos) << Show(o);
+  EXPECT_EQ(testing::LoadTensors(out), testing::LoadTensors(testing::GoldenDir() / "w4a16-g64-awq" / "expected.safetensors"));
+
+  const std::vector<std::string> verify = {"verify", "--model", in.model, "--json", in.json, "--converted", out};
+  EXPECT_EQ(Ms2vllm(verify).exit_code, kOk);
+  auto tensors = testing::LoadTensors(out);
+  tensors.erase(linear + ".qweight");
+  testing::WriteSafetensors(out, {tensors.begin(), tensors.end()});
+  const Outcome failed = Ms2vllm(verify);
+  EXPECT_EQ(failed.exit_code, kVerifyFailed) << Show(failed);
+  EXPECT_CONTAINS(failed.out + failed.err, linear + ".qweight");
 }
 
 TEST(Cli, AMissingWeightIsReportedNamingTheWeightsFile) {

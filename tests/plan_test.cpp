@@ -497,6 +497,37 @@ TEST_F(PlanTest, ScaleAndOffsetMissingFromTheDescriptionAreStillConverted) {
   ASSERT_NE(Find(plan, "l.qzeros"), nullptr);
   EXPECT_EQ(Get(plan, "l.qzeros").kind, TransformKind::kQZeros);
   EXPECT_NE(WarningWith(plan.warnings, "missing from the description"), "");
+  // Converted because the linear needs them, so not also reported as left out.
+  EXPECT_EQ(WarningWith(plan.warnings, "not in the description"), "");
+}
+
+TEST_F(PlanTest, AWeightMissingFromTheDescriptionIsConvertedWithItsScaleAndOffset) {
+  for (auto target : {TargetTool::kAwq, TargetTool::kGptq}) {
+    table_ = {};
+    description_.entries.clear();
+    Tensor("l.weight", DType::kI8, {24, 96});
+    Described("l.weight_scale", DType::kF32, {24, 2}, "W4A16");
+    Described("l.weight_offset", DType::kF32, {24, 2}, "W4A16");
+    PlanOptions options;
+    options.target = target;
+    const Plan plan = BuildOk(options);
+    const OutputTensor& qweight = Get(plan, "l.qweight");
+    EXPECT_EQ(qweight.kind, TransformKind::kQWeight);
+    EXPECT_EQ(qweight.source, table_.Find("l.weight"));
+    EXPECT_NE(Find(plan, "l.scales"), nullptr);
+    EXPECT_NE(Find(plan, "l.qzeros"), nullptr);
+    EXPECT_CONTAINS(WarningWith(plan.warnings, "missing from the description"), "l.weight");
+    EXPECT_EQ(WarningWith(plan.warnings, "not in the description"), "");
+  }
+}
+
+TEST_F(PlanTest, AWeightMissingFromTheDescriptionStaysUnwrittenWhenItHasAModuleWeight) {
+  Tensor("n.weight", DType::kI8, {24, 96});
+  Described("n.module.weight", DType::kBF16, {96}, "W4A16");
+  Described("n.weight_scale", DType::kF32, {24, 2}, "W4A16");
+  const Plan plan = BuildOk();
+  EXPECT_EQ(Find(plan, "n.qweight"), nullptr);
+  EXPECT_CONTAINS(WarningWith(plan.warnings, "not in the description"), "n.weight");
 }
 
 TEST_F(PlanTest, AwqRefusesOutNotAMultipleOf8) {
