@@ -33,6 +33,24 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
 Error Unsupported(const std::string& what) { return MakeError(ErrorCode::kUnsupported, what); }
 Error Invalid(const std::string& what) { return MakeError(ErrorCode::kInvalidInput, what); }
 
+// The description must name tensors of this checkpoint and label some of them quantized:
+// otherwise the "conversion" would be a copy whose quantization config invents a bit width.
+Status CheckSomethingToConvert(const TensorTable& table, const Description& description) {
+  bool names_a_tensor = false, labels_one_quantized = false;
+  for (const auto& entry : description.entries) {
+    if (!table.Contains(entry.name)) continue;
+    names_a_tensor = true;
+    labels_one_quantized |= IsQuantLabel(entry.label);
+  }
+  // Neither message starts with a tensor, so the caller names the weights file first.
+  if (!names_a_tensor) return Invalid("none of the checkpoint's tensors is named in the description " + description.path);
+  if (!labels_one_quantized) {
+    return Unsupported("the description " + description.path +
+                       " labels none of the checkpoint's tensors W4A16 or W8A16: nothing to convert");
+  }
+  return Ok{};
+}
+
 // SPEC 4: --w_bit taken from the description when omitted, refused when it disagrees. A
 // model_quant_type that its own tensor labels contradict is refused too: either width taken
 // would pack the other's values.
@@ -390,6 +408,7 @@ uint64_t Plan::TotalBytes() const {
 
 Result<Plan> BuildPlan(const TensorTable& table, const Description& description, const PlanOptions& options,
                        const std::atomic<bool>* cancel) {
+  MS2VLLM_TRY(CheckSomethingToConvert(table, description));
   MS2VLLM_ASSIGN_OR_RETURN(int bits, ResolveBits(description, options.w_bit));
   if (bits != 4 && bits != 8) return MakeError(ErrorCode::kUsage, "--w_bit must be 4 or 8");
   if (options.target == TargetTool::kAwq && bits == 8) {

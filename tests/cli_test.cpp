@@ -336,6 +336,39 @@ TEST(Cli, AWeightMissingFromTheDescriptionIsConvertedAndVerified) {
   EXPECT_CONTAINS(failed.out + failed.err, linear + ".qweight");
 }
 
+TEST(Cli, NothingLabelledQuantizedIsUnsupportedNamingTheDescription) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-gptq", dir.path());
+  EditDescription(in.json, [](auto& description) {
+    for (auto& item : description.items()) {
+      if (item.key() != "model_quant_type" && item.value() == "W4A16") item.value() = "W8A8";
+    }
+  });
+  const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--target_tool", "gptq", "--out-dir", dir / "od"});
+  ExpectError(o, kUnsupported, in.json.string());
+  EXPECT_CONTAINS(o.err, "nothing to convert");
+  EXPECT_FALSE(fs::exists(dir / "od"));
+  const Outcome inspected = Ms2vllm({"inspect", in.model, "--json", in.json});
+  EXPECT_EQ(inspected.exit_code, kUnsupported) << Show(inspected);
+  EXPECT_CONTAINS(inspected.out, "nothing to convert");
+}
+
+TEST(Cli, ACheckpointHoldingNoTensorOfTheDescriptionIsInvalidInputNamingBoth) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  testing::WriteText(dir / "empty.safetensors", std::string("\x02\0\0\0\0\0\0\0{}", 10));
+  testing::WriteText(dir / "empty.safetensors.index.json", R"({"metadata": {"total_size": 0}, "weight_map": {}})");
+  for (const fs::path& weights : {dir / "empty.safetensors", dir / "empty.safetensors.index.json"}) {
+    const Outcome o = Ms2vllm({"--model", weights, "--json", in.json, "--save_path", dir / "o.safetensors"});
+    ExpectError(o, kInvalidInput, weights.string() + ": none of the checkpoint's tensors");
+    EXPECT_CONTAINS(o.err, in.json.string());
+    const Outcome inspected = Ms2vllm({"inspect", weights, "--json", in.json});
+    EXPECT_EQ(inspected.exit_code, kInvalidInput) << Show(inspected);
+    EXPECT_CONTAINS(inspected.out, "none of the checkpoint's tensors");
+  }
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
 TEST(Cli, AMissingWeightIsReportedNamingTheWeightsFile) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -102,10 +103,12 @@ TEST_F(PlanTest, Rule1CopiesNonQuantizedLabelsUnchanged) {
   Described("model.embed_tokens.weight", DType::kF16, {32, 24}, "FLOAT");
   Described("model.layers.0.self_attn.q_proj.bias", DType::kBF16, {24}, "FLOAT");
   Described("model.layers.0.mlp.gate_proj.weight", DType::kI8, {24, 96}, "W8A8");  // other labels too
+  Linear("q", 24, 96, 2);  // something to convert: a description without it is refused
   const Plan plan = BuildOk();
   ASSERT_EQ(Names(plan), (std::vector<std::string>{"model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.bias",
-                                                   "model.layers.0.mlp.gate_proj.weight"}));
-  for (const auto& tensor : plan.tensors) {
+                                                   "model.layers.0.mlp.gate_proj.weight", "q.qweight", "q.scales",
+                                                   "q.qzeros"}));
+  for (const auto& tensor : std::span(plan.tensors).first(3)) {
     const TensorInfo* source = table_.Find(tensor.name);
     EXPECT_EQ(tensor.kind, TransformKind::kCopy) << tensor.name;
     EXPECT_EQ(tensor.source, source) << tensor.name;
@@ -237,8 +240,9 @@ TEST_F(PlanTest, Rule6DropsTheFinalNormsModuleTensors) {
 
 TEST_F(PlanTest, Rule1ComesBeforeRule6) {
   Described("model.norm.module.weight", DType::kBF16, {96}, "FLOAT");
+  Linear("q", 24, 96, 2);  // something to convert
   const Plan plan = BuildOk();
-  EXPECT_EQ(Names(plan), (std::vector<std::string>{"model.norm.module.weight"}));
+  EXPECT_EQ(Names(plan), (std::vector<std::string>{"model.norm.module.weight", "q.qweight", "q.scales", "q.qzeros"}));
 }
 
 TEST_F(PlanTest, Rule7CopiesModuleBiasUnderItsOwnName) {
@@ -273,7 +277,8 @@ TEST_F(PlanTest, OutputFollowsDescriptionOrderNotFileOrder) {
   Entry("c", "FLOAT");
   Entry("a", "FLOAT");
   Entry("b", "FLOAT");
-  EXPECT_EQ(Names(BuildOk()), (std::vector<std::string>{"c", "a", "b"}));
+  Linear("q", 24, 96, 2);  // something to convert
+  EXPECT_EQ(Names(BuildOk()), (std::vector<std::string>{"c", "a", "b", "q.qweight", "q.scales", "q.qzeros"}));
 }
 
 TEST_F(PlanTest, SkipsDescriptionKeysThatAreNotTensors) {
@@ -283,16 +288,18 @@ TEST_F(PlanTest, SkipsDescriptionKeysThatAreNotTensors) {
   Entry("layers.9.ghost.weight", "W4A16");  // described, but not in the checkpoint
   description_.model_quant_type = "W4A16";
   Described("x", DType::kF32, {4}, "FLOAT");
+  Linear("q", 24, 96, 2);  // something to convert
   const Plan plan = BuildOk();
-  EXPECT_EQ(Names(plan), (std::vector<std::string>{"x"}));
+  EXPECT_EQ(Names(plan), (std::vector<std::string>{"x", "q.qweight", "q.scales", "q.qzeros"}));
   EXPECT_TRUE(plan.warnings.empty());
 }
 
 TEST_F(PlanTest, TensorsAbsentFromTheDescriptionAreWarnedAndNotWritten) {
   Described("kept", DType::kF32, {4}, "FLOAT");
   for (const char* name : {"extra.0", "extra.1", "extra.2", "extra.3"}) Tensor(name, DType::kF32, {4});
+  Linear("q", 24, 96, 2);  // something to convert
   const Plan plan = BuildOk();
-  EXPECT_EQ(Names(plan), (std::vector<std::string>{"kept"}));
+  EXPECT_EQ(Names(plan), (std::vector<std::string>{"kept", "q.qweight", "q.scales", "q.qzeros"}));
   const std::string line = WarningWith(plan.warnings, "not in the description");
   EXPECT_CONTAINS(line, "4 tensor(s)");
   EXPECT_CONTAINS(line, "extra.0, extra.1, extra.2, ...");
@@ -430,6 +437,25 @@ TEST_F(PlanTest, ModelQuantTypeNamingNoBitWidthLeavesItToTheLabels) {
   description_.model_quant_type = "W8A8_DYNAMIC";
   Linear("l", 24, 96, 2, "W8A16");
   EXPECT_EQ(BuildOk(Gptq()).bits, 8);
+}
+
+TEST_F(PlanTest, NoTensorLabelledQuantizedIsNothingToConvert) {
+  Described("x", DType::kF32, {4}, "FLOAT");
+  Described("l.weight", DType::kI8, {24, 96}, "W8A8");
+  Entry("ghost.weight", "W4A16");  // labelled, but not a tensor of the checkpoint
+  for (PlanOptions options : {PlanOptions{}, Gptq()}) {
+    const std::string message = BuildError(ErrorCode::kUnsupported, options);
+    EXPECT_CONTAINS(message, "desc.json");
+    EXPECT_CONTAINS(message, "nothing to convert");
+  }
+}
+
+TEST_F(PlanTest, NoTensorNamedByTheDescriptionIsInvalidInput) {
+  Entry("model_quant_type", "W4A16");
+  Entry("l.weight", "W4A16");
+  EXPECT_CONTAINS(BuildError(ErrorCode::kInvalidInput), "desc.json");  // an empty checkpoint
+  Tensor("other.weight", DType::kI8, {24, 96});
+  EXPECT_CONTAINS(BuildError(ErrorCode::kInvalidInput, Gptq()), "desc.json");
 }
 
 TEST_F(PlanTest, MixedBitWidthLabelsAreAnError) {
