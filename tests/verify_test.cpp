@@ -382,12 +382,22 @@ TEST(VerifySynthTest, ShardedModelDirectoryVerifiesItsConfigsAndIndex) {
   auto config = nlohmann::ordered_json::parse(testing::ReadText(dir / "out" / "quantize_config.json"));
   config["group_size"] = 32;
   testing::WriteText(dir / "out" / "quantize_config.json", config.dump());
-  auto index = nlohmann::ordered_json::parse(testing::ReadText(dir / "out" / "model.safetensors.index.json"));
+  const std::string index_text = testing::ReadText(dir / "out" / "model.safetensors.index.json");
+  auto index = nlohmann::ordered_json::parse(index_text);
   index["weight_map"].erase("model.norm.weight");
   testing::WriteText(dir / "out" / "model.safetensors.index.json", index.dump());
   report = VerifyOrDie(request);
   EXPECT_TRUE(NamesTensor(report, "quantize_config.json")) << Describe(report);
   EXPECT_TRUE(NamesTensor(report, "model.safetensors.index.json")) << Describe(report);
+
+  // Every tensor mapped again, but a total_size that is not the tensors' bytes.
+  auto remapped = nlohmann::ordered_json::parse(index_text);
+  remapped["metadata"]["total_size"] = 1;
+  testing::WriteText(dir / "out" / "model.safetensors.index.json", remapped.dump());
+  report = VerifyOrDie(request);
+  bool size_named = false;
+  for (const auto& problem : report.problems) size_named |= problem.problem.starts_with("metadata.total_size is 1,");
+  EXPECT_TRUE(size_named) << Describe(report);
 }
 
 TEST(VerifySynthTest, MissingOffsetsMeanZeroPointHalfRange) {
