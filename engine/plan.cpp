@@ -109,6 +109,7 @@ class Planner {
   // SPEC 2, rules 1-7, in their order.
   Status ApplyRule(const std::string& name, const std::string& label, const TensorInfo& source) {
     if (!IsQuantLabel(label)) {
+      if (label != "FLOAT") plan_.warnings.Add(WarningKind::kOtherLabel, name + " (" + label + ")");
       NoteFloatLinear(name, source);
       Emit(Copy(name, source));
       return Ok{};

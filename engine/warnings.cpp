@@ -25,6 +25,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
              "with a quantization_config, or run again with --base-model";
     case WarningKind::kUndescribedLinearPart:
       return n + " weight/scale/offset tensor(s) are missing from the description but needed by their linear: converted";
+    case WarningKind::kOtherLabel:
+      return n + " tensor(s) carry a label other than FLOAT, W4A16 and W8A16: copied unchanged (as the script does), "
+             "so a loader reads them as plain tensors";
   }
   return n + " tensor(s): unknown warning";
 }

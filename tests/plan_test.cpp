@@ -115,6 +115,10 @@ TEST_F(PlanTest, Rule1CopiesNonQuantizedLabelsUnchanged) {
     EXPECT_EQ(tensor.dtype, source->dtype) << tensor.name;
     EXPECT_EQ(tensor.shape, source->shape) << tensor.name;
   }
+  // Only the label that is neither FLOAT nor a weight-only one is pointed out (a typo looks the same).
+  const std::string warning = WarningWith(plan.warnings, "label other than FLOAT, W4A16 and W8A16");
+  EXPECT_NE(warning.find("1 tensor(s)"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("model.layers.0.mlp.gate_proj.weight (W8A8)"), std::string::npos) << warning;
 }
 
 TEST_F(PlanTest, Rule2WeightBecomesAwqQWeight) {
