@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/cancel.h"
 #include "engine/verify_tensor.h"
 
 namespace ms2vllm {
@@ -130,7 +131,7 @@ class QWeightChecker {
       out_file.Prefault(actual_.file_offset + band_first, band_size);
       const uint64_t rows = std::max<uint64_t>(8, c_.settings.chunk_bytes / (i1 - i0) / 8 * 8);
       for (uint64_t o0 = 0; o0 < g_.out; o0 += rows) {
-        if (c_.settings.cancel && c_.settings.cancel->load(std::memory_order_relaxed)) {
+        if (Cancelled(c_.settings.cancel)) {
           verdict.cancelled = true;
           return verdict;
         }

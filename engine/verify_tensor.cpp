@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/cancel.h"
 #include "engine/offset_values.h"
 #include "kernels/float_convert.h"
 
@@ -72,10 +73,6 @@ void ReleaseAround(const MappedFile& file, const TensorInfo& tensor) {
   if (end > begin) file.Release(begin, end - begin);
 }
 
-bool Cancelled(const VerifySettings& settings) {
-  return settings.cancel && settings.cancel->load(std::memory_order_relaxed);
-}
-
 TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, const TensorInfo& actual) {
   TensorVerdict verdict;
   Differences differences(c.settings.examples);
@@ -86,7 +83,7 @@ TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, cons
   const uint32_t element = DTypeSize(actual.dtype);
   const uint64_t size = t.source->byte_size, chunk = std::max<uint64_t>(c.settings.chunk_bytes, 4096);
   for (uint64_t at = 0; at < size; at += chunk) {
-    if (Cancelled(c.settings)) {
+    if (Cancelled(c.settings.cancel)) {
       verdict.cancelled = true;
       return verdict;
     }
