@@ -26,8 +26,12 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, const ConvertRe
   }
   if (request.base_model) {
     std::error_code ec;
+    if (!fs::exists(*request.base_model, ec)) {
+      return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": no such directory (--base-model)");
+    }
     if (!fs::is_directory(*request.base_model, ec)) {
-      return MakeError(ErrorCode::kUsage, request.base_model->string() + ": --base-model must be the float model's directory");
+      return MakeError(ErrorCode::kInvalidInput,
+                       request.base_model->string() + ": not a directory; --base-model is the float model's directory");
     }
     if (!fs::exists(*request.base_model / "config.json", ec)) {
       return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": has no config.json");
