@@ -8,13 +8,20 @@ namespace ms2vllm {
 namespace fs = std::filesystem;
 namespace {
 
-// Weight files and indexes of the float model are replaced by ours; configs are rewritten.
+// Weight files and indexes of the float model are replaced by ours; configs are rewritten. Other
+// weights (ONNX, TFLite), quantization leftovers (AutoAWQ's quant_config.json, msModelSlim's
+// description, a base directory that is msModelSlim's own output), LoRA adapter files (which
+// make transformers load the directory as an adapter) and backups are not the model's: left out.
 bool IsReplacedFile(const std::string& name) {
-  static constexpr std::string_view kWeightSuffixes[] = {".safetensors", ".bin", ".pt", ".pth", ".ckpt",
-                                                         ".h5", ".msgpack", ".gguf", ".index.json"};
-  if (name == "config.json" || name == "quantize_config.json" || name.starts_with(".")) return true;
-  return std::any_of(std::begin(kWeightSuffixes), std::end(kWeightSuffixes),
-                     [&](std::string_view suffix) { return name.ends_with(suffix); });
+  static constexpr std::string_view kSuffixes[] = {".safetensors", ".bin", ".pt",   ".pth", ".ckpt", ".h5",  ".msgpack",
+                                                   ".gguf",        ".onnx", ".onnx_data", ".tflite", ".ot", ".index.json",
+                                                   ".bak",         "~"};
+  static constexpr std::string_view kPrefixes[] = {".", "quant_model_", "adapter_"};
+  static constexpr std::string_view kNames[] = {"config.json", "quantize_config.json", "quant_config.json"};
+  auto any = [](const auto& list, auto&& matches) { return std::any_of(std::begin(list), std::end(list), matches); };
+  return any(kNames, [&](std::string_view n) { return name == n; }) ||
+         any(kPrefixes, [&](std::string_view prefix) { return name.starts_with(prefix); }) ||
+         any(kSuffixes, [&](std::string_view suffix) { return name.ends_with(suffix); });
 }
 
 }  // namespace

@@ -117,10 +117,15 @@ struct BaseModel {
   fs::path dir;
   ordered_json config;
   std::vector<std::string> copied = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                                     "special_tokens_map.json", "tokenizer.model", "merges.txt", "vocab.json"};
+                                     "special_tokens_map.json", "tokenizer.model", "merges.txt", "vocab.json",
+                                     "modeling_custom.py", "README.md"};
+  // Float weights in any format, quantization leftovers (a base directory that is msModelSlim's
+  // output, AutoAWQ's config), LoRA adapter files and backups.
   std::vector<std::string> not_copied = {"model.safetensors", "model-00001-of-00002.safetensors",
                                          "model.safetensors.index.json", "pytorch_model.bin",
-                                         "pytorch_model.bin.index.json", ".gitattributes"};
+                                         "pytorch_model.bin.index.json", ".gitattributes", "model.onnx",
+                                         "quant_model_description_w4a16.json", "quant_config.json",
+                                         "adapter_config.json", "config.json.bak"};
 };
 
 BaseModel MakeBaseModel(const fs::path& dir) {
