@@ -51,6 +51,12 @@ Status CheckSomethingToConvert(const TensorTable& table, const Description& desc
   return Ok{};
 }
 
+// Tensor names are dotted paths with a weight label; the description's other keys (version,
+// model_quant_type, group_size, kv_cache_type, ...) are single words.
+bool LooksLikeATensor(const DescriptionEntry& entry) {
+  return Contains(entry.name, ".") && (IsQuantLabel(entry.label) || entry.label == "FLOAT");
+}
+
 // SPEC 4: --w_bit taken from the description when omitted, refused when it disagrees. A
 // model_quant_type that its own tensor labels contradict is refused too: either width taken
 // would pack the other's values.
@@ -93,7 +99,10 @@ class Planner {
     for (const auto& entry : description_.entries) {
       if (Cancelled(cancel_)) return Interrupted();
       const TensorInfo* source = table_.Find(entry.name);
-      if (source == nullptr) continue;  // not a tensor of the input (version, model_quant_type, ...)
+      if (source == nullptr) {  // a key that is no tensor (version, model_quant_type, ...), or a missing tensor
+        if (LooksLikeATensor(entry)) plan_.warnings.Add(WarningKind::kNotInCheckpoint, entry.name);
+        continue;
+      }
       used_.insert(source->name);
       MS2VLLM_TRY(ApplyRule(entry.name, entry.label, *source));
     }

@@ -10,6 +10,8 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
   switch (kind) {
     case WarningKind::kNotInDescription:
       return n + " tensor(s) of the checkpoint are not in the description and are not written (as the script does)";
+    case WarningKind::kNotInCheckpoint:
+      return n + " tensor(s) the description lists are not in the checkpoint (one shard given instead of its index?)";
     case WarningKind::kMissingOffset:
       return n + " linear(s) have no weight_offset (symmetric): wrote qzeros for offset 0, which loaders need";
     case WarningKind::kLegacyScaleShape:
@@ -21,8 +23,8 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kPackedInput:
       return n + " W4A16 weight(s) hold two 4-bit values per byte (msModelSlim ascendV1): unpacked while converting";
     case WarningKind::kNoBaseModel:
-      return "no --base-model: wrote weights and quantization files but no config.json; add the float model's config.json "
-             "with a quantization_config, or run again with --base-model";
+      return "no --base-model: no config.json written, which is where loaders read the quantization_config (only GPTQ "
+             "also gets quantize_config.json); add the float model's config.json with one, or run again with --base-model";
     case WarningKind::kUndescribedLinearPart:
       return n + " weight/scale/offset tensor(s) are missing from the description but needed by their linear: converted";
     case WarningKind::kOtherLabel:

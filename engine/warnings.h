@@ -11,6 +11,7 @@ namespace ms2vllm {
 
 enum class WarningKind {
   kNotInDescription,   // input tensors the description does not list: not written
+  kNotInCheckpoint,    // tensors the description lists that the input lacks (a shard given alone?)
   kMissingOffset,      // symmetric linears without weight_offset: qzeros written for offset 0
   kLegacyScaleShape,   // [out*G, 1] or [out] scales/offsets reshaped to [out, G]
   kClampedWeights,     // weight values outside the signed range, clamped

@@ -289,13 +289,18 @@ TEST_F(PlanTest, SkipsDescriptionKeysThatAreNotTensors) {
   Entry("model_quant_type", "W4A16");
   Entry("version", "1.0.0");
   Entry("kv_cache_type", "C8");
-  Entry("layers.9.ghost.weight", "W4A16");  // described, but not in the checkpoint
+  Entry("layers.9.ghost.weight", "W4A16");  // described, but not in the checkpoint (a shard given alone?)
+  Entry("model.norm.weight", "FLOAT");
   description_.model_quant_type = "W4A16";
   Described("x", DType::kF32, {4}, "FLOAT");
   Linear("q", 24, 96, 2);  // something to convert
   const Plan plan = BuildOk();
   EXPECT_EQ(Names(plan), (std::vector<std::string>{"x", "q.qweight", "q.scales", "q.qzeros"}));
-  EXPECT_TRUE(plan.warnings.empty());
+  // The missing tensors are pointed out; the keys that are no tensors are not.
+  ASSERT_EQ(plan.warnings.Lines().size(), 1u);
+  const std::string line = plan.warnings.Lines()[0];
+  EXPECT_CONTAINS(line, "2 tensor(s) the description lists are not in the checkpoint");
+  EXPECT_CONTAINS(line, "layers.9.ghost.weight, model.norm.weight");
 }
 
 TEST_F(PlanTest, TensorsAbsentFromTheDescriptionAreWarnedAndNotWritten) {
