@@ -108,6 +108,10 @@ class Planner {
     }
     MS2VLLM_TRY(CompleteLinears());
     MS2VLLM_TRY(ResolveGroupSize());
+    // AWQ's config lists them in modules_to_not_convert; a GPTQ config has no such list.
+    if (options_.target == TargetTool::kGptq) {
+      for (const auto& linear : plan_.float_linears) plan_.warnings.Add(WarningKind::kFloatLinearsInGptq, linear);
+    }
     for (const auto& tensor : table_.tensors()) {
       if (!used_.contains(tensor.name)) plan_.warnings.Add(WarningKind::kNotInDescription, tensor.name);
     }

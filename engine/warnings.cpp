@@ -27,6 +27,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
              "also gets quantize_config.json); add the float model's config.json with one, or run again with --base-model";
     case WarningKind::kUndescribedLinearPart:
       return n + " weight/scale/offset tensor(s) are missing from the description but needed by their linear: converted";
+    case WarningKind::kFloatLinearsInGptq:
+      return n + " linear(s) are left in float by msModelSlim: a GPTQ config cannot exempt them, and AutoGPTQ (and "
+             "vLLM, unless told to skip them) expect every linear quantized; AWQ lists them in modules_to_not_convert";
     case WarningKind::kOtherLabel:
       return n + " tensor(s) carry a label other than FLOAT, W4A16 and W8A16: copied unchanged (as the script does), "
              "so a loader reads them as plain tensors";

@@ -18,6 +18,7 @@ enum class WarningKind {
   kClampedOffsets,     // offset values outside the signed range, clamped
   kPackedInput,        // two 4-bit values per byte (ascendV1), unpacked
   kUndescribedLinearPart,  // weight/scale/offset converted although the description does not list it
+  kFloatLinearsInGptq, // linears left in float, which a GPTQ config cannot exempt
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged
   kNoBaseModel,        // --out-dir without --base-model: no config.json
 };

@@ -323,6 +323,11 @@ TEST_F(PlanTest, ListsLinearsLeftInFloat) {
   Described("lm_head.weight", DType::kBF16, {32, 24}, "FLOAT");
   const Plan plan = BuildOk();
   EXPECT_EQ(plan.float_linears, (std::vector<std::string>{"model.layers.0.mlp.down_proj"}));
+  // AWQ exempts them in its config; GPTQ cannot, so it warns.
+  EXPECT_EQ(WarningWith(plan.warnings, "left in float"), "");
+  const Plan gptq = BuildOk(Gptq());
+  EXPECT_CONTAINS(WarningWith(gptq.warnings, "left in float"), "1 linear(s)");
+  EXPECT_CONTAINS(WarningWith(gptq.warnings, "left in float"), "model.layers.0.mlp.down_proj");
 }
 
 TEST_F(PlanTest, RecordsTheGroupSize) {
