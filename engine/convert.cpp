@@ -7,6 +7,7 @@
 #include "engine/input_error.h"
 #include "engine/model_directory.h"
 #include "engine/offset_scan.h"
+#include "engine/scale_cast_scan.h"
 #include "io/checkpoint.h"
 #include "io/description.h"
 #include "io/model_locator.h"
@@ -88,6 +89,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   report.warnings.Merge(report.plan.warnings);
   auto scan = ScanOffsets(report.plan, checkpoint, report.warnings, cancel);
   if (!scan.ok()) return NamingTheFile(scan.take_error(), checkpoint, description);
+  MS2VLLM_TRY(ScanScaleCasts(report.plan, checkpoint, report.warnings, cancel));
   report.symmetric = scan->all_zero;
   report.input_bytes = checkpoint.TotalFileBytes();
 

@@ -16,6 +16,8 @@ enum class WarningKind {
   kLegacyScaleShape,   // [out*G, 1] or [out] scales/offsets reshaped to [out, G]
   kClampedWeights,     // weight values outside the signed range, clamped
   kClampedOffsets,     // offset values outside the signed range, clamped
+  kScalesLostInCast,   // --scales-dtype: finite scales that become infinite or 0
+  kNonFiniteScales,    // --scales-dtype: scales that are NaN or infinite in the input
   kPackedInput,        // two 4-bit values per byte (ascendV1), unpacked
   kUndescribedLinearPart,  // weight/scale/offset converted although the description does not list it
   kFloatLinearsInGptq, // linears left in float, which a GPTQ config cannot exempt

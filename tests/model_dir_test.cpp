@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -609,20 +611,27 @@ TEST(ModelInputs, SavePathOverAShardOfTheInputIsRefused) {
   EXPECT_EQ(testing::ReadText(shard), bytes);
 }
 
-TEST(ModelDirectory, ScalesDTypeCastsTheScales) {
-  // Scales exactly representable in F16 and BF16, plus 0.1, which both round.
-  MsCheckpoint checkpoint;
-  MsLinearOptions o;
-  testing::MsLinear linear = testing::MakeMsLinear(o);
+// One linear "l" whose F32 scales are `edit` applied to exactly representable ones, written to
+// dir/input; the scales are returned.
+std::vector<double> WriteLinearWithScales(const fs::path& dir, MsCheckpoint& checkpoint,
+                                          const std::function<void(std::vector<double>&)>& edit) {
+  testing::MsLinear linear = testing::MakeMsLinear(MsLinearOptions{});
   std::vector<double> scales(testing::Numel(linear.scale));
   for (size_t i = 0; i < scales.size(); ++i) scales[i] = (1.0 + i % 64) / 256.0;
-  scales[5] = 0.1;
+  edit(scales);
   linear.scale = MakeTensor(DType::kF32, linear.scale.shape, scales);
   linear.offset = MakeTensor(DType::kF32, linear.scale.shape, std::vector<double>(scales.size(), 1.0));
   checkpoint.AddLinear("l", linear, "W4A16");
-  TempDir dir;
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
+  return scales;
+}
+
+TEST(ModelDirectory, ScalesDTypeCastsTheScales) {
+  // Scales exactly representable in F16 and BF16, plus 0.1, which both round.
+  MsCheckpoint checkpoint;
+  TempDir dir;
+  const std::vector<double> scales = WriteLinearWithScales(dir.path(), checkpoint, [](auto& s) { s[5] = 0.1; });
   const Tensors reference = ReferenceConversion(checkpoint, dir.path(), TargetTool::kAwq);
   for (auto [option, dtype, tenth] : {std::tuple{ScalesDType::kF16, DType::kF16, uint16_t{0x2E66}},
                                       std::tuple{ScalesDType::kBF16, DType::kBF16, uint16_t{0x3DCD}}}) {
@@ -648,6 +657,33 @@ TEST(ModelDirectory, ScalesDTypeCastsTheScales) {
     std::memcpy(&bits, cast.bytes.data() + (1 * 24 + 2) * 2, 2);  // [g=1][o=2] is input element 5
     EXPECT_EQ(bits, tenth);
     for (const char* name : {"l.qweight", "l.qzeros"}) EXPECT_EQ(tensors.at(name), reference.at(name)) << name;
+    for (const auto& line : report->warnings.Lines()) EXPECT_EQ(line.find("scale value(s)"), std::string::npos) << line;
+  }
+}
+
+TEST(ModelDirectory, ScalesDTypeWarnsOfScalesTheCastLosesAndOfScalesNeverFinite) {
+  MsCheckpoint checkpoint;
+  TempDir dir;
+  WriteLinearWithScales(dir.path(), checkpoint, [](auto& s) {
+    s[0] = 1e6;    // past float16's 65504: infinite
+    s[1] = 1e-9;   // below float16's 2^-24: 0
+    s[2] = std::numeric_limits<double>::quiet_NaN();
+  });
+  // bf16 has float32's range: only the NaN is left to report.
+  for (auto [option, lost] : {std::pair{ScalesDType::kF16, "2 scale value(s) in 1 tensor(s)"}, std::pair{ScalesDType::kBF16, ""}}) {
+    ConvertRequest request = DirectoryRequest(dir / "input", dir / ("out" + std::string(lost).substr(0, 1)));
+    request.plan.scales_dtype = option;
+    auto report = Convert(request);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    std::string lost_line, never_finite_line;
+    for (const auto& line : report->warnings.Lines()) {
+      if (line.find("outside the --scales-dtype range") != std::string::npos) lost_line = line;
+      if (line.find("NaN or infinite in the input") != std::string::npos) never_finite_line = line;
+    }
+    EXPECT_EQ(lost_line.substr(0, std::string(lost).size()), lost);
+    EXPECT_EQ(lost_line.empty(), std::string(lost).empty()) << lost_line;
+    EXPECT_TRUE(never_finite_line.starts_with("1 scale value(s) in 1 tensor(s)")) << never_finite_line;
+    EXPECT_CONTAINS(never_finite_line, "l.weight_scale");
   }
 }
 
