@@ -4,7 +4,6 @@
 #include <unordered_set>
 
 #include "io/json_file.h"
-#include "io/mapped_file.h"
 #include "io/shard_index.h"
 
 namespace ms2vllm {
@@ -115,10 +114,7 @@ std::vector<VerifyProblem> CheckShardIndex(const fs::path& index, const Checkpoi
   const std::string name = index.filename().string();
   // The checkpoint reader's own parser: an ordered DOM would search its keys on every insert,
   // quadratic over the 100k+ entries of a large model's index.
-  auto file = MappedFile::Open(index);
-  if (!file) return {{name, file.error().message, {}}};
-  const auto bytes = file->bytes();
-  auto parsed = ParseShardIndex(name, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+  auto parsed = ReadShardIndex(index, name);
   if (!parsed) return {{name, parsed.error().message, {}}};
   std::unordered_set<std::string_view> mapped;
   for (const auto& entry : parsed->weight_map) mapped.insert(entry.tensor);

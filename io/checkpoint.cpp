@@ -31,12 +31,7 @@ Result<Checkpoint> Checkpoint::Open(const std::filesystem::path& weights) {
     return checkpoint;
   }
   checkpoint.index_path_ = weights;
-  ShardIndex index;
-  {
-    MS2VLLM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(weights));
-    const auto bytes = file.bytes();
-    MS2VLLM_ASSIGN_OR_RETURN(index, ParseShardIndex(weights.string(), std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
-  }
+  MS2VLLM_ASSIGN_OR_RETURN(const ShardIndex index, ReadShardIndex(weights, weights.string()));
   const auto directory = weights.parent_path();
   for (const auto& name : index.shard_files) MS2VLLM_TRY(AddShard(checkpoint, directory / name));
   for (const auto& entry : index.weight_map) {

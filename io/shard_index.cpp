@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include "io/json_scan.h"
+#include "io/mapped_file.h"
 
 #include <unordered_map>
 #include <unordered_set>
@@ -78,6 +79,12 @@ Result<ShardIndex> ParseShardIndex(const std::string& label, std::string_view js
   MS2VLLM_TRY(CheckNothingAfter(document, label, "index"));
   if (!has_weight_map) return InvalidInput(label, "index has no \"weight_map\"");
   return index;
+}
+
+Result<ShardIndex> ReadShardIndex(const std::filesystem::path& path, const std::string& label) {
+  MS2VLLM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path));
+  const auto bytes = file.bytes();
+  return ParseShardIndex(label, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace ms2vllm

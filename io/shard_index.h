@@ -1,6 +1,7 @@
 // <prefix>.safetensors.index.json: which shard file holds each tensor.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,5 +23,7 @@ struct ShardIndex {
 
 // `label` names the file in messages. Shard names must be plain file names (no '/' or "..").
 Result<ShardIndex> ParseShardIndex(const std::string& label, std::string_view json);
+// Reads the index at `path` (through MappedFile, so its errors name the file) and parses it.
+Result<ShardIndex> ReadShardIndex(const std::filesystem::path& path, const std::string& label);
 
 }  // namespace ms2vllm
