@@ -82,10 +82,12 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   MS2VLLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(files.weights));
 
   ConvertReport report;
-  report.sources = std::make_shared<const TensorTable>(checkpoint.table());
+  report.sources = checkpoint.shared_table();
   auto plan = BuildPlan(*report.sources, description, request.plan, cancel);
   if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint, description);
   report.plan = std::move(*plan);
+  // Only the file's name is needed from here on; the entries are tens of MB on a 200k-tensor MoE.
+  std::vector<DescriptionEntry>().swap(description.entries);
   report.warnings.Merge(report.plan.warnings);
   auto scan = ScanOffsets(report.plan, checkpoint, report.warnings, cancel);
   if (!scan.ok()) return NamingTheFile(scan.take_error(), checkpoint, description);

@@ -159,7 +159,7 @@ class Planner {
       }
       MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry geometry, Geometry(linear));
       plan_.warnings.Add(WarningKind::kMissingOffset, linear);
-      OutputTensor zeros = QuantTensor(linear + ".qzeros", TransformKind::kQZerosConstant, nullptr, geometry, linear);
+      OutputTensor zeros = QuantTensor(linear + ".qzeros", TransformKind::kQZerosConstant, nullptr, geometry);
       zeros.shape = {geometry.groups, geometry.out / per_word_};
       Emit(std::move(zeros));
     }
@@ -172,8 +172,12 @@ class Planner {
   Status AddUndescribedWeights() {
     std::vector<std::string> parts_only;
     for (const auto& tensor : plan_.tensors) {
-      const bool part = tensor.kind == TransformKind::kScales || tensor.kind == TransformKind::kQZeros;
-      if (part && !index_.contains(tensor.linear + ".qweight")) parts_only.push_back(tensor.linear);
+      const std::string_view suffix = tensor.kind == TransformKind::kScales ? ".scales"
+                                      : tensor.kind == TransformKind::kQZeros ? ".qzeros"
+                                                                              : "";
+      if (suffix.empty()) continue;
+      std::string linear = Strip(tensor.name, suffix);
+      if (!index_.contains(linear + ".qweight")) parts_only.push_back(std::move(linear));
     }
     for (const auto& linear : parts_only) {
       const std::string weight = linear + std::string(kWeight);
@@ -194,7 +198,7 @@ class Planner {
   Status EmitQWeight(const std::string& linear) {
     MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
     OutputTensor tensor =
-        QuantTensor(linear + ".qweight", TransformKind::kQWeight, table_.Find(linear + std::string(kWeight)), g, linear);
+        QuantTensor(linear + ".qweight", TransformKind::kQWeight, table_.Find(linear + std::string(kWeight)), g);
     tensor.shape = options_.target == TargetTool::kAwq ? std::vector<uint64_t>{g.in, g.out / 8}
                                                        : std::vector<uint64_t>{g.in / per_word_, g.out};
     Emit(std::move(tensor));
@@ -205,7 +209,7 @@ class Planner {
   Status EmitScales(const std::string& linear) {
     MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
     const TensorInfo* scale = table_.Find(linear + std::string(kScale));
-    OutputTensor tensor = QuantTensor(linear + ".scales", TransformKind::kScales, scale, g, linear);
+    OutputTensor tensor = QuantTensor(linear + ".scales", TransformKind::kScales, scale, g);
     tensor.dtype = options_.scales_dtype == ScalesDType::kF16    ? DType::kF16
                    : options_.scales_dtype == ScalesDType::kBF16 ? DType::kBF16
                                                                  : scale->dtype;
@@ -217,22 +221,20 @@ class Planner {
   Status EmitQZeros(const std::string& linear) {
     MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
     OutputTensor tensor =
-        QuantTensor(linear + ".qzeros", TransformKind::kQZeros, table_.Find(linear + std::string(kOffset)), g, linear);
+        QuantTensor(linear + ".qzeros", TransformKind::kQZeros, table_.Find(linear + std::string(kOffset)), g);
     tensor.shape = {g.groups, g.out / per_word_};
     plan_.all_offsets_missing = false;
     Emit(std::move(tensor));
     return Ok{};
   }
 
-  OutputTensor QuantTensor(std::string name, TransformKind kind, const TensorInfo* source, const LinearGeometry& g,
-                           const std::string& linear) const {
+  static OutputTensor QuantTensor(std::string name, TransformKind kind, const TensorInfo* source, const LinearGeometry& g) {
     OutputTensor tensor;
     tensor.name = std::move(name);
     tensor.dtype = DType::kI32;
     tensor.kind = kind;
     tensor.source = source;
     tensor.geometry = g;
-    tensor.linear = linear;
     return tensor;
   }
 

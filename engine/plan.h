@@ -48,7 +48,6 @@ struct OutputTensor {
   TransformKind kind = TransformKind::kCopy;
   const TensorInfo* source = nullptr;  // into the plan's TensorTable; null for constants and synthetic data
   LinearGeometry geometry;             // quantized transforms only
-  std::string linear;                  // X for X.qweight/X.scales/X.qzeros
   GenerateSpec generate;               // kGenerate only
 
   uint64_t numel() const;

@@ -17,7 +17,7 @@ Status Checkpoint::AddShard(Checkpoint& checkpoint, const std::filesystem::path&
   checkpoint.shards_.push_back(std::move(file));
   for (auto& tensor : header.tensors) {
     std::string name = tensor.name;
-    if (!checkpoint.table_.Add(std::move(tensor))) {
+    if (!checkpoint.table_->Add(std::move(tensor))) {
       return MakeError(ErrorCode::kInvalidInput, path.string() + ": tensor '" + name + "' is also in another shard");
     }
   }
@@ -35,7 +35,7 @@ Result<Checkpoint> Checkpoint::Open(const std::filesystem::path& weights) {
   const auto directory = weights.parent_path();
   for (const auto& name : index.shard_files) MS2VLLM_TRY(AddShard(checkpoint, directory / name));
   for (const auto& entry : index.weight_map) {
-    const TensorInfo* tensor = checkpoint.table_.Find(entry.tensor);
+    const TensorInfo* tensor = checkpoint.table_->Find(entry.tensor);
     const auto& shard_path = checkpoint.shards_[entry.shard].path();
     if (tensor == nullptr || tensor->shard != entry.shard) {
       return MakeError(ErrorCode::kInvalidInput, weights.string() + ": tensor '" + entry.tensor + "' is mapped to " +

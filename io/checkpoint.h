@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -17,7 +18,9 @@ class Checkpoint {
   // `weights` is a .safetensors file or a <prefix>.safetensors.index.json.
   static Result<Checkpoint> Open(const std::filesystem::path& weights);
 
-  const TensorTable& table() const { return table_; }
+  const TensorTable& table() const { return *table_; }
+  // The table, for what must outlive the checkpoint (a report whose plan points into it).
+  std::shared_ptr<const TensorTable> shared_table() const { return table_; }
   const MappedFile& shard(uint32_t index) const { return shards_[index]; }
   size_t shard_count() const { return shards_.size(); }
   bool sharded() const { return !index_path_.empty(); }
@@ -38,7 +41,7 @@ class Checkpoint {
 
   std::filesystem::path index_path_;
   std::vector<MappedFile> shards_;
-  TensorTable table_;
+  std::shared_ptr<TensorTable> table_ = std::make_shared<TensorTable>();
 };
 
 bool IsShardIndexPath(const std::filesystem::path& path);  // ends in .index.json

@@ -4,14 +4,14 @@ namespace ms2vllm {
 
 bool TensorTable::Add(TensorInfo info) {
   if (index_.contains(info.name)) return false;
-  index_.emplace(info.name, tensors_.size());
-  tensors_.push_back(std::move(info));
+  const TensorInfo& entry = tensors_.emplace_back(std::move(info));
+  index_.emplace(entry.name, &entry);
   return true;
 }
 
 const TensorInfo* TensorTable::Find(std::string_view name) const {
   auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &tensors_[it->second];
+  return it == index_.end() ? nullptr : it->second;
 }
 
 std::string ShapeString(const std::vector<uint64_t>& shape) {

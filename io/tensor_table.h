@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,22 +28,26 @@ struct TensorInfo {
   size_t rank() const { return shape.size(); }
 };
 
+// Holds every tensor once: a 200k-tensor MoE checkpoint has 200k entries, so the index keys are
+// views of the entries' own names, and the entries live in a deque, whose elements never move.
 class TensorTable {
  public:
+  TensorTable() = default;
+  TensorTable(TensorTable&&) = default;  // the deque's elements, and so the views, stay where they are
+  TensorTable& operator=(TensorTable&&) = default;
+  TensorTable(const TensorTable&) = delete;  // a copy's index would view the original's names
+  TensorTable& operator=(const TensorTable&) = delete;
+
   // False when the name is already present.
   bool Add(TensorInfo info);
   const TensorInfo* Find(std::string_view name) const;
   bool Contains(std::string_view name) const { return Find(name) != nullptr; }
-  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const std::deque<TensorInfo>& tensors() const { return tensors_; }
   size_t size() const { return tensors_.size(); }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::vector<TensorInfo> tensors_;
-  std::unordered_map<std::string, size_t, Hash, std::equal_to<>> index_;
+  std::deque<TensorInfo> tensors_;
+  std::unordered_map<std::string_view, const TensorInfo*> index_;
 };
 
 // "[128, 4]"

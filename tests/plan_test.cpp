@@ -130,7 +130,6 @@ TEST_F(PlanTest, Rule2WeightBecomesAwqQWeight) {
   EXPECT_EQ(qweight->dtype, DType::kI32);
   EXPECT_EQ(qweight->shape, (Shape{96, 3}));  // [in, out/8]
   EXPECT_EQ(qweight->source, table_.Find("l.weight"));
-  EXPECT_EQ(qweight->linear, "l");
   EXPECT_EQ(qweight->geometry.out, 24u);
   EXPECT_EQ(qweight->geometry.in, 96u);
   EXPECT_EQ(qweight->geometry.groups, 2u);
