@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "io/mapped_file.h"
+#include "io/object_members.h"
 
 namespace ms2vllm {
 namespace {
@@ -28,37 +29,30 @@ std::optional<int64_t> ReadGroupSize(od::value value) {
 
 }  // namespace
 
-Result<Description> ParseDescription(const std::string& label, std::string_view json) {
-  simdjson::padded_string padded(json);
-  od::parser parser;
-  od::document document;
-  od::object root;
-  MS2VLLM_TRY(OpenObject(parser, padded, document, root, label, "description"));
-
+Result<Description> ParseDescription(const std::string& label, std::string_view json, size_t run_bytes) {
   Description description;
   description.path = label;
   std::unordered_map<std::string, size_t> position;
-  for (auto field : root) {
-    std::string_view key;
-    od::value value;
-    MS2VLLM_TRY(ReadField(field, key, value, label, "description"));
-    std::string name(key);
-    if (name == "version") description.has_version = true;
-    if (name == "group_size") {
-      description.group_size = ReadGroupSize(value);
-      continue;
-    }
-    std::string_view text;
-    if (value.get_string().get(text) != simdjson::SUCCESS) continue;  // metadata of any other type
-    if (name == "model_quant_type") description.model_quant_type = std::string(text);
-    auto [it, inserted] = position.emplace(name, description.entries.size());
-    if (inserted) {
-      description.entries.push_back({std::move(name), std::string(text)});
-    } else {
-      description.entries[it->second].label = std::string(text);
-    }
-  }
-  MS2VLLM_TRY(CheckNothingAfter(document, label, "description"));
+  MS2VLLM_TRY(ForEachMember(
+      json, label, "description",
+      [&](std::string_view key, od::value value) -> Status {
+        if (key == "version") description.has_version = true;
+        if (key == "group_size") {
+          description.group_size = ReadGroupSize(value);
+          return Ok{};
+        }
+        std::string_view text;
+        if (value.get_string().get(text) != simdjson::SUCCESS) return Ok{};  // metadata of any other type
+        if (key == "model_quant_type") description.model_quant_type = std::string(text);
+        auto [it, inserted] = position.emplace(std::string(key), description.entries.size());
+        if (inserted) {
+          description.entries.push_back({std::string(key), std::string(text)});
+        } else {
+          description.entries[it->second].label = std::string(text);
+        }
+        return Ok{};
+      },
+      run_bytes));
   return description;
 }
 

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "io/object_members.h"
 #include "io/status.h"
 
 namespace ms2vllm {
@@ -26,8 +27,9 @@ struct Description {
   bool has_version = false;           // the `ascendV1` saver writes "version"
 };
 
-// `label` names the file in messages.
-Result<Description> ParseDescription(const std::string& label, std::string_view json);
+// `label` names the file in messages. `run_bytes`: see ForEachMember (io/object_members.h).
+Result<Description> ParseDescription(const std::string& label, std::string_view json,
+                                     size_t run_bytes = kMemberRunBytes);
 
 // Reads and parses a description file.
 Result<Description> LoadDescription(const std::string& path);

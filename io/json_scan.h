@@ -47,7 +47,7 @@ inline Error InvalidInput(const std::string& label, const std::string& what) {
 }
 
 // Starts a scan of `json` that must be one JSON object; `what` names the document in messages.
-inline Status OpenObject(simdjson::ondemand::parser& parser, const simdjson::padded_string& json,
+inline Status OpenObject(simdjson::ondemand::parser& parser, simdjson::padded_string_view json,
                          simdjson::ondemand::document& document, simdjson::ondemand::object& root,
                          const std::string& label, const std::string& what) {
   if (parser.iterate(json).get(document) != simdjson::SUCCESS) return InvalidInput(label, what + " is not valid JSON");

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include "io/json_scan.h"
+#include "io/object_members.h"
 
 #include <algorithm>
 #include <cstring>
@@ -108,6 +109,18 @@ Status CheckMetadata(od::value value, const std::string& label) {
   return Ok{};
 }
 
+// Checked once every entry is read, so the names are viewed where they will stay.
+Status CheckNoDuplicates(const std::vector<TensorInfo>& tensors, const std::string& label) {
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(tensors.size());
+  for (const auto& tensor : tensors) {
+    if (!seen.insert(tensor.name).second) {
+      return InvalidInput(label, "duplicate key '" + Printable(tensor.name) + "' in the header");
+    }
+  }
+  return Ok{};
+}
+
 // Ranges must tile [0, data_size) exactly, as the safetensors loader demands.
 Status CheckCoverage(std::vector<TensorInfo>& tensors, uint64_t data_size, const std::string& label) {
   std::vector<const TensorInfo*> by_offset;
@@ -138,7 +151,7 @@ Status CheckCoverage(std::vector<TensorInfo>& tensors, uint64_t data_size, const
 }  // namespace
 
 Result<SafetensorsHeader> ParseSafetensorsHeader(const std::string& label, std::span<const uint8_t> file,
-                                                 uint32_t shard) {
+                                                 uint32_t shard, size_t run_bytes) {
   if (file.size() < 8) {
     return InvalidInput(label, "file is " + std::to_string(file.size()) + " bytes, shorter than the 8-byte header length");
   }
@@ -155,30 +168,24 @@ Result<SafetensorsHeader> ParseSafetensorsHeader(const std::string& label, std::
   if (!simdjson::validate_utf8(header, header_size)) return InvalidInput(label, "header is not valid UTF-8");
   if (header_size == 0 || header[0] != '{') return InvalidInput(label, "header is not a JSON object");
 
-  simdjson::padded_string padded(header, header_size);
-  od::parser parser;
-  od::document document;
-  od::object root;
-  MS2VLLM_TRY(OpenObject(parser, padded, document, root, label, "header"));
-
   SafetensorsHeader result;
   result.data_start = 8 + header_size;
-  std::unordered_set<std::string> seen;
-  for (auto field : root) {
-    std::string_view key;
-    od::value value;
-    MS2VLLM_TRY(ReadField(field, key, value, label, "header"));
-    std::string name(key);
-    if (!seen.insert(name).second) return InvalidInput(label, "duplicate key '" + Printable(name) + "' in the header");
-    if (name == "__metadata__") {
-      MS2VLLM_TRY(CheckMetadata(value, label));
-      continue;
-    }
-    MS2VLLM_ASSIGN_OR_RETURN(TensorInfo info, ReadEntry(std::move(name), value, label));
-    info.shard = shard;
-    result.tensors.push_back(std::move(info));
-  }
-  MS2VLLM_TRY(CheckNothingAfter(document, label, "header"));
+  bool has_metadata = false;
+  MS2VLLM_TRY(ForEachMember(
+      std::string_view(header, header_size), label, "header",
+      [&](std::string_view key, od::value value) -> Status {
+        if (key != "__metadata__") {
+          MS2VLLM_ASSIGN_OR_RETURN(TensorInfo info, ReadEntry(std::string(key), value, label));
+          info.shard = shard;
+          result.tensors.push_back(std::move(info));
+          return Ok{};
+        }
+        if (has_metadata) return InvalidInput(label, "duplicate key '__metadata__' in the header");
+        has_metadata = true;
+        return CheckMetadata(value, label);
+      },
+      run_bytes));
+  MS2VLLM_TRY(CheckNoDuplicates(result.tensors, label));
 
   MS2VLLM_TRY(CheckCoverage(result.tensors, file.size() - result.data_start, label));
   for (auto& t : result.tensors) t.file_offset += result.data_start;

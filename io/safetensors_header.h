@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "io/object_members.h"
 #include "io/status.h"
 #include "io/tensor_table.h"
 
@@ -22,7 +23,8 @@ struct SafetensorsHeader {
 // the length prefix, UTF-8 JSON object, fields and their types, known dtypes, shapes,
 // shape x dtype = byte range, ranges in bounds, no overlap, no hole, no trailing bytes,
 // no duplicate names. `label` names the file in messages. `shard` is stored in each entry.
+// `run_bytes`: see ForEachMember (io/object_members.h).
 Result<SafetensorsHeader> ParseSafetensorsHeader(const std::string& label, std::span<const uint8_t> file,
-                                                 uint32_t shard = 0);
+                                                 uint32_t shard = 0, size_t run_bytes = kMemberRunBytes);
 
 }  // namespace ms2vllm

@@ -1,6 +1,7 @@
 // libFuzzer target: ParseSafetensorsHeader on a whole file's bytes. Beyond the sanitizers,
 // an accepted header must describe tensors that tile the data exactly and lie in the file,
-// and every tensor's bytes are read, so ASan sees any range that escapes the buffer.
+// and every tensor's bytes are read, so ASan sees any range that escapes the buffer; read in
+// runs of a few bytes, the header gives the same result as read whole.
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -14,6 +15,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A copy of exactly `size` bytes: ASan then flags any read past the end of the file.
   std::vector<uint8_t> file(data, data + size);
   auto result = ms2vllm::ParseSafetensorsHeader(ms2vllm::fuzz::kLabel, file, 3);
+  // Read in runs of a few members (io/object_members.h), the header must give the same result.
+  const size_t run_bytes = size == 0 ? 0 : data[size - 1] % 64;
+  auto in_runs = ms2vllm::ParseSafetensorsHeader(ms2vllm::fuzz::kLabel, file, 3, run_bytes);
+  Require(in_runs.ok() == result.ok(), "read in runs, the header is judged otherwise");
+  if (result.ok()) {
+    Require(in_runs->tensors.size() == result->tensors.size(), "read in runs, the tensor count differs");
+    for (size_t i = 0; i < result->tensors.size(); ++i) {
+      const auto &a = result->tensors[i], &b = in_runs->tensors[i];
+      Require(a.name == b.name && a.shape == b.shape && a.file_offset == b.file_offset, "read in runs, a tensor differs",
+              a.name);
+    }
+  }
   if (!result.ok()) {
     ms2vllm::fuzz::CheckError(result.error());
     return 0;
