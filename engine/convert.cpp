@@ -90,8 +90,14 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   std::vector<DescriptionEntry>().swap(description.entries);
   report.warnings.Merge(report.plan.warnings);
   auto scan = ScanOffsets(report.plan, checkpoint, report.warnings, cancel);
-  if (!scan.ok()) return NamingTheFile(scan.take_error(), checkpoint, description);
-  MS2VLLM_TRY(ScanScaleCasts(report.plan, checkpoint, report.warnings, cancel));
+  if (!scan.ok()) {
+    MS2VLLM_TRY(checkpoint.CheckUnchanged());  // a read cut short: say the file changed
+    return NamingTheFile(scan.take_error(), checkpoint, description);
+  }
+  if (auto casts = ScanScaleCasts(report.plan, checkpoint, report.warnings, cancel); !casts.ok()) {
+    MS2VLLM_TRY(checkpoint.CheckUnchanged());
+    return casts.take_error();
+  }
   report.symmetric = scan->all_zero;
   report.input_bytes = checkpoint.TotalFileBytes();
 

@@ -21,11 +21,12 @@ Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, W
   std::vector<std::string> not_integral, zero_point_zero;
   const bool v1 = plan.target == TargetTool::kGptq && plan.gptq_format == GptqFormat::kV1;
   const int64_t lowest = -(int64_t{1} << (plan.bits - 1));
+  std::vector<uint8_t> bytes;
   for (const auto& tensor : plan.tensors) {
     if (Cancelled(cancel)) return Interrupted();
     if (tensor.kind != TransformKind::kQZeros) continue;
     const TensorInfo& source = *tensor.source;
-    const auto bytes = checkpoint.Bytes(source);
+    MS2VLLM_TRY(checkpoint.ReadTensor(source, bytes));
     const uint32_t size = DTypeSize(source.dtype);
     uint64_t clamped = 0;
     bool integral = true, has_zero_point_zero = false;
@@ -38,7 +39,6 @@ Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, W
       scan.all_zero &= *value == 0;
       has_zero_point_zero |= ClampToBits(*value, plan.bits, clamped) == lowest;
     }
-    checkpoint.shard(source.shard).Release(source.file_offset, source.byte_size);
     if (!integral) not_integral.push_back(source.name);
     if (v1 && has_zero_point_zero) zero_point_zero.push_back(source.name);
     if (clamped) warnings.Add(WarningKind::kClampedOffsets, source.name, clamped);

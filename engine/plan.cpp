@@ -93,6 +93,7 @@ class Planner {
     plan_.bits = bits;
     plan_.target = options.target;
     plan_.gptq_format = options.gptq_format;
+    plan_.tensors.reserve(table.size());  // about one output per input: no doubling copy of 100k+ entries
   }
 
   Result<Plan> Run() {

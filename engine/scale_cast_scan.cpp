@@ -31,11 +31,12 @@ float CastScale(DType to, float value) {
 
 Status ScanScaleCasts(const Plan& plan, const Checkpoint& checkpoint, Warnings& warnings,
                       const std::atomic<bool>* cancel) {
+  std::vector<uint8_t> bytes;
   for (const auto& tensor : plan.tensors) {
     if (Cancelled(cancel)) return Interrupted();
     if (tensor.kind != TransformKind::kScales || tensor.source == nullptr || tensor.dtype == tensor.source->dtype) continue;
     const TensorInfo& source = *tensor.source;
-    const auto bytes = checkpoint.Bytes(source);
+    MS2VLLM_TRY(checkpoint.ReadTensor(source, bytes));
     const uint32_t size = DTypeSize(source.dtype);
     uint64_t never_finite = 0, lost = 0;
     for (uint64_t i = 0; i < source.numel(); ++i) {
@@ -44,7 +45,6 @@ Status ScanScaleCasts(const Plan& plan, const Checkpoint& checkpoint, Warnings& 
       never_finite += !std::isfinite(value);
       lost += std::isfinite(value) && (!std::isfinite(cast) || (value != 0 && cast == 0));
     }
-    checkpoint.shard(source.shard).Release(source.file_offset, source.byte_size);
     if (never_finite) warnings.Add(WarningKind::kNonFiniteScales, source.name, never_finite);
     if (lost) warnings.Add(WarningKind::kScalesLostInCast, source.name, lost);
   }

@@ -14,6 +14,7 @@ Status Checkpoint::AddShard(Checkpoint& checkpoint, const std::filesystem::path&
   MS2VLLM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path));
   const auto shard = static_cast<uint32_t>(checkpoint.shards_.size());
   MS2VLLM_ASSIGN_OR_RETURN(SafetensorsHeader header, ParseSafetensorsHeader(path.string(), file.bytes(), shard));
+  file.Release(0, header.data_start);  // tens of MB on a 100k-tensor file, and read only once
   checkpoint.shards_.push_back(std::move(file));
   for (auto& tensor : header.tensors) {
     std::string name = tensor.name;

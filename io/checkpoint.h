@@ -30,6 +30,13 @@ class Checkpoint {
   std::span<const uint8_t> Bytes(const TensorInfo& tensor) const {
     return shards_[tensor.shard].bytes().subspan(tensor.file_offset, tensor.byte_size);
   }
+  // Copies a tensor's bytes into `into` with pread. For scans of small tensors spread over the
+  // whole file: a read through the mapping also maps up to 64 KB of neighbouring cached pages
+  // (the kernel's fault-around), which stay resident after the tensor's own pages are released.
+  Status ReadTensor(const TensorInfo& tensor, std::vector<uint8_t>& into) const {
+    into.resize(tensor.byte_size);
+    return shards_[tensor.shard].Read(tensor.file_offset, into);
+  }
   // Every file read: the shards, and the index when there is one.
   std::vector<std::filesystem::path> Files() const;
   uint64_t TotalFileBytes() const;

@@ -1,11 +1,18 @@
 // A mapped input cut short by another process: reads past its new end give zeros instead of
 // SIGBUS, and CheckUnchanged names the file, so the run fails with a message instead of dying.
+// The offset scan reads with pread instead, and a read cut short fails naming the file.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
+#include "engine/offset_scan.h"
+#include "engine/plan.h"
+#include "io/checkpoint.h"
+#include "io/description.h"
 #include "io/mapped_file.h"
 #include "tests/test_support.h"
 
@@ -58,6 +65,28 @@ TEST(MappedFile, AFileCutShortThenGrownBackIsReportedChangedAndOthersAreNot) {
       << status.error().message;
   EXPECT_EQ(SumOfBytes(*kept), 2 * page);
   EXPECT_TRUE(kept->CheckUnchanged().ok());
+}
+
+TEST(MappedFile, AnOffsetScanOfACheckpointCutShortFailsNamingTheFile) {
+  testing::TempDir dir;
+  const fs::path golden = testing::GoldenDir() / "w4a16-g64-awq";
+  const fs::path weights = dir / "quant_model_weight_w4a16.safetensors";
+  fs::copy_file(golden / "quant_model_weight_w4a16.safetensors", weights);
+  auto description = LoadDescription((golden / "quant_model_description_w4a16.json").string());
+  auto checkpoint = Checkpoint::Open(weights);
+  ASSERT_TRUE(description.ok() && checkpoint.ok());
+  auto plan = BuildPlan(checkpoint->table(), *description, PlanOptions{});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  Warnings warnings;
+  ASSERT_TRUE(ScanOffsets(*plan, *checkpoint, warnings).ok());
+
+  uint64_t data_start = UINT64_MAX;
+  for (const auto& tensor : checkpoint->table().tensors()) data_start = std::min(data_start, tensor.file_offset);
+  fs::resize_file(weights, data_start);  // every tensor's bytes gone
+  const auto scan = ScanOffsets(*plan, *checkpoint, warnings);
+  ASSERT_FALSE(scan.ok());
+  EXPECT_EQ(scan.error().message, weights.string() + ": cannot read: the file is shorter than when it was opened");
+  EXPECT_FALSE(checkpoint->CheckUnchanged().ok());
 }
 
 }  // namespace
