@@ -21,6 +21,7 @@ struct VerifySettings {
   int threads = 0;                                  // 0: every core
   uint64_t chunk_bytes = 4ull << 20;                // input bytes per block of rows
   uint64_t band_bytes = 16ull << 20;                // output bytes per column band of a qweight
+  uint64_t copy_below_bytes = 256ull << 10;         // smaller tensors are read with pread (CheckedBytes)
   size_t examples = 5;                              // differences listed per tensor
   const std::atomic<bool>* cancel = nullptr;        // set by a signal handler
   std::atomic<uint64_t>* progress = nullptr;        // input bytes checked

@@ -103,8 +103,9 @@ std::pair<uint64_t, uint64_t> InputSpan(const LinearGeometry& g, const Tile& t) 
 
 class QWeightChecker {
  public:
-  QWeightChecker(const TensorCheckContext& context, const OutputTensor& expected, const TensorInfo& actual)
-      : c_(context), t_(expected), actual_(actual), g_(expected.geometry), differences_(context.settings.examples) {
+  QWeightChecker(const TensorCheckContext& context, const OutputTensor& expected, const TensorInfo& actual,
+                 const CheckedBytes& bytes)
+      : c_(context), t_(expected), actual_(actual), bytes_(bytes), g_(expected.geometry), differences_(context.settings.examples) {
     const int bits = context.plan.bits;
     f_ = {bits, (1u << bits) - 1, 1 << (bits - 1), static_cast<uint64_t>(32 / bits)};
     awq_ = context.plan.target == TargetTool::kAwq;
@@ -116,10 +117,10 @@ class QWeightChecker {
   // it: resident memory stays near one band plus one block, whatever the tensor's size.
   TensorVerdict Run() {
     TensorVerdict verdict;
-    const uint8_t* source = c_.input.Bytes(*t_.source).data();
+    const uint8_t* source = bytes_.input;
     const MappedFile& in_file = c_.input.shard(t_.source->shard);
     const MappedFile& out_file = c_.output.shard(actual_.shard);
-    words_ = c_.output.Bytes(actual_).data();
+    words_ = bytes_.output;
     const uint64_t out_bytes_per_col = awq_ ? g_.out / 2 : g_.out * 4 / f_.per_word;
     // Multiples of 8: an AWQ word spans 8 rows, a GPTQ word p <= 8 columns, packed values come in pairs.
     const uint64_t band = std::max<uint64_t>(8, c_.settings.band_bytes / out_bytes_per_col / 8 * 8);
@@ -128,7 +129,7 @@ class QWeightChecker {
     for (uint64_t i0 = 0; i0 < g_.in; i0 += band) {
       const uint64_t i1 = std::min(i0 + band, g_.in);
       const uint64_t band_first = i0 * out_bytes_per_col, band_size = (i1 - i0) * out_bytes_per_col;
-      out_file.Prefault(actual_.file_offset + band_first, band_size);
+      if (bytes_.mapped) out_file.Prefault(actual_.file_offset + band_first, band_size);
       const uint64_t rows = std::max<uint64_t>(8, c_.settings.chunk_bytes / (i1 - i0) / 8 * 8);
       for (uint64_t o0 = 0; o0 < g_.out; o0 += rows) {
         if (Cancelled(c_.settings.cancel)) {
@@ -138,19 +139,19 @@ class QWeightChecker {
         const Tile tile{o0, std::min(o0 + rows, g_.out), i0, i1};
         const auto [offset, size] = InputSpan(g_, tile);
         // Mapping a span in one call beats a fault per page, but only when the tile uses all of it.
-        if (i0 == 0 && i1 == g_.in) in_file.Prefault(t_.source->file_offset + offset, size);
+        if (bytes_.mapped && i0 == 0 && i1 == g_.in) in_file.Prefault(t_.source->file_offset + offset, size);
         const TileView view = UnpackedTile(g_, source, tile, scratch);
         if (awq_) {
           CompareAwq(view, tile);
         } else {
           CompareGptq(view, tile);
         }
-        in_file.Release(t_.source->file_offset + offset, size);
+        if (bytes_.mapped) in_file.Release(t_.source->file_offset + offset, size);
         if (c_.settings.progress) {
           c_.settings.progress->fetch_add((tile.o1 - tile.o0) * (i1 - i0) / stored_divisor, std::memory_order_relaxed);
         }
       }
-      out_file.Release(actual_.file_offset + band_first, band_size);
+      if (bytes_.mapped) out_file.Release(actual_.file_offset + band_first, band_size);
     }
     verdict.values = g_.out * g_.in;
     verdict.problem = differences_.Problem(t_.name, verdict.values,
@@ -238,6 +239,7 @@ class QWeightChecker {
   const TensorCheckContext& c_;
   const OutputTensor& t_;
   const TensorInfo& actual_;
+  const CheckedBytes bytes_;
   const LinearGeometry& g_;
   Differences differences_;
   Field f_{};
@@ -247,8 +249,9 @@ class QWeightChecker {
 
 }  // namespace
 
-TensorVerdict CheckQWeight(const TensorCheckContext& context, const OutputTensor& expected, const TensorInfo& actual) {
-  return QWeightChecker(context, expected, actual).Run();
+TensorVerdict CheckQWeight(const TensorCheckContext& context, const OutputTensor& expected, const TensorInfo& actual,
+                           const CheckedBytes& bytes) {
+  return QWeightChecker(context, expected, actual, bytes).Run();
 }
 
 }  // namespace ms2vllm

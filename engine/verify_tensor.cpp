@@ -73,11 +73,24 @@ void ReleaseAround(const MappedFile& file, const TensorInfo& tensor) {
   if (end > begin) file.Release(begin, end - begin);
 }
 
-TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, const TensorInfo& actual) {
+// A read that fails (the file cut short) falls back to the mapping: its reads give zeros there,
+// and the run then reports the file changed.
+CheckedBytes BytesToCheck(const TensorCheckContext& c, const OutputTensor& t, const TensorInfo& actual,
+                          std::vector<uint8_t>& input_copy, std::vector<uint8_t>& output_copy) {
+  const uint64_t limit = c.settings.copy_below_bytes;
+  const bool small = actual.byte_size < limit && (t.source == nullptr || t.source->byte_size < limit);
+  if (small && c.output.ReadTensor(actual, output_copy).ok() &&
+      (t.source == nullptr || c.input.ReadTensor(*t.source, input_copy).ok())) {
+    return {t.source ? input_copy.data() : nullptr, output_copy.data(), false};
+  }
+  return {t.source ? c.input.Bytes(*t.source).data() : nullptr, c.output.Bytes(actual).data(), true};
+}
+
+TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, const TensorInfo& actual, const CheckedBytes& bytes) {
   TensorVerdict verdict;
   Differences differences(c.settings.examples);
-  const uint8_t* want = c.input.Bytes(*t.source).data();
-  const uint8_t* read = c.output.Bytes(actual).data();
+  const uint8_t* want = bytes.input;
+  const uint8_t* read = bytes.output;
   const MappedFile& in_file = c.input.shard(t.source->shard);
   const MappedFile& out_file = c.output.shard(actual.shard);
   const uint32_t element = DTypeSize(actual.dtype);
@@ -88,8 +101,10 @@ TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, cons
       return verdict;
     }
     const uint64_t n = std::min(chunk, size - at);
-    in_file.Prefault(t.source->file_offset + at, n);
-    out_file.Prefault(actual.file_offset + at, n);
+    if (bytes.mapped) {
+      in_file.Prefault(t.source->file_offset + at, n);
+      out_file.Prefault(actual.file_offset + at, n);
+    }
     if (std::memcmp(want + at, read + at, n) != 0) {
       for (uint64_t b = at; b < at + n; ++b) {
         if (want[b] == read[b]) continue;
@@ -100,8 +115,10 @@ TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, cons
         });
       }
     }
-    in_file.Release(t.source->file_offset + at, n);
-    out_file.Release(actual.file_offset + at, n);
+    if (bytes.mapped) {
+      in_file.Release(t.source->file_offset + at, n);
+      out_file.Release(actual.file_offset + at, n);
+    }
     if (c.settings.progress) c.settings.progress->fetch_add(n, std::memory_order_relaxed);
   }
   verdict.copied_bytes = size;
@@ -110,14 +127,14 @@ TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, cons
 }
 
 // scales [G, out] must be the input's [out, G] transposed (SPEC 2 rule 3), element for element.
-TensorVerdict CheckScales(const TensorCheckContext& c, const OutputTensor& t, const TensorInfo& actual) {
+TensorVerdict CheckScales(const TensorCheckContext& c, const OutputTensor& t, const TensorInfo& actual, const CheckedBytes& bytes) {
   TensorVerdict verdict;
   Differences differences(c.settings.examples);
   const LinearGeometry& g = t.geometry;
   const DType from = t.source->dtype, to = actual.dtype;
   const uint32_t in_size = DTypeSize(from), out_size = DTypeSize(to);
-  const uint8_t* source = c.input.Bytes(*t.source).data();
-  const uint8_t* read = c.output.Bytes(actual).data();
+  const uint8_t* source = bytes.input;
+  const uint8_t* read = bytes.output;
   uint8_t want[4];
   for (uint64_t o = 0; o < g.out; ++o) {
     for (uint64_t group = 0; group < g.groups; ++group) {
@@ -130,8 +147,10 @@ TensorVerdict CheckScales(const TensorCheckContext& c, const OutputTensor& t, co
       });
     }
   }
-  c.input.shard(t.source->shard).Release(t.source->file_offset, t.source->byte_size);
-  c.output.shard(actual.shard).Release(actual.file_offset, actual.byte_size);
+  if (bytes.mapped) {
+    c.input.shard(t.source->shard).Release(t.source->file_offset, t.source->byte_size);
+    c.output.shard(actual.shard).Release(actual.file_offset, actual.byte_size);
+  }
   if (c.settings.progress) c.settings.progress->fetch_add(t.source->byte_size, std::memory_order_relaxed);
   verdict.values = g.out * g.groups;
   verdict.problem = differences.Problem(t.name, verdict.values, "scales differ from " + t.source->name);
@@ -140,7 +159,7 @@ TensorVerdict CheckScales(const TensorCheckContext& c, const OutputTensor& t, co
 
 // qzeros [G, out/p]: the zero point of (g, o), as the consumer reads it (GPTQ v1 adds 1 to the
 // stored field), must be clamp(offset[o][g]) + 2^(b-1), or 2^(b-1) when there is no offset.
-TensorVerdict CheckQZeros(const TensorCheckContext& c, const OutputTensor& t, const TensorInfo& actual) {
+TensorVerdict CheckQZeros(const TensorCheckContext& c, const OutputTensor& t, const TensorInfo& actual, const CheckedBytes& bytes) {
   TensorVerdict verdict;
   Differences differences(c.settings.examples), not_integral(c.settings.examples);
   const LinearGeometry& g = t.geometry;
@@ -149,9 +168,9 @@ TensorVerdict CheckQZeros(const TensorCheckContext& c, const OutputTensor& t, co
   const uint64_t per_word = 32 / bits, words_per_row = g.out / per_word;
   const bool awq = c.plan.target == TargetTool::kAwq;
   const int added = c.plan.target == TargetTool::kGptq && c.plan.gptq_format == GptqFormat::kV1 ? 1 : 0;
-  const uint8_t* offsets = t.source ? c.input.Bytes(*t.source).data() : nullptr;
+  const uint8_t* offsets = bytes.input;
   const uint32_t offset_size = t.source ? DTypeSize(t.source->dtype) : 0;
-  const uint8_t* words = c.output.Bytes(actual).data();
+  const uint8_t* words = bytes.output;
   int64_t common_delta = 0;  // read - expected, when every zero point is off by the same amount
   uint64_t clamped = 0;
   for (uint64_t group = 0; group < g.groups; ++group) {
@@ -187,10 +206,10 @@ TensorVerdict CheckQZeros(const TensorCheckContext& c, const OutputTensor& t, co
     }
   }
   if (t.source) {
-    c.input.shard(t.source->shard).Release(t.source->file_offset, t.source->byte_size);
+    if (bytes.mapped) c.input.shard(t.source->shard).Release(t.source->file_offset, t.source->byte_size);
     if (c.settings.progress) c.settings.progress->fetch_add(t.source->byte_size, std::memory_order_relaxed);
   }
-  c.output.shard(actual.shard).Release(actual.file_offset, actual.byte_size);
+  if (bytes.mapped) c.output.shard(actual.shard).Release(actual.file_offset, actual.byte_size);
   verdict.values = g.out * g.groups;
   if (not_integral.count()) {  // no layout holds these exactly; the converter refuses them
     verdict.problem = not_integral.Problem(t.name, verdict.values,
@@ -227,15 +246,18 @@ std::optional<VerifyProblem> Differences::Problem(const std::string& tensor, uin
 }
 
 TensorVerdict CheckTensorValues(const TensorCheckContext& context, const OutputTensor& expected, const TensorInfo& actual) {
+  thread_local std::vector<uint8_t> input_copy, output_copy;
+  const CheckedBytes bytes = BytesToCheck(context, expected, actual, input_copy, output_copy);
   TensorVerdict verdict;
   switch (expected.kind) {
-    case TransformKind::kCopy: verdict = CheckCopy(context, expected, actual); break;
-    case TransformKind::kQWeight: verdict = CheckQWeight(context, expected, actual); break;
-    case TransformKind::kScales: verdict = CheckScales(context, expected, actual); break;
+    case TransformKind::kCopy: verdict = CheckCopy(context, expected, actual, bytes); break;
+    case TransformKind::kQWeight: verdict = CheckQWeight(context, expected, actual, bytes); break;
+    case TransformKind::kScales: verdict = CheckScales(context, expected, actual, bytes); break;
     case TransformKind::kQZeros:
-    case TransformKind::kQZerosConstant: verdict = CheckQZeros(context, expected, actual); break;
+    case TransformKind::kQZerosConstant: verdict = CheckQZeros(context, expected, actual, bytes); break;
     case TransformKind::kGenerate: break;  // synthetic data has no input to compare with
   }
+  if (!bytes.mapped) return verdict;
   // The kernel maps page-cache folios whole, so reading a tensor also maps the ends of its
   // neighbours; tensors are checked by size, not file order, so no later release would drop
   // those. Dropping the folios around the tensor keeps resident memory flat over the run (a

@@ -167,10 +167,17 @@ class VerifyDamageTest : public ::testing::Test {
     plan.target = TargetTool::kGptq;
     ConvertOrDie(model_, converted_, plan);
   }
+  // Both ways a check reads its tensors, through the mappings and as copies, must find the same.
   VerifyReport VerifyConverted() {
     VerifyRequest request = RequestFor(model_, converted_);
     request.target = TargetTool::kGptq;
-    return VerifyOrDie(request);
+    request.settings.copy_below_bytes = 0;
+    const VerifyReport mapped = VerifyOrDie(request);
+    request.settings.copy_below_bytes = UINT64_MAX;
+    VerifyReport copied = VerifyOrDie(request);
+    EXPECT_EQ(Describe(copied), Describe(mapped));
+    EXPECT_EQ(copied.problems.size(), mapped.problems.size());
+    return copied;
   }
   // Value differences come with examples; a wrong dtype or shape is one line.
   void ExpectOnlyProblem(const VerifyReport& report, const std::string& tensor, bool examples = true) {
