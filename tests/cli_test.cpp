@@ -186,7 +186,7 @@ TEST(Cli, AReportThatCannotBeWrittenIsAnOutputError) {
   // /dev/full takes the open but fails every write, as a full disk does.
   std::string command;
   for (const auto& word : testing::Ms2vllmArgv()) command += word + " ";
-  for (const std::string args : {"inspect " + (testing::GoldenDir() / "w4a16-g64-awq").string(), std::string("--version")}) {
+  for (const std::string& args : {"inspect " + (testing::GoldenDir() / "w4a16-g64-awq").string(), std::string("--version")}) {
     const int status = std::system((command + args + " >/dev/full 2>/dev/null").c_str());
     ASSERT_TRUE(WIFEXITED(status)) << args;
     EXPECT_EQ(WEXITSTATUS(status), kOutput) << args;
@@ -232,6 +232,24 @@ TEST(Cli, WarningsGoToStandardError) {
   EXPECT_CONTAINS(o.err, "ms2vllm: warning: ");
   EXPECT_CONTAINS(o.err, "stray");
   EXPECT_CONTAINS(o.err, "no weight_offset");
+}
+
+TEST(Cli, ShardSizesTakeUnitsInAnyCaseAsTransformersDoes) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  std::vector<size_t> shard_counts;
+  for (const std::string size : {"40KB", "40kb", "40000", "40Kb"}) {
+    SCOPED_TRACE(size);
+    const fs::path out = dir / ("model-" + size);
+    const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", out, "--max-shard-size", size, "-q"});
+    ASSERT_EQ(o.exit_code, kOk) << Show(o);
+    shard_counts.push_back(std::distance(fs::directory_iterator(out), fs::directory_iterator{}));
+  }
+  EXPECT_EQ(shard_counts, std::vector<size_t>(4, shard_counts.front()));
+  const fs::path mib = dir / "model-mib";
+  ASSERT_EQ(Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", mib, "--max-shard-size", "1mib", "-q"}).exit_code, kOk);
+  EXPECT_TRUE(fs::exists(mib / "model.safetensors"));  // 116 KB fits in one
+  EXPECT_GT(shard_counts.front(), std::distance(fs::directory_iterator(mib), fs::directory_iterator{}));
 }
 
 TEST(Cli, ExitCodeForUsageErrors) {

@@ -1,5 +1,7 @@
 #include "tools/cli_support.h"
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -58,9 +60,16 @@ std::optional<uint64_t> ParseByteSize(std::string_view text) {
   static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
       {"GB", 1'000'000'000}, {"MB", 1'000'000}, {"KB", 1'000}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20},
       {"KiB", 1ull << 10}, {"B", 1}};
+  // Units in any case, as transformers' max_shard_size reads them ("5gb", "500MiB").
+  const auto ends_with = [&](std::string_view suffix) {
+    if (text.size() <= suffix.size()) return false;
+    const std::string_view tail = text.substr(text.size() - suffix.size());
+    return std::equal(tail.begin(), tail.end(), suffix.begin(),
+                      [](char a, char b) { return std::toupper(static_cast<unsigned char>(a)) == std::toupper(static_cast<unsigned char>(b)); });
+  };
   uint64_t multiplier = 1;
   for (const auto& [suffix, factor] : kUnits) {
-    if (text.size() > suffix.size() && text.ends_with(suffix)) {
+    if (ends_with(suffix)) {
       text.remove_suffix(suffix.size());
       multiplier = factor;
       break;

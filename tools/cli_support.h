@@ -23,7 +23,8 @@ void PrintWarning(const std::string& line);
 // The kernel table: --kernels, else the environment variable MS2VLLM_KERNELS, else the best.
 Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag);
 
-// "5GB", "500MB", "1048576", "64KB" (decimal units, as transformers' max_shard_size).
+// "5GB", "500MB", "1048576", "64KB", "2GiB", units in any case, as transformers' max_shard_size
+// reads them (KB, MB, GB decimal; KiB, MiB, GiB binary).
 std::optional<uint64_t> ParseByteSize(std::string_view text);
 
 // 1234567 -> "1.23 MB" (decimal units, as the sizes users type).

@@ -45,7 +45,7 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   auto* out_dir = app.add_option("--out-dir,--out_dir", f.out_dir, "write a loadable model directory instead of --save_path");
   app.add_option("--base-model,--base_model", f.base_model, "the float model's directory: config.json, tokenizer, ... (with --out-dir)")
       ->needs(out_dir);
-  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB or GB")
+  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB, GB (or KiB, MiB, GiB; any case)")
       ->capture_default_str()
       ->needs(out_dir);
   app.add_option("--scales-dtype", f.scales_dtype, "keep, f16 or bf16 (vLLM's AWQ/GPTQ kernels compute in fp16)")
