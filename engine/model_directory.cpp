@@ -1,6 +1,8 @@
 #include "engine/model_directory.h"
 
 #include <algorithm>
+#include <charconv>
+#include <optional>
 
 #include "io/json_file.h"
 
@@ -24,9 +26,52 @@ bool IsReplacedFile(const std::string& name) {
          any(kSuffixes, [&](std::string_view suffix) { return name.ends_with(suffix); });
 }
 
+// The base model's config against the checkpoint: the wrong --base-model (the 7B's directory for
+// a 1.5B checkpoint) gives a directory no loader reads. Only what both state is compared, and a
+// checkpoint may hold more layers than num_hidden_layers (DeepSeek-V3's multi-token prediction).
+std::vector<std::string> BaseConfigMismatches(const Plan& plan, const nlohmann::ordered_json& config) {
+  const auto stated = [&](const char* key) -> std::optional<uint64_t> {
+    const auto it = config.find(key);
+    if (it == config.end() || !it->is_number_unsigned()) return std::nullopt;
+    return it->get<uint64_t>();
+  };
+  std::vector<std::string> mismatches;
+  uint64_t layers = 0;
+  for (const auto& tensor : plan.tensors) {
+    if (tensor.name == "model.embed_tokens.weight" && tensor.shape.size() == 2) {
+      const std::string shape = ShapeString(tensor.shape);
+      if (auto vocab = stated("vocab_size"); vocab && *vocab != tensor.shape[0]) {
+        mismatches.push_back("vocab_size " + std::to_string(*vocab) + " but model.embed_tokens.weight is " + shape);
+      }
+      if (auto hidden = stated("hidden_size"); hidden && *hidden != tensor.shape[1]) {
+        mismatches.push_back("hidden_size " + std::to_string(*hidden) + " but model.embed_tokens.weight is " + shape);
+      }
+    }
+    constexpr std::string_view kLayers = "model.layers.";
+    if (tensor.name.starts_with(kLayers)) {
+      uint64_t index = 0;
+      const char* begin = tensor.name.data() + kLayers.size();
+      const auto [end, ec] = std::from_chars(begin, tensor.name.data() + tensor.name.size(), index);
+      if (ec == std::errc() && end != begin && *end == '.') layers = std::max(layers, index + 1);
+    }
+  }
+  if (auto stated_layers = stated("num_hidden_layers"); stated_layers && layers > 0 && *stated_layers > layers) {
+    mismatches.push_back("num_hidden_layers " + std::to_string(*stated_layers) + " but the checkpoint has " +
+                         std::to_string(layers) + " layer(s)");
+  }
+  return mismatches;
+}
+
+Result<nlohmann::ordered_json> ReadBaseConfig(const fs::path& base_model) {
+  const fs::path path = base_model / "config.json";
+  MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadJsonFile(path));
+  if (!config.is_object()) return MakeError(ErrorCode::kInvalidInput, path.string() + ": not a JSON object");
+  return config;
+}
+
 }  // namespace
 
-Status CheckModelDirectoryRequest(const ConvertRequest& request, const ConvertReport& report) {
+Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report) {
   if (report.plan.group_size_conflict) {
     return MakeError(ErrorCode::kUnsupported, "linears disagree on the group size: " + *report.plan.group_size_conflict +
                                                   "; one quantization_config cannot describe both");
@@ -42,6 +87,12 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, const ConvertRe
     }
     if (!fs::exists(*request.base_model / "config.json", ec)) {
       return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": has no config.json");
+    }
+    // One that does not parse is refused when it is rewritten, after the weights.
+    if (const auto config = ReadBaseConfig(*request.base_model); config.ok()) {
+      for (const auto& mismatch : BaseConfigMismatches(report.plan, *config)) {
+        report.warnings.Add(WarningKind::kBaseConfigMismatch, mismatch);
+      }
     }
   }
   return Ok{};
@@ -81,10 +132,7 @@ Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& re
     report.warnings.Add(WarningKind::kNoBaseModel, report.target.string());
     return Ok{};
   }
-  MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadJsonFile(*request.base_model / "config.json"));
-  if (!config.is_object()) {
-    return MakeError(ErrorCode::kInvalidInput, (*request.base_model / "config.json").string() + ": not a JSON object");
-  }
+  MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadBaseConfig(*request.base_model));
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
   std::error_code ec;

@@ -9,8 +9,9 @@
 namespace ms2vllm {
 
 // Refuses what would produce a directory that does not load: mixed group sizes, a base model
-// that is not a directory.
-Status CheckModelDirectoryRequest(const ConvertRequest& request, const ConvertReport& report);
+// that is not a directory. Warns, in `report`, of a base config.json that states another shape
+// than the checkpoint's.
+Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report);
 
 // The quantization_config object for config.json (and, for GPTQ, quantize_config.json).
 nlohmann::ordered_json QuantizationConfig(const ConvertReport& report);

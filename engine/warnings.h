@@ -23,6 +23,7 @@ enum class WarningKind {
   kFloatLinearsInGptq, // linears left in float, which a GPTQ config cannot exempt
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged
   kNoBaseModel,        // --out-dir without --base-model: no config.json
+  kBaseConfigMismatch, // --base-model's config.json states another shape than the checkpoint's
 };
 
 class Warnings {

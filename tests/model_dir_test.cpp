@@ -362,6 +362,42 @@ TEST(ModelDirectory, AwqConfigKeepsTheBaseConfigAndAddsQuantizationConfig) {
   EXPECT_FALSE(fs::exists(dir / "out/quantize_config.json"));
 }
 
+// The line of the base-config warning, or "" when there is none.
+std::string BaseConfigWarning(const ConvertReport& report) {
+  for (const auto& line : report.warnings.Lines()) {
+    if (line.find("config.json does not describe this checkpoint") != std::string::npos) return line;
+  }
+  return "";
+}
+
+TEST(ModelDirectory, ABaseConfigOfAnotherShapeIsWarnedOfInADryRun) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  BaseModel base = MakeBaseModel(dir / "base");
+  const fs::path input = dir / "input";
+  fs::create_directories(input);
+  checkpoint.WriteInto(input);
+  ConvertRequest request = DirectoryRequest(input, dir / "out");
+  request.base_model = base.dir;
+  request.dry_run = true;
+  const auto dry_run_with = [&](const char* json) {
+    ordered_json config = base.config;
+    config.update(ordered_json::parse(json));
+    testing::WriteText(base.dir / "config.json", config.dump(2));
+    auto report = Convert(request);
+    EXPECT_TRUE(report.ok()) << report.error().message;
+    return report.ok() ? BaseConfigWarning(*report) : "";
+  };
+  // This checkpoint: embed [32, 96], two layers. More layers than the config states pass (an MTP layer).
+  EXPECT_EQ(dry_run_with(R"({"hidden_size": 96, "vocab_size": 32, "num_hidden_layers": 2})"), "");
+  EXPECT_EQ(dry_run_with(R"({"num_hidden_layers": 1})"), "");
+  const std::string warning = dry_run_with(R"({"hidden_size": 128, "vocab_size": 151936, "num_hidden_layers": 28})");
+  EXPECT_CONTAINS(warning, "vocab_size 151936 but model.embed_tokens.weight is [32, 96]");
+  EXPECT_CONTAINS(warning, "hidden_size 128 but model.embed_tokens.weight is [32, 96]");
+  EXPECT_CONTAINS(warning, "num_hidden_layers 28 but the checkpoint has 2 layer(s)");
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
 TEST(ModelDirectory, BaseFilesAreCopiedByteForByteButNotItsWeights) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
