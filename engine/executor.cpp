@@ -6,6 +6,7 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "engine/cancel.h"
 #include "engine/tile_runner.h"
 #include "engine/tiles.h"
+#include "io/range_batch.h"
 
 namespace ms2vllm {
 namespace {
@@ -80,10 +82,7 @@ class TileWorker {
   // the tiles ahead of it are converted, and a band's first tile gets the band's buffer.
   Work Start(const Tile& tile) {
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
-    if (tensor.source != nullptr) {
-      const InputRange range = InputOf(tensor, tile);
-      range.file->WillNeed(range.offset, range.size);
-    }
+    if (tensor.source != nullptr) HintInput(tensor.source->shard, InputOf(tensor, tile));
     if (tensor.kind == TransformKind::kCopy) return {tile, nullptr};
     if (tile.first_in_band) {
       band_ = std::make_shared<Band>();
@@ -164,11 +163,26 @@ class TileWorker {
 
  private:
   // Each tile releases its own span, but a fault maps its neighbours too (fault-around) after
-  // their tiles may have released them; once a tensor is done, all of its pages go.
-  void ReleaseConsumedInput(const Tile& tile) const {
+  // their tiles may have released them; once a tensor is done, all of its pages go. Small
+  // tensors' pages go 16 MB at a time (RangeBatch): a release per tensor cost more than the
+  // tensor on a checkpoint of 100k small ones. One batch, flushed when the shard changes, so at
+  // most 16 MB more stay mapped.
+  void ReleaseConsumedInput(const Tile& tile) {
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
     if (!tile.last_of_tensor || tensor.source == nullptr) return;
-    checkpoint_->shard(tensor.source->shard).Release(tensor.source->file_offset, tensor.source->byte_size);
+    const TensorInfo& source = *tensor.source;
+    if (source.byte_size >= kReleaseBatch) {
+      checkpoint_->shard(source.shard).Release(source.file_offset, source.byte_size);
+      return;
+    }
+    if (source.shard != released_shard_) {
+      const ByteRange pending = small_releases_.Take();
+      checkpoint_->shard(released_shard_).Release(pending.offset, pending.size);
+      released_shard_ = source.shard;
+    }
+    if (!small_releases_.Add({source.file_offset, source.byte_size})) return;
+    const ByteRange range = small_releases_.Take();
+    checkpoint_->shard(source.shard).Release(range.offset, range.size);
   }
 
   // Whether reading the tile's whole source span costs less than touching its rows through the
@@ -194,6 +208,22 @@ class TileWorker {
     return {&checkpoint_->shard(tensor.source->shard), tensor.source->file_offset + span.offset, span.size};
   }
 
+  // Small ranges are hinted 16 MB ahead at a time, not one call per tile (see ReleaseConsumedInput).
+  // A few windows per shard: safetensors files group tensors by dtype, and the plan's order goes
+  // back and forth between those regions (weight, scale, offset, the next layer's norm...).
+  void HintInput(uint32_t shard, const InputRange& range) {
+    constexpr uint64_t kAhead = 16ull << 20;
+    if (range.size >= kAhead) return range.file->WillNeed(range.offset, range.size);
+    if (hinted_.empty()) hinted_.resize(checkpoint_->shard_count());
+    HintWindows& windows = hinted_[shard];
+    for (const ByteRange& hinted : windows.ranges) {
+      if (range.offset >= hinted.offset && range.offset + range.size <= hinted.offset + hinted.size) return;
+    }
+    ByteRange& oldest = windows.ranges[windows.next++ % windows.ranges.size()];
+    oldest = {range.offset, kAhead};
+    range.file->WillNeed(oldest.offset, oldest.size);
+  }
+
   const Plan& plan_;
   const Layout& layout_;
   const Checkpoint* checkpoint_;
@@ -202,6 +232,14 @@ class TileWorker {
   BandBuffers buffers_;
   bool pad_every_row_;
   std::shared_ptr<Band> band_;  // the band the front is handing out tiles of
+  struct HintWindows {
+    std::array<ByteRange, 4> ranges{};
+    size_t next = 0;
+  };
+  std::vector<HintWindows> hinted_;         // per shard, the front's latest read-ahead hints
+  static constexpr uint64_t kReleaseBatch = 16ull << 20;
+  RangeBatch small_releases_{kReleaseBatch};  // of shard released_shard_, for ReleaseConsumedInput
+  uint32_t released_shard_ = 0;
   FirstError errors_;
 };
 

@@ -50,7 +50,7 @@ Result<OutputFile> OutputFile::Create(const std::filesystem::path& path, uint64_
 
 OutputFile::OutputFile(OutputFile&& other) noexcept
     : path_(std::move(other.path_)), fd_(other.fd_), size_(other.size_),
-      copy_file_range_works_(other.copy_file_range_works_) {
+      copy_file_range_works_(other.copy_file_range_works_), writeback_(other.writeback_) {
   other.fd_ = -1;
 }
 
@@ -95,7 +95,9 @@ Status OutputFile::CopyFrom(const MappedFile& input, uint64_t input_offset, uint
 }
 
 void OutputFile::StartWriteback(uint64_t offset, uint64_t size) {
-  if (size > 0) ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
+  if (!writeback_.Add({offset, size})) return;
+  const ByteRange range = writeback_.Take();
+  ::sync_file_range(fd_, static_cast<off_t>(range.offset), static_cast<off_t>(range.size), SYNC_FILE_RANGE_WRITE);
 }
 
 Status OutputFile::Finish() {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <span>
 
+#include "io/range_batch.h"
 #include "io/status.h"
 #include "io/strided_rows.h"
 
@@ -40,8 +41,9 @@ class OutputFile {
   // Copies `size` bytes of `input` from `input_offset` to `offset`: file to file inside the
   // kernel (copy_file_range) where the file systems allow, else a write from the mapping.
   Status CopyFrom(const MappedFile& input, uint64_t input_offset, uint64_t offset, uint64_t size);
-  // Starts writeback of a finished range, so the disk writes while the conversion goes on
-  // rather than all at the final fsync.
+  // Starts writeback of finished ranges, so the disk writes while the conversion goes on rather
+  // than all at the final fsync: once 8 MB have gathered (RangeBatch), in one call. Called from
+  // one thread at a time.
   void StartWriteback(uint64_t offset, uint64_t size);
   // fsyncs and closes. The file stays at its temp path until the Staging commits.
   Status Finish();
@@ -53,6 +55,7 @@ class OutputFile {
   int fd_ = -1;
   uint64_t size_ = 0;
   bool copy_file_range_works_ = true;  // false after EXDEV and the like: write from the mapping
+  RangeBatch writeback_{8ull << 20};
 };
 
 }  // namespace ms2vllm
