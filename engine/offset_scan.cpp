@@ -1,7 +1,7 @@
 #include "engine/offset_scan.h"
 
 #include "engine/cancel.h"
-#include "engine/offset_values.h"
+#include "engine/element_values.h"
 
 namespace ms2vllm {
 namespace {

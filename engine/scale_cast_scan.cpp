@@ -1,26 +1,13 @@
 #include "engine/scale_cast_scan.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "engine/cancel.h"
+#include "engine/element_values.h"
 #include "kernels/float_convert.h"
 
 namespace ms2vllm {
 namespace {
-
-float ReadScale(DType dtype, const uint8_t* at) {
-  auto read = [at]<class T>(T value) {
-    std::memcpy(&value, at, sizeof(value));
-    return value;
-  };
-  switch (dtype) {
-    case DType::kF64: return static_cast<float>(read(double{}));
-    case DType::kF16: return kernels::HalfToFloat(read(uint16_t{}));
-    case DType::kBF16: return kernels::BFloat16ToFloat(read(uint16_t{}));
-    default: return read(float{});  // F32: the plan admits only float scales
-  }
-}
 
 float CastScale(DType to, float value) {
   return to == DType::kF16 ? kernels::HalfToFloat(kernels::FloatToHalf(value))
@@ -40,7 +27,7 @@ Status ScanScaleCasts(const Plan& plan, const Checkpoint& checkpoint, Warnings& 
     const uint32_t size = DTypeSize(source.dtype);
     uint64_t never_finite = 0, lost = 0;
     for (uint64_t i = 0; i < source.numel(); ++i) {
-      const float value = ReadScale(source.dtype, bytes.data() + i * size);
+      const auto value = static_cast<float>(FloatOf(source.dtype, bytes.data() + i * size));  // F32, F16 or BF16
       const float cast = CastScale(tensor.dtype, value);
       never_finite += !std::isfinite(value);
       lost += std::isfinite(value) && (!std::isfinite(cast) || (value != 0 && cast == 0));

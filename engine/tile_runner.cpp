@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "engine/offset_values.h"
+#include "engine/element_values.h"
 #include "engine/synthetic_data.h"
 #include "kernels/float_convert.h"
 #include "kernels/unpack_int4.h"

@@ -5,10 +5,9 @@
 #include <bit>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 
 #include "engine/cancel.h"
-#include "engine/offset_values.h"
+#include "engine/element_values.h"
 #include "kernels/float_convert.h"
 
 namespace ms2vllm {
@@ -38,20 +37,6 @@ std::string ElementIndex(const std::vector<uint64_t>& shape, uint64_t index) {
   std::string text = "[";
   for (size_t d = 0; d < at.size(); ++d) text += (d ? ", " : "") + std::to_string(at[d]);
   return text + "]";
-}
-
-// A float element for messages and casts; NaN for dtypes that are not floats.
-double FloatOf(DType dtype, const uint8_t* p) {
-  uint16_t half = 0;
-  float single = 0;
-  double value = 0;
-  switch (dtype) {
-    case DType::kF32: std::memcpy(&single, p, 4); return single;
-    case DType::kF64: std::memcpy(&value, p, 8); return value;
-    case DType::kF16: std::memcpy(&half, p, 2); return kernels::HalfToFloat(half);
-    case DType::kBF16: std::memcpy(&half, p, 2); return kernels::BFloat16ToFloat(half);
-    default: return std::numeric_limits<double>::quiet_NaN();
-  }
 }
 
 // The input scale as the converted dtype holds it: the same bytes, or the --scales-dtype cast.

@@ -1,9 +1,11 @@
-// Reads weight_offset elements, whatever their dtype, as the integers they must hold.
+// Reads tensor elements, whatever their dtype: weight_offset elements as the integers they must
+// hold, scale elements as floats.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 
 #include "io/dtype.h"
@@ -42,6 +44,20 @@ inline std::optional<int64_t> ReadIntegral(DType dtype, const uint8_t* p) {
   if (value >= 9.2e18) return INT64_MAX;
   if (value <= -9.2e18) return INT64_MIN;
   return static_cast<int64_t>(value);
+}
+
+// A float element for messages and casts; NaN for dtypes that are not floats.
+inline double FloatOf(DType dtype, const uint8_t* p) {
+  uint16_t half = 0;
+  float single = 0;
+  double value = 0;
+  switch (dtype) {
+    case DType::kF32: std::memcpy(&single, p, 4); return single;
+    case DType::kF64: std::memcpy(&value, p, 8); return value;
+    case DType::kF16: std::memcpy(&half, p, 2); return kernels::HalfToFloat(half);
+    case DType::kBF16: std::memcpy(&half, p, 2); return kernels::BFloat16ToFloat(half);
+    default: return std::numeric_limits<double>::quiet_NaN();
+  }
 }
 
 // SPEC 2's clamp to the signed range of `bits`; counts values moved.
