@@ -17,9 +17,8 @@ Status Checkpoint::AddShard(Checkpoint& checkpoint, const std::filesystem::path&
   file.Release(0, header.data_start);  // tens of MB on a 100k-tensor file, and read only once
   checkpoint.shards_.push_back(std::move(file));
   for (auto& tensor : header.tensors) {
-    std::string name = tensor.name;
     if (!checkpoint.table_->Add(std::move(tensor))) {
-      return MakeError(ErrorCode::kInvalidInput, path.string() + ": tensor '" + name + "' is also in another shard");
+      return MakeError(ErrorCode::kInvalidInput, path.string() + ": tensor '" + tensor.name + "' is also in another shard");
     }
   }
   return Ok{};

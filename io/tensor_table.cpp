@@ -2,7 +2,7 @@
 
 namespace ms2vllm {
 
-bool TensorTable::Add(TensorInfo info) {
+bool TensorTable::Add(TensorInfo&& info) {
   if (index_.contains(info.name)) return false;
   const TensorInfo& entry = tensors_.emplace_back(std::move(info));
   index_.emplace(entry.name, &entry);

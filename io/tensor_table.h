@@ -38,8 +38,8 @@ class TensorTable {
   TensorTable(const TensorTable&) = delete;  // a copy's index would view the original's names
   TensorTable& operator=(const TensorTable&) = delete;
 
-  // False when the name is already present.
-  bool Add(TensorInfo info);
+  // False when the name is already present; `info` is then left as it was.
+  bool Add(TensorInfo&& info);
   const TensorInfo* Find(std::string_view name) const;
   bool Contains(std::string_view name) const { return Find(name) != nullptr; }
   const std::deque<TensorInfo>& tensors() const { return tensors_; }
