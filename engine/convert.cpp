@@ -89,14 +89,15 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   // Only the file's name is needed from here on; the entries are tens of MB on a 200k-tensor MoE.
   std::vector<DescriptionEntry>().swap(description.entries);
   report.warnings.Merge(report.plan.warnings);
+  // A scan's read cut short is the input changing under it, and said so.
+  const auto scan_failed = [&](Error error) -> Error {
+    if (auto changed = checkpoint.CheckUnchanged(); !changed.ok()) return changed.take_error();
+    return NamingTheFile(std::move(error), checkpoint, description);
+  };
   auto scan = ScanOffsets(report.plan, checkpoint, report.warnings, cancel);
-  if (!scan.ok()) {
-    MS2VLLM_TRY(checkpoint.CheckUnchanged());  // a read cut short: say the file changed
-    return NamingTheFile(scan.take_error(), checkpoint, description);
-  }
+  if (!scan.ok()) return scan_failed(scan.take_error());
   if (auto casts = ScanScaleCasts(report.plan, checkpoint, report.warnings, cancel); !casts.ok()) {
-    MS2VLLM_TRY(checkpoint.CheckUnchanged());
-    return casts.take_error();
+    return scan_failed(casts.take_error());
   }
   report.symmetric = scan->all_zero;
   report.input_bytes = checkpoint.TotalFileBytes();
