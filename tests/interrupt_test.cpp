@@ -1,6 +1,6 @@
 // Interrupting a conversion: SIGINT and SIGTERM at several moments of a real conversion leave
-// nothing at the target (or the old target untouched) and no temp file, and exit 130; after
-// `kill -9` the temp file stays behind, the target is absent or intact, and the next run
+// nothing at the target (or the old target untouched) and no temp file, and the process ends by
+// that signal; after `kill -9` the temp file stays behind, the target is absent or intact, and the next run
 // removes the stale temp file (io/staging.cpp does this by pid).
 //
 // The moments are defined by the conversion's own progress, never by the clock: the test
@@ -136,7 +136,7 @@ void PrintTo(const Moment& m, std::ostream* os) { *os << m.name; }
 
 class InterruptTest : public ::testing::TestWithParam<Moment> {};
 
-TEST_P(InterruptTest, LeavesNothingBehindAndExits130) {
+TEST_P(InterruptTest, LeavesNothingBehindAndEndsByTheSignal) {
   const Moment& moment = GetParam();
   ASSERT_FALSE(SharedCheckpoint().empty());
   OutputDir out(moment.on_tmpfs);
@@ -153,8 +153,9 @@ TEST_P(InterruptTest, LeavesNothingBehindAndExits130) {
   const ChildOutcome outcome = child.Wait();
 
   ASSERT_FALSE(outcome.timed_out) << "did not stop after the signal";
-  ASSERT_TRUE(outcome.exited) << "killed by signal " << outcome.signal;
-  EXPECT_EQ(outcome.exit_code, 130) << outcome.err;
+  // Cleaned up, then ended by the same signal, so a calling shell loop stops too.
+  ASSERT_FALSE(outcome.exited) << "exited with " << outcome.exit_code << "; stderr: " << outcome.err;
+  EXPECT_EQ(outcome.signal, moment.signal) << outcome.err;
   EXPECT_EQ(outcome.err, "ms2vllm: error: interrupted\n");
   EXPECT_TRUE(outcome.out.empty()) << outcome.out;
   EXPECT_FALSE(fs::exists(stage));

@@ -14,8 +14,13 @@ namespace ms2vllm {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_first_signal{0};
 
-void OnSignal(int) { g_interrupted.store(true); }
+void OnSignal(int signal) {
+  int none = 0;
+  g_first_signal.compare_exchange_strong(none, signal);
+  g_interrupted.store(true);
+}
 
 }  // namespace
 
@@ -29,6 +34,16 @@ void InstallInterruptHandlers() {
   sigaction(SIGTERM, &action, nullptr);
   // Past a file size limit, fail the write with EFBIG and report it, instead of dying.
   std::signal(SIGXFSZ, SIG_IGN);
+}
+
+// A program that cleans up on SIGINT and then merely exits leaves its caller unaware: bash goes on
+// with the next command of a loop. Dying by the same signal (the shell shows 130 or 143) tells it.
+void EndBySignalIfInterrupted(int status) {
+  const int signal = g_first_signal.load();
+  if (signal == 0 || status != ExitCodeFor(ErrorCode::kInterrupted)) return;
+  std::fflush(nullptr);
+  std::signal(signal, SIG_DFL);
+  std::raise(signal);
 }
 
 // Messages quote names from files; escaping their control characters keeps each message one

@@ -15,6 +15,9 @@ namespace ms2vllm {
 // Set by SIGINT/SIGTERM once InstallInterruptHandlers() has run.
 const std::atomic<bool>& InterruptFlag();
 void InstallInterruptHandlers();
+// After a command stopped for SIGINT/SIGTERM and cleaned up (its status is the interrupted one),
+// ends the process by that signal; otherwise returns.
+void EndBySignalIfInterrupted(int status);
 
 // Prints "ms2vllm: error: <message>" and returns the exit status for it.
 int ReportError(const Error& error);

@@ -14,7 +14,7 @@ inline int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kUnsupported: return 4;
     case ErrorCode::kOutput: return 5;
     case ErrorCode::kVerifyFailed: return 6;
-    case ErrorCode::kInterrupted: return 130;
+    case ErrorCode::kInterrupted: return 130;  // 128 + SIGINT, if the signal cannot be re-raised
   }
   return 1;
 }

@@ -27,6 +27,7 @@ int RunCommand(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const int status = RunCommand(argc, argv);
+  ms2vllm::EndBySignalIfInterrupted(status);
   // A report that never reached its reader (stdout on a full disk) is not a success.
   if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && status == 0) {
     return ms2vllm::ReportError(
