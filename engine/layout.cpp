@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
+#include <string_view>
 #include <nlohmann/json.hpp>
 
 #include "engine/cancel.h"
@@ -73,16 +73,37 @@ Result<Layout> ComputeLayout(const Plan& plan, const std::string& single_name, u
   return layout;
 }
 
-nlohmann::ordered_json ShardIndexJson(const Plan& plan, const Layout& layout) {
-  std::map<std::string, std::string> weight_map;
-  for (const auto& file : layout.files) {
-    for (size_t index : file.tensors) weight_map[plan.tensors[index].name] = file.name;
+std::string ShardIndexText(const Plan& plan, const Layout& layout) {
+  struct Entry {
+    std::string_view tensor;
+    uint32_t file;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(plan.tensors.size());
+  size_t text_bytes = 128;
+  for (uint32_t f = 0; f < layout.files.size(); ++f) {
+    for (size_t index : layout.files[f].tensors) {
+      entries.push_back({plan.tensors[index].name, f});
+      text_bytes += plan.tensors[index].name.size() + layout.files[f].name.size() + 16;
+    }
   }
-  nlohmann::ordered_json json;
-  json["metadata"] = {{"total_size", layout.tensor_bytes}};
-  nlohmann::ordered_json& mapped = json["weight_map"] = nlohmann::ordered_json::object();
-  for (const auto& [tensor, file] : weight_map) AppendNewMember(mapped, tensor, file);  // the std::map's keys are unique
-  return json;
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.tensor < b.tensor; });
+  std::vector<std::string> quoted_files;
+  for (const auto& file : layout.files) quoted_files.push_back(nlohmann::ordered_json(file.name).dump());
+
+  std::string text;
+  text.reserve(text_bytes);
+  text += "{\n  \"metadata\": {\n    \"total_size\": " + std::to_string(layout.tensor_bytes) + "\n  },\n  \"weight_map\": ";
+  if (entries.empty()) text += "{}";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    text += i == 0 ? "{\n    " : ",\n    ";
+    text += nlohmann::ordered_json(std::string(entries[i].tensor)).dump();  // escaped as dump() escapes
+    text += ": ";
+    text += quoted_files[entries[i].file];
+  }
+  if (!entries.empty()) text += "\n  }";
+  text += "\n}\n";
+  return text;
 }
 
 }  // namespace ms2vllm

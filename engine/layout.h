@@ -6,8 +6,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "engine/plan.h"
 
 namespace ms2vllm {
@@ -40,8 +38,10 @@ struct Layout {
 Result<Layout> ComputeLayout(const Plan& plan, const std::string& single_name, uint64_t max_file_bytes,
                              const std::string& shard_prefix = "model", const std::atomic<bool>* cancel = nullptr);
 
-// The <prefix>.safetensors.index.json of a sharded layout: metadata.total_size and a weight_map
-// naming every tensor once, sorted by name as transformers writes it.
-nlohmann::ordered_json ShardIndexJson(const Plan& plan, const Layout& layout);
+// The text of a sharded layout's <prefix>.safetensors.index.json: metadata.total_size and a
+// weight_map naming every tensor once, sorted by name as transformers writes it, indented by 2
+// with a final newline, byte for byte as ordered_json::dump(2) writes it. Built as text: a DOM
+// of a 200k-tensor index took 69 MB, the text takes its own 22 MB.
+std::string ShardIndexText(const Plan& plan, const Layout& layout);
 
 }  // namespace ms2vllm

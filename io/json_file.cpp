@@ -47,7 +47,10 @@ Result<nlohmann::ordered_json> ReadJsonFile(const std::filesystem::path& path) {
 }
 
 Status WriteJsonFile(const std::filesystem::path& path, const nlohmann::ordered_json& json) {
-  const std::string text = json.dump(2) + "\n";
+  return WriteTextFile(path, json.dump(2) + "\n");
+}
+
+Status WriteTextFile(const std::filesystem::path& path, std::string_view text) {
   return WriteAll(path, text.data(), text.size());
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string_view>
 #include <nlohmann/json.hpp>
 
 #include "io/status.h"
@@ -12,6 +13,8 @@ namespace ms2vllm {
 Result<nlohmann::ordered_json> ReadJsonFile(const std::filesystem::path& path);
 // Writes `json` indented by 2 spaces, with a final newline, and fsyncs it.
 Status WriteJsonFile(const std::filesystem::path& path, const nlohmann::ordered_json& json);
+// Writes text built without a DOM (a 200k-tensor shard index), durably as WriteJsonFile does.
+Status WriteTextFile(const std::filesystem::path& path, std::string_view text);
 // Copies a file byte for byte and fsyncs the copy.
 Status CopyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to);
 

@@ -9,12 +9,15 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "engine/convert.h"
 #include "engine/layout.h"
 #include "engine/synth_writer.h"
 #include "io/safetensors_header.h"
+#include "io/shard_index.h"
 #include "tests/test_support.h"
 
 namespace ms2vllm {
@@ -80,20 +83,55 @@ TEST(Scale, ShardIndexOfManyTensorsMapsEachOnceInNameOrder) {
   const Plan plan = ManySmallTensors();
   auto layout = ComputeLayout(plan, "model.safetensors", plan.TotalBytes() / 3 + 1);
   ASSERT_TRUE(layout.ok()) << layout.error().message;
-  const nlohmann::ordered_json index = ShardIndexJson(plan, *layout);
-  EXPECT_EQ(index["metadata"]["total_size"], layout->tensor_bytes);
-  const auto& weight_map = index["weight_map"];
-  ASSERT_EQ(weight_map.size(), kManyTensors);
+  // Read back by the parser that reads checkpoints' indexes: it keeps the file's order.
+  auto index = ParseShardIndex("model.safetensors.index.json", ShardIndexText(plan, *layout));
+  ASSERT_TRUE(index.ok()) << index.error().message;
+  EXPECT_EQ(index->total_size, layout->tensor_bytes);
+  ASSERT_EQ(index->weight_map.size(), kManyTensors);
   std::string previous;
-  std::unordered_map<std::string, std::string> file_of;  // ordered_json's own find is linear
-  for (const auto& [tensor, file] : weight_map.items()) {
-    ASSERT_LT(previous, tensor);
-    previous = tensor;
-    file_of.emplace(tensor, file);
+  std::unordered_map<std::string, std::string> file_of;
+  for (const auto& entry : index->weight_map) {
+    ASSERT_LT(previous, entry.tensor);
+    previous = entry.tensor;
+    file_of.emplace(entry.tensor, index->shard_files[entry.shard]);
   }
   for (const auto& file : layout->files) {
     for (size_t i : file.tensors) ASSERT_EQ(file_of.at(plan.tensors[i].name), file.name);
   }
+}
+
+// The index is written as text, not through a DOM; it must still be the bytes nlohmann's
+// dump(2) gives, names needing escapes included.
+TEST(Scale, ShardIndexTextIsWhatTheJsonLibraryWrites) {
+  Plan plan;
+  const std::vector<std::string> names = {"b.weight", "a\"quoted\\name", "\xce\xbb.unicode", "ctrl\x01\tname", "a"};
+  for (const auto& name : names) {
+    OutputTensor& tensor = plan.tensors.emplace_back();
+    tensor.name = name;
+    tensor.dtype = DType::kF32;
+    tensor.shape = {4};
+    tensor.kind = TransformKind::kGenerate;
+  }
+  for (uint64_t shard_bytes : {uint64_t{16}, uint64_t{0}}) {
+    auto layout = ComputeLayout(plan, "model.safetensors", shard_bytes);
+    ASSERT_TRUE(layout.ok()) << layout.error().message;
+    std::map<std::string, std::string> sorted;
+    for (const auto& file : layout->files) {
+      for (size_t i : file.tensors) sorted[plan.tensors[i].name] = file.name;
+    }
+    nlohmann::ordered_json expected;
+    expected["metadata"] = {{"total_size", layout->tensor_bytes}};
+    expected["weight_map"] = nlohmann::ordered_json::object();
+    for (const auto& [tensor, file] : sorted) expected["weight_map"][tensor] = file;
+    EXPECT_EQ(ShardIndexText(plan, *layout), expected.dump(2) + "\n");
+  }
+  const Plan empty;
+  auto layout = ComputeLayout(empty, "model.safetensors", 0);
+  ASSERT_TRUE(layout.ok());
+  nlohmann::ordered_json expected;
+  expected["metadata"] = {{"total_size", 0}};
+  expected["weight_map"] = nlohmann::ordered_json::object();
+  EXPECT_EQ(ShardIndexText(empty, *layout), expected.dump(2) + "\n");
 }
 
 TEST(Scale, SynthDescriptionOfManyLayersListsEveryTensorInPlanOrder) {
