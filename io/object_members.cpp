@@ -70,7 +70,31 @@ Status VisitDocument(od::parser& parser, const simdjson::padded_string_view& jso
   return CheckNothingAfter(document, label, what);
 }
 
+std::string_view TrimJsonSpace(std::string_view text) {
+  while (!text.empty() && IsJsonSpace(text.front())) text.remove_prefix(1);
+  while (!text.empty() && IsJsonSpace(text.back())) text.remove_suffix(1);
+  return text;
+}
+
 }  // namespace
+
+std::optional<std::vector<MemberText>> SplitMembers(std::string_view object_text) {
+  const auto runs = SplitIntoRuns(object_text, 0);  // runs of at least 0 bytes: one per member
+  if (!runs) return std::nullopt;
+  std::vector<MemberText> members;
+  if (runs->size() == 1 && IsBlank(runs->front())) return members;  // {}
+  for (std::string_view run : *runs) {
+    const std::string_view text = TrimJsonSpace(run);
+    if (text.empty() || text.front() != '"') return std::nullopt;
+    size_t end = 1;
+    while (end < text.size() && text[end] != '"') end += text[end] == '\\' ? 2 : 1;
+    if (end >= text.size()) return std::nullopt;
+    const std::string_view after_key = TrimJsonSpace(text.substr(end + 1));
+    if (after_key.empty() || after_key.front() != ':') return std::nullopt;
+    members.push_back({text.substr(1, end - 1), TrimJsonSpace(after_key.substr(1)), text});
+  }
+  return members;
+}
 
 Status ForEachMember(std::string_view object_text, const std::string& label, const std::string& what,
                      const MemberVisitor& visit, size_t run_bytes) {

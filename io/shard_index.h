@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "io/object_members.h"
 #include "io/status.h"
 
 namespace ms2vllm {
@@ -22,7 +23,8 @@ struct ShardIndex {
 };
 
 // `label` names the file in messages. Shard names must be plain file names (no '/' or "..").
-Result<ShardIndex> ParseShardIndex(const std::string& label, std::string_view json);
+// The weight_map is read in runs of about `run_bytes` (io/object_members.h); tests pass small ones.
+Result<ShardIndex> ParseShardIndex(const std::string& label, std::string_view json, size_t run_bytes = kMemberRunBytes);
 // Reads the index at `path` (through MappedFile, so its errors name the file) and parses it.
 Result<ShardIndex> ReadShardIndex(const std::filesystem::path& path, const std::string& label);
 
