@@ -4,11 +4,14 @@
     python3 bench/tensor_count.py                   # tiny preset, 1000 / 4000 / 8000 layers
     python3 bench/tensor_count.py --layers 500,2000
 
-A checkpoint's tables (names, shapes, plan, output header) grow with its tensor count, not its
-bytes: a 1T-parameter MoE has about 200k tensors. This synthesizes `synth --preset tiny` with
-many layers (26 tensors each, cached under bench/cache/ as e2e.py does), converts each to AWQ
-under `/usr/bin/time` and reports peak RSS, its share per tensor, and the marginal cost of one
-more tensor between the sizes. Writes bench/results/tensor_count.{csv,txt}. See bench/README.md.
+A checkpoint's tables (names, shapes, plan, output header, shard indexes) grow with its tensor
+count, not its bytes: a 1T-parameter MoE has about 200k tensors. This synthesizes
+`synth --preset tiny` with many layers (26 tensors each, cached under bench/cache/ as e2e.py
+does), converts each to AWQ under `/usr/bin/time` and reports peak RSS, its share per tensor,
+and the marginal cost of one more tensor between the sizes. It also synthesizes the same
+checkpoint in 100 MB shards, converts that into a sharded model directory (`--out-dir
+--max-shard-size 100MB`) and verifies the result, reporting both peaks. Writes
+bench/results/tensor_count.{csv,txt}. See bench/README.md.
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from pathlib import Path
 
 from e2e import BENCH_DIR, REPO, ensure_checkpoint, log
 
-FIELDS = ["layers", "tensors", "header_mb", "file_mb", "seconds", "peak_rss_mib", "rss_kib_per_tensor"]
+FIELDS = ["layers", "tensors", "header_mb", "file_mb", "seconds", "peak_rss_mib", "rss_kib_per_tensor",
+          "sharded_dir_rss_mib", "verify_rss_mib"]
+SHARD_SIZE = "100MB"
 
 
 def tensor_count(weights: Path) -> tuple[int, int]:
@@ -33,15 +38,36 @@ def tensor_count(weights: Path) -> tuple[int, int]:
     return sum(1 for key in header if key != "__metadata__"), size
 
 
+def timed(command: list[str], what: str) -> tuple[float, int]:
+    """(seconds, peak RSS in KiB) of one run under /usr/bin/time."""
+    run = subprocess.run(["/usr/bin/time", "-f", "%e %M", *command], capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"tensor_count: {what} failed: {run.stderr.strip()}")
+    seconds, kib = run.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(kib)
+
+
 def convert(binary: Path, directory: Path, output: Path) -> tuple[float, int]:
     """(seconds, peak RSS in KiB) of one conversion to AWQ."""
-    run = subprocess.run(["/usr/bin/time", "-f", "%e %M", str(binary), "--model", str(directory), "--save_path",
-                          str(output), "--target_tool", "awq", "-q"], capture_output=True, text=True)
-    if run.returncode != 0:
-        sys.exit(f"tensor_count: conversion of {directory} failed: {run.stderr.strip()}")
-    seconds, kib = run.stderr.strip().splitlines()[-1].split()
+    result = timed([str(binary), "--model", str(directory), "--save_path", str(output), "--target_tool", "awq", "-q"],
+                   f"conversion of {directory}")
     output.unlink()
-    return float(seconds), int(kib)
+    return result
+
+
+def sharded_peaks(binary: Path, cache: Path, layers: int, work: Path) -> tuple[int, int]:
+    """Peak RSS in KiB of a sharded input converted into a sharded model directory, and of its verify."""
+    sharded = cache / f"tiny-L{layers}-shards"
+    if not (sharded / ".complete").exists():
+        subprocess.run([str(binary), "synth", "--preset", "tiny", "--layers", str(layers), "--max-shard-size", SHARD_SIZE,
+                        "--out", str(sharded), "--force", "-q"], check=True)
+        (sharded / ".complete").write_text("synth --preset tiny --layers %d --max-shard-size %s\n" % (layers, SHARD_SIZE))
+    out_dir = work / "out"
+    _, convert_kib = timed([str(binary), "--model", str(sharded), "--out-dir", str(out_dir), "--max-shard-size", SHARD_SIZE,
+                            "--target_tool", "awq", "-q"], f"conversion of {sharded} into a directory")
+    _, verify_kib = timed([str(binary), "verify", "--model", str(sharded), "--converted", str(out_dir), "-q"],
+                          f"verify of {out_dir}")
+    return convert_kib, verify_kib
 
 
 def main() -> None:
@@ -58,9 +84,11 @@ def main() -> None:
         tensors, header_bytes = tensor_count(checkpoint.weights)
         with tempfile.TemporaryDirectory(dir=args.cache) as work:
             seconds, kib = convert(args.binary, checkpoint.directory, Path(work) / "out.safetensors")
+            dir_kib, verify_kib = sharded_peaks(args.binary, args.cache, layers, Path(work))
         rows.append({"layers": layers, "tensors": tensors, "header_mb": round(header_bytes / 1e6, 1),
                      "file_mb": round(checkpoint.bytes / 1e6), "seconds": seconds, "peak_rss_mib": round(kib / 1024),
-                     "rss_kib_per_tensor": round(kib / tensors, 2)})
+                     "rss_kib_per_tensor": round(kib / tensors, 2), "sharded_dir_rss_mib": round(dir_kib / 1024),
+                     "verify_rss_mib": round(verify_kib / 1024)})
         log(f"tensor_count: {rows[-1]}")
 
     lines = [" ".join(f"{name:>18}" for name in FIELDS)]
