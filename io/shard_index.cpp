@@ -25,16 +25,14 @@ class IndexReader {
   Status Visit(std::string_view key, od::value value) {
     if (key != "metadata" && key != "weight_map") return Ok{};
     MS2VLLM_TRY(Once(key));
-    if (key == "metadata") return ReadMetadata(value);
-    od::object object;
-    if (value.get_object().get(object) != simdjson::SUCCESS) return InvalidInput(label_, "\"weight_map\" is not an object");
-    for (auto field : object) {
-      std::string_view tensor;
-      od::value file;
-      MS2VLLM_TRY(ReadField(field, tensor, file, label_, "index"));
-      MS2VLLM_TRY(AddEntry(tensor, file));
+    if (key == "metadata") {
+      return ForEachField(value, key, [this](std::string_view field, od::value field_value) -> Status {
+        uint64_t total = 0;
+        if (field == "total_size" && field_value.get_uint64().get(total) == simdjson::SUCCESS) index_.total_size = total;
+        return Ok{};
+      });
     }
-    return Ok{};
+    return ForEachField(value, key, [this](std::string_view tensor, od::value file) { return AddEntry(tensor, file); });
   }
 
   // The text of the weight_map object, read in runs of whole entries.
@@ -67,15 +65,18 @@ class IndexReader {
     return Ok{};
   }
 
-  Status ReadMetadata(od::value value) {
+  // Each field of `value`, which must be an object; `name` is its key, for the message.
+  template <typename FieldVisitor>
+  Status ForEachField(od::value value, std::string_view name, FieldVisitor&& visit) {
     od::object object;
-    if (value.get_object().get(object) != simdjson::SUCCESS) return InvalidInput(label_, "\"metadata\" is not an object");
+    if (value.get_object().get(object) != simdjson::SUCCESS) {
+      return InvalidInput(label_, "\"" + std::string(name) + "\" is not an object");
+    }
     for (auto field : object) {
       std::string_view key;
       od::value field_value;
       MS2VLLM_TRY(ReadField(field, key, field_value, label_, "index"));
-      uint64_t total = 0;
-      if (key == "total_size" && field_value.get_uint64().get(total) == simdjson::SUCCESS) index_.total_size = total;
+      MS2VLLM_TRY(visit(key, field_value));
     }
     return Ok{};
   }
