@@ -52,7 +52,9 @@ class IndexReader {
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return entries[a].tensor < entries[b].tensor; });
     const auto repeated = std::adjacent_find(order.begin(), order.end(),
                                              [&](uint32_t a, uint32_t b) { return entries[a].tensor == entries[b].tensor; });
-    if (repeated != order.end()) return InvalidInput(label_, "tensor '" + Printable(entries[*repeated].tensor) + "' is listed twice");
+    if (repeated != order.end()) {
+      return InvalidInput(label_, "tensor '" + Printable(entries[*repeated].tensor) + "' is listed twice");
+    }
     return std::move(index_);
   }
 
