@@ -7,6 +7,7 @@
 
 #include "engine/cancel.h"
 #include "io/json_append.h"
+#include "io/json_file.h"
 
 namespace ms2vllm {
 namespace {
@@ -73,37 +74,43 @@ Result<Layout> ComputeLayout(const Plan& plan, const std::string& single_name, u
   return layout;
 }
 
-std::string ShardIndexText(const Plan& plan, const Layout& layout) {
+Status ShardIndexPieces(const Plan& plan, const Layout& layout, const std::function<Status(std::string_view)>& write,
+                        size_t piece_bytes) {
   struct Entry {
     std::string_view tensor;
     uint32_t file;
   };
   std::vector<Entry> entries;
   entries.reserve(plan.tensors.size());
-  size_t text_bytes = 128;
   for (uint32_t f = 0; f < layout.files.size(); ++f) {
-    for (size_t index : layout.files[f].tensors) {
-      entries.push_back({plan.tensors[index].name, f});
-      text_bytes += plan.tensors[index].name.size() + layout.files[f].name.size() + 16;
-    }
+    for (size_t index : layout.files[f].tensors) entries.push_back({plan.tensors[index].name, f});
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.tensor < b.tensor; });
   std::vector<std::string> quoted_files;
   for (const auto& file : layout.files) quoted_files.push_back(nlohmann::ordered_json(file.name).dump());
 
-  std::string text;
-  text.reserve(text_bytes);
-  text += "{\n  \"metadata\": {\n    \"total_size\": " + std::to_string(layout.tensor_bytes) + "\n  },\n  \"weight_map\": ";
-  if (entries.empty()) text += "{}";
+  std::string piece = "{\n  \"metadata\": {\n    \"total_size\": " + std::to_string(layout.tensor_bytes) +
+                      "\n  },\n  \"weight_map\": ";
+  if (entries.empty()) piece += "{}";
   for (size_t i = 0; i < entries.size(); ++i) {
-    text += i == 0 ? "{\n    " : ",\n    ";
-    text += nlohmann::ordered_json(std::string(entries[i].tensor)).dump();  // escaped as dump() escapes
-    text += ": ";
-    text += quoted_files[entries[i].file];
+    piece += i == 0 ? "{\n    " : ",\n    ";
+    piece += nlohmann::ordered_json(std::string(entries[i].tensor)).dump();  // escaped as dump() escapes
+    piece += ": ";
+    piece += quoted_files[entries[i].file];
+    if (piece.size() >= piece_bytes) {
+      MS2VLLM_TRY(write(piece));
+      piece.clear();
+    }
   }
-  if (!entries.empty()) text += "\n  }";
-  text += "\n}\n";
-  return text;
+  if (!entries.empty()) piece += "\n  }";
+  piece += "\n}\n";
+  return write(piece);
+}
+
+Status WriteShardIndex(const std::filesystem::path& path, const Plan& plan, const Layout& layout) {
+  MS2VLLM_ASSIGN_OR_RETURN(DurableFileWriter file, DurableFileWriter::Create(path));
+  MS2VLLM_TRY(ShardIndexPieces(plan, layout, [&file](std::string_view piece) { return file.Append(piece); }));
+  return file.Finish();
 }
 
 }  // namespace ms2vllm

@@ -3,7 +3,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/plan.h"
@@ -38,10 +41,13 @@ struct Layout {
 Result<Layout> ComputeLayout(const Plan& plan, const std::string& single_name, uint64_t max_file_bytes,
                              const std::string& shard_prefix = "model", const std::atomic<bool>* cancel = nullptr);
 
-// The text of a sharded layout's <prefix>.safetensors.index.json: metadata.total_size and a
-// weight_map naming every tensor once, sorted by name as transformers writes it, indented by 2
-// with a final newline, byte for byte as ordered_json::dump(2) writes it. Built as text: a DOM
-// of a 200k-tensor index took 69 MB, the text takes its own 22 MB.
-std::string ShardIndexText(const Plan& plan, const Layout& layout);
+// A sharded layout's <prefix>.safetensors.index.json: metadata.total_size and a weight_map
+// naming every tensor once, sorted by name as transformers writes it, indented by 2 with a final
+// newline, byte for byte as ordered_json::dump(2) writes it. Built as text and handed to `write`
+// in pieces of about `piece_bytes`: a DOM of a 200k-tensor index took 69 MB, its text 22 MB.
+Status ShardIndexPieces(const Plan& plan, const Layout& layout, const std::function<Status(std::string_view)>& write,
+                        size_t piece_bytes = 1 << 20);
+// Writes that index as a new file at `path`, durably.
+Status WriteShardIndex(const std::filesystem::path& path, const Plan& plan, const Layout& layout);
 
 }  // namespace ms2vllm

@@ -122,7 +122,7 @@ nlohmann::ordered_json QuantizationConfig(const ConvertReport& report) {
 
 Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& report, const Staging& staging) {
   if (report.layout.files.size() > 1) {
-    MS2VLLM_TRY(WriteTextFile(staging.PathFor("model.safetensors.index.json"), ShardIndexText(report.plan, report.layout)));
+    MS2VLLM_TRY(WriteShardIndex(staging.PathFor("model.safetensors.index.json"), report.plan, report.layout));
   }
   const nlohmann::ordered_json quantization = QuantizationConfig(report);
   if (report.plan.target == TargetTool::kGptq) {

@@ -33,7 +33,7 @@ Result<SynthReport> WriteSynthCheckpoint(const SynthRequest& request) {
   SynthReport report;
   const std::string weights_name = layout.files.size() == 1 ? layout.files[0].name : prefix + ".safetensors.index.json";
   if (layout.files.size() > 1) {
-    MS2VLLM_TRY(WriteTextFile(staging.PathFor(weights_name), ShardIndexText(checkpoint.plan, layout)));
+    MS2VLLM_TRY(WriteShardIndex(staging.PathFor(weights_name), checkpoint.plan, layout));
   }
   const std::string description_name = "quant_model_description_" + tag + ".json";
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor(description_name), checkpoint.description));

@@ -79,6 +79,20 @@ TEST(Scale, HeadersOfManyTensorsListEveryTensorInFileOrder) {
   EXPECT_EQ(seen, kManyTensors);
 }
 
+std::string ShardIndexText(const Plan& plan, const Layout& layout, size_t piece_bytes = 1 << 20) {
+  std::string text;
+  const Status status = ShardIndexPieces(
+      plan, layout,
+      [&](std::string_view piece) -> Status {
+        EXPECT_FALSE(piece.empty());
+        text += piece;
+        return Ok{};
+      },
+      piece_bytes);
+  EXPECT_TRUE(status.ok());
+  return text;
+}
+
 TEST(Scale, ShardIndexOfManyTensorsMapsEachOnceInNameOrder) {
   const Plan plan = ManySmallTensors();
   auto layout = ComputeLayout(plan, "model.safetensors", plan.TotalBytes() / 3 + 1);
@@ -123,7 +137,9 @@ TEST(Scale, ShardIndexTextIsWhatTheJsonLibraryWrites) {
     expected["metadata"] = {{"total_size", layout->tensor_bytes}};
     expected["weight_map"] = nlohmann::ordered_json::object();
     for (const auto& [tensor, file] : sorted) expected["weight_map"][tensor] = file;
-    EXPECT_EQ(ShardIndexText(plan, *layout), expected.dump(2) + "\n");
+    for (size_t piece_bytes : {size_t{0}, size_t{1}, size_t{40}, size_t{1} << 20}) {
+      EXPECT_EQ(ShardIndexText(plan, *layout, piece_bytes), expected.dump(2) + "\n") << piece_bytes;
+    }
   }
   const Plan empty;
   auto layout = ComputeLayout(empty, "model.safetensors", 0);
