@@ -1,7 +1,7 @@
 // Interrupting a conversion: SIGINT and SIGTERM at several moments of a real conversion leave
 // nothing at the target (or the old target untouched) and no temp file, and the process ends by
-// that signal; after `kill -9` the temp file stays behind, the target is absent or intact, and the next run
-// removes the stale temp file (io/staging.cpp does this by pid).
+// that signal; after `kill -9` the temp file stays behind, the target is absent or intact, and
+// the next run removes the stale temp file (io/staging.cpp does this by pid).
 //
 // The moments are defined by the conversion's own progress, never by the clock: the test
 // polls the temp file beside the target until it exists, or until the bytes at a given
