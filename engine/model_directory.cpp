@@ -69,6 +69,16 @@ Result<nlohmann::ordered_json> ReadBaseConfig(const fs::path& base_model) {
   return config;
 }
 
+// A Python regex matching exactly `name`: vLLM and GPTQModel match `dynamic` keys with re.match.
+std::string ExactNamePattern(const std::string& name) {
+  std::string pattern = "^";
+  for (char c : name) {
+    if (std::string_view(".^$*+?()[]{}|\\").find(c) != std::string_view::npos) pattern += '\\';
+    pattern += c;
+  }
+  return pattern + "$";
+}
+
 }  // namespace
 
 Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report) {
@@ -117,6 +127,15 @@ nlohmann::ordered_json QuantizationConfig(const ConvertReport& report) {
   config["desc_act"] = false;
   config["sym"] = report.symmetric;
   config["checkpoint_format"] = plan.gptq_format == GptqFormat::kV2 ? "gptq_v2" : "gptq";
+  // GPTQ has no modules_to_not_convert; a "-:" rule of `dynamic` tells vLLM and GPTQModel to
+  // build that linear unquantized, which is what its float weight needs.
+  if (!plan.float_linears.empty()) {
+    nlohmann::ordered_json dynamic = nlohmann::ordered_json::object();
+    for (const auto& linear : plan.float_linears) {
+      dynamic["-:" + ExactNamePattern(linear)] = nlohmann::ordered_json::object();
+    }
+    config["dynamic"] = std::move(dynamic);
+  }
   return config;
 }
 

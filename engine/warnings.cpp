@@ -36,8 +36,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kUndescribedLinearPart:
       return n + " weight/scale/offset tensor(s) are missing from the description but needed by their linear: converted";
     case WarningKind::kFloatLinearsInGptq:
-      return n + " linear(s) are left in float by msModelSlim: a GPTQ config cannot exempt them, and AutoGPTQ (and "
-             "vLLM, unless told to skip them) expect every linear quantized; AWQ lists them in modules_to_not_convert";
+      return n + " linear(s) are left in float by msModelSlim: --out-dir's GPTQ config exempts them by \"-:\" rules "
+             "in `dynamic`, which vLLM and GPTQModel follow; AutoGPTQ reads no such rule and expects every linear "
+             "quantized";
     case WarningKind::kOtherLabel:
       return n + " tensor(s) carry a label other than FLOAT, W4A16 and W8A16: copied unchanged (as the script does), "
              "so a loader reads them as plain tensors";

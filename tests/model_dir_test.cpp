@@ -499,6 +499,13 @@ ordered_json GptqConfig(int bits, int group, bool sym, const char* format) {
   return config;
 }
 
+// vLLM and GPTQModel build a linear matched by a "-:" key of `dynamic` (Python re.match) unquantized.
+ordered_json WithFloatDownProj(ordered_json config) {
+  config["dynamic"] = ordered_json::parse(R"({"-:^model\\.layers\\.0\\.mlp\\.down_proj$": {},
+                                               "-:^model\\.layers\\.1\\.mlp\\.down_proj$": {}})");
+  return config;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     ModelDirectory, GptqConfigTest,
     ::testing::Values(
@@ -509,7 +516,9 @@ INSTANTIATE_TEST_SUITE_P(
         GptqCase{"w8_perchannel_missing_offsets_v2", {.bits = 8, .groups = 1, .offsets = false}, GptqFormat::kV2,
                  GptqConfig(8, -1, true, "gptq_v2")},
         GptqCase{"w4_g48_missing_offsets", {.bits = 4, .groups = 2, .offsets = false}, GptqFormat::kV1,
-                 GptqConfig(4, 48, true, "gptq")}),
+                 GptqConfig(4, 48, true, "gptq")},
+        GptqCase{"w8_g48_float_down_proj", {.bits = 8, .groups = 2, .float_down_proj = true}, GptqFormat::kV1,
+                 WithFloatDownProj(GptqConfig(8, 48, false, "gptq"))}),
     [](const auto& info) { return info.param.name; });
 
 TEST(ModelDirectory, WithoutABaseModelWritesWeightsAndQuantizeConfigWithAWarning) {
