@@ -38,16 +38,18 @@ MIB = 1 << 20
 RSS_LIMIT_MIB = 512
 
 # ms2vllm synth's presets (engine/synth_plan.cpp): hidden, intermediate, layers, heads, kv heads,
-# head dim, vocab, qkv bias. Only used to estimate disk space before synthesizing.
+# head dim, vocab, qkv bias, experts (0: dense). Only used to estimate disk space before synthesizing.
 SHAPES = {
-    "tiny": (128, 256, 1, 4, 1, 32, 64, True),
-    "qwen2-0.5b": (896, 4864, 24, 14, 2, 64, 151936, True),
-    "qwen2-1.5b": (1536, 8960, 28, 12, 2, 128, 151936, True),
-    "qwen2-7b": (3584, 18944, 28, 28, 4, 128, 152064, True),
-    "llama3-8b": (4096, 14336, 32, 32, 8, 128, 128256, False),
-    "llama3-70b": (8192, 28672, 80, 64, 8, 128, 128256, False),
+    "tiny": (128, 256, 1, 4, 1, 32, 64, True, 0),
+    "qwen2-0.5b": (896, 4864, 24, 14, 2, 64, 151936, True, 0),
+    "qwen2-1.5b": (1536, 8960, 28, 12, 2, 128, 151936, True, 0),
+    "qwen2-7b": (3584, 18944, 28, 28, 4, 128, 152064, True, 0),
+    "llama3-8b": (4096, 14336, 32, 32, 8, 128, 128256, False, 0),
+    "llama3-70b": (8192, 28672, 80, 64, 8, 128, 128256, False, 0),
+    "qwen3-30b-a3b": (2048, 768, 48, 32, 4, 128, 151936, False, 128),
 }
-ALIASES = {"0.5b": "qwen2-0.5b", "1.5b": "qwen2-1.5b", "7b": "qwen2-7b", "8b": "llama3-8b", "70b": "llama3-70b"}
+ALIASES = {"0.5b": "qwen2-0.5b", "1.5b": "qwen2-1.5b", "7b": "qwen2-7b", "8b": "llama3-8b", "70b": "llama3-70b",
+           "30b-a3b": "qwen3-30b-a3b"}
 
 
 def log(message: str) -> None:
@@ -73,12 +75,12 @@ def parse_size(text: str) -> int:
 
 def estimate_checkpoint_bytes(preset: str, layers: int | None, group: int = 128) -> int:
     """W4A16 synth checkpoint size: int8 weights, f32 scales and offsets, bf16 floats."""
-    hidden, inter, n_layers, heads, kv, head_dim, vocab, bias = SHAPES[preset]
+    hidden, inter, n_layers, heads, kv, head_dim, vocab, bias, experts = SHAPES[preset]
     n_layers = n_layers if layers is None else layers
+    mlp = [(inter, hidden, False), (inter, hidden, False), (hidden, inter, False)]
     linears = [(heads * head_dim, hidden, bias), (kv * head_dim, hidden, bias), (kv * head_dim, hidden, bias),
-               (hidden, heads * head_dim, False), (inter, hidden, False), (inter, hidden, False),
-               (hidden, inter, False)]
-    per_layer = 2 * hidden * 2
+               (hidden, heads * head_dim, False)] + mlp * max(experts, 1)
+    per_layer = 2 * hidden * 2 + experts * hidden * 2
     for out, inp, has_bias in linears:
         per_layer += out * inp + 2 * out * (inp // group) * 4 + (out * 2 if has_bias else 0)
     return 2 * vocab * hidden * 2 + hidden * 2 + n_layers * per_layer
@@ -859,7 +861,7 @@ def main() -> None:
     p.add_argument("--also", default="", help="comma-separated other ms2vllm builds to run the same conversions with, "
                    "labelled by file name (A/B tests of engine changes)")
     p.add_argument("--models", default="0.5b,1.5b,7b",
-                   help="comma-separated presets or aliases (0.5b, 1.5b, 7b, 8b, 70b); PRESET:LAYERS for fewer layers (default: %(default)s)")
+                   help="comma-separated presets or aliases (0.5b, 1.5b, 7b, 8b, 70b, 30b-a3b); PRESET:LAYERS for fewer layers (default: %(default)s)")
     p.add_argument("--targets", default="awq,gptq", help="comma-separated: awq, gptq (default: %(default)s)")
     p.add_argument("--threads", default="1,2", help="comma-separated --threads values (default: %(default)s)")
     p.add_argument("--chunk-sizes", default="", help="comma-separated --chunk-size values, each its own configuration "

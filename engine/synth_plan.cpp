@@ -16,6 +16,7 @@ const std::vector<ModelShape>& Shapes() {
       {"qwen2-7b", 3584, 18944, 28, 28, 4, 128, 152064, true},
       {"llama3-8b", 4096, 14336, 32, 32, 8, 128, 128256, false},
       {"llama3-70b", 8192, 28672, 80, 64, 8, 128, 128256, false},
+      {"qwen3-30b-a3b", 2048, 768, 48, 32, 4, 128, 151936, false, 128},
   };
   return kShapes;
 }
@@ -51,10 +52,19 @@ class SynthBuilder {
       MS2VLLM_TRY(Linear(p + "self_attn.k_proj", s.kv_heads * s.head_dim, s.hidden, s.qkv_bias));
       MS2VLLM_TRY(Linear(p + "self_attn.v_proj", s.kv_heads * s.head_dim, s.hidden, s.qkv_bias));
       MS2VLLM_TRY(Linear(p + "self_attn.o_proj", s.hidden, s.heads * s.head_dim, false));
+      if (s.experts) {
+        Float(p + "self_attn.q_norm.weight", {s.head_dim}, 0.5, 1.5);
+        Float(p + "self_attn.k_norm.weight", {s.head_dim}, 0.5, 1.5);
+      }
       Norm(p + "post_attention_layernorm");
-      MS2VLLM_TRY(Linear(p + "mlp.gate_proj", s.intermediate, s.hidden, false));
-      MS2VLLM_TRY(Linear(p + "mlp.up_proj", s.intermediate, s.hidden, false));
-      MS2VLLM_TRY(Linear(p + "mlp.down_proj", s.hidden, s.intermediate, false));
+      if (!s.experts) {
+        MS2VLLM_TRY(Mlp(p + "mlp."));
+        continue;
+      }
+      Float(p + "mlp.gate.weight", {s.experts, s.hidden});  // the router, which msModelSlim leaves in float
+      for (uint64_t expert = 0; expert < s.experts; ++expert) {
+        MS2VLLM_TRY(Mlp(p + "mlp.experts." + std::to_string(expert) + "."));
+      }
     }
     Norm("model.norm");
     Float("lm_head.weight", {s.vocab, s.hidden});
@@ -84,6 +94,13 @@ class SynthBuilder {
     Float(norm + ".bias", {o_.shape.hidden});
     Add(norm + ".module.weight", label_, o_.float_dtype, {o_.shape.hidden}, GenerateSpec::Kind::kFloatRange, 0.5, 1.5);
     Add(norm + ".module.bias", label_, o_.float_dtype, {o_.shape.hidden}, GenerateSpec::Kind::kFloatRange, -0.05, 0.05);
+  }
+
+  Status Mlp(const std::string& prefix) {
+    const ModelShape& s = o_.shape;
+    MS2VLLM_TRY(Linear(prefix + "gate_proj", s.intermediate, s.hidden, false));
+    MS2VLLM_TRY(Linear(prefix + "up_proj", s.intermediate, s.hidden, false));
+    return Linear(prefix + "down_proj", s.hidden, s.intermediate, false);
   }
 
   Status Linear(const std::string& linear, uint64_t out, uint64_t in, bool bias) {

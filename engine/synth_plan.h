@@ -18,9 +18,13 @@ struct ModelShape {
   std::string name;
   uint64_t hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
   bool qkv_bias = false;
+  // Mixture of experts: `experts` MLPs of `intermediate` each behind a float router, and q/k
+  // norms, as Qwen3-MoE has them. 0: one dense MLP.
+  uint64_t experts = 0;
 };
 
-// "qwen2-0.5b", "qwen2-1.5b", "qwen2-7b", "llama3-8b", "llama3-70b", and "tiny" (hidden 128).
+// "qwen2-0.5b", "qwen2-1.5b", "qwen2-7b", "llama3-8b", "llama3-70b", "qwen3-30b-a3b" (128 experts
+// a layer: many small linears), and "tiny" (hidden 128).
 std::optional<ModelShape> FindModelShape(const std::string& preset);
 std::vector<std::string> ModelShapeNames();
 

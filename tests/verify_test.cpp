@@ -290,7 +290,7 @@ TEST_F(VerifyDamageTest, MissingOutputIsAnInputError) {
 // ---- synthetic checkpoints in every layout the converter handles ----
 
 fs::path WriteSynth(const fs::path& dir, SynthOptions options) {
-  options.shape = *FindModelShape("tiny");
+  if (options.shape.name.empty()) options.shape = *FindModelShape("tiny");
   SynthRequest request;
   request.options = options;
   request.out_dir = dir;
@@ -347,6 +347,27 @@ TEST_P(VerifySynthTest, ConversionVerifies) {
 
 INSTANTIATE_TEST_SUITE_P(Synth, VerifySynthTest, ::testing::ValuesIn(SynthCases()),
                          [](const auto& info) { return info.param.name; });
+
+// MoE checkpoints have a float router beside many small expert linears per layer.
+TEST(VerifySynthTest, MixtureOfExpertsConvertsEveryExpertAndCopiesTheRouter) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.shape = *FindModelShape("tiny");
+  synth.shape.experts = 5;
+  synth.group_size = 32;
+  const fs::path model = WriteSynth(dir / "model", synth);
+  ConvertOrDie(model, dir / "res.safetensors", {});
+  const VerifyReport report = VerifyOrDie(RequestFor(model, dir / "res.safetensors"));
+  EXPECT_TRUE(report.ok()) << Describe(report);
+  EXPECT_EQ(report.linears, 4u + 5u * 3u);  // q, k, v, o and each expert's gate, up, down
+  auto output = Checkpoint::Open(dir / "res.safetensors");
+  ASSERT_TRUE(output.ok()) << output.error().message;
+  const TensorInfo* router = output->table().Find("model.layers.0.mlp.gate.weight");
+  ASSERT_NE(router, nullptr);
+  EXPECT_EQ(router->shape, (std::vector<uint64_t>{5, 128}));
+  EXPECT_NE(output->table().Find("model.layers.0.mlp.experts.4.down_proj.qweight"), nullptr);
+  EXPECT_NE(output->table().Find("model.layers.0.self_attn.k_norm.weight"), nullptr);
+}
 
 TEST(VerifySynthTest, CastScalesVerifyUnlessAnotherDTypeIsDemanded) {
   TempDir dir;
