@@ -86,8 +86,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   auto plan = BuildPlan(*report.sources, description, request.plan, cancel);
   if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint, description);
   report.plan = std::move(*plan);
-  // Only the file's name is needed from here on; the entries are tens of MB on a 200k-tensor MoE.
-  std::vector<DescriptionEntry>().swap(description.entries);
+  description.DropEntries();
   report.warnings.Merge(report.plan.warnings);
   // A scan's read cut short is the input changing under it, and said so.
   const auto scan_failed = [&](Error error) -> Error {

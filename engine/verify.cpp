@@ -4,7 +4,10 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <unordered_set>
 
 #include "engine/convert.h"
@@ -52,9 +55,21 @@ struct Work {
   const TensorInfo* actual;
 };
 
+// Problems by plan index, so they print in the plan's order. Kept sparse: a verify of 200k
+// tensors would otherwise hold an empty problem per tensor (about 100 bytes each).
+using ProblemsByPlan = std::map<size_t, VerifyProblem>;
+
+// What the value checks found, summed over the tensors.
+struct ValueFindings {
+  uint64_t values = 0;
+  uint64_t copied_bytes = 0;
+  bool offsets_all_zero = true;
+  ProblemsByPlan problems;
+};
+
 // Names, dtypes and shapes; returns the tensors whose values can be compared.
 std::vector<Work> CheckStructure(const Plan& plan, const Checkpoint& output, bool strict_scales,
-                                 std::vector<std::optional<VerifyProblem>>& by_plan, std::vector<VerifyProblem>& extra) {
+                                 ProblemsByPlan& by_plan, std::vector<VerifyProblem>& extra) {
   std::vector<Work> work;
   std::unordered_set<std::string_view> planned;
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
@@ -68,7 +83,8 @@ std::vector<Work> CheckStructure(const Plan& plan, const Checkpoint& output, boo
       by_plan[i] = VerifyProblem{t.name, "is " + std::string(DTypeName(actual->dtype)) + ", expected " +
                                              std::string(DTypeName(t.dtype)) + source, {}};
     } else if (actual->shape != t.shape) {
-      by_plan[i] = VerifyProblem{t.name, "has shape " + ShapeString(actual->shape) + ", expected " + ShapeString(t.shape) + source, {}};
+      by_plan[i] =
+          VerifyProblem{t.name, "has shape " + ShapeString(actual->shape) + ", expected " + ShapeString(t.shape) + source, {}};
     } else {
       work.push_back({i, actual});
     }
@@ -83,7 +99,7 @@ std::vector<Work> CheckStructure(const Plan& plan, const Checkpoint& output, boo
 }
 
 // Checks every tensor's values, the largest first so the threads finish together.
-Result<std::vector<TensorVerdict>> CheckValues(const TensorCheckContext& context, std::vector<Work>& work) {
+Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector<Work>& work) {
   const Plan& plan = context.plan;
   std::sort(work.begin(), work.end(), [&](const Work& a, const Work& b) { return a.actual->byte_size > b.actual->byte_size; });
   if (context.settings.progress_total) {
@@ -94,20 +110,32 @@ Result<std::vector<TensorVerdict>> CheckValues(const TensorCheckContext& context
     }
     context.settings.progress_total->store(total);
   }
-  std::vector<TensorVerdict> verdicts(work.size());
+  ValueFindings findings;
+  std::atomic<uint64_t> values{0}, copied_bytes{0};
+  std::atomic<bool> offsets_all_zero{true}, cancelled{false};
+  std::mutex problems_mutex;
   const int threads = WorkerThreads(context.settings.threads);
   tbb::task_arena arena(threads);
   arena.execute([&] {
     tbb::parallel_for(tbb::blocked_range<size_t>(0, work.size(), 1), [&](const tbb::blocked_range<size_t>& range) {
       for (size_t i = range.begin(); i != range.end(); ++i) {
-        verdicts[i] = CheckTensorValues(context, plan.tensors[work[i].plan_index], *work[i].actual);
+        TensorVerdict verdict = CheckTensorValues(context, plan.tensors[work[i].plan_index], *work[i].actual);
+        values += verdict.values;
+        copied_bytes += verdict.copied_bytes;
+        if (!verdict.offsets_all_zero) offsets_all_zero = false;
+        if (verdict.cancelled) cancelled = true;
+        if (verdict.problem) {
+          std::lock_guard lock(problems_mutex);
+          findings.problems.emplace(work[i].plan_index, std::move(*verdict.problem));
+        }
       }
     });
   });
-  for (const auto& verdict : verdicts) {
-    if (verdict.cancelled) return MakeError(ErrorCode::kInterrupted, "interrupted");
-  }
-  return verdicts;
+  if (cancelled) return MakeError(ErrorCode::kInterrupted, "interrupted");
+  findings.values = values;
+  findings.copied_bytes = copied_bytes;
+  findings.offsets_all_zero = offsets_all_zero;
+  return findings;
 }
 
 // What --out-dir writes into the configs for this plan (SPEC 5), to compare with what is there.
@@ -170,32 +198,26 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
                                                  " conversion of the input: " + error.message, {}});
     return report;
   }
+  description.DropEntries();
   report.bits = plan->bits;
   report.tensors = plan->tensors.size();
   for (const auto& t : plan->tensors) report.linears += t.kind == TransformKind::kQWeight;
 
-  std::vector<std::optional<VerifyProblem>> by_plan(plan->tensors.size());
+  ProblemsByPlan by_plan;
   std::vector<VerifyProblem> extra;
   std::vector<Work> work = CheckStructure(*plan, output, request.scales_dtype.has_value(), by_plan, extra);
   const TensorCheckContext context{*plan, input, output, request.settings};
-  MS2VLLM_ASSIGN_OR_RETURN(std::vector<TensorVerdict> verdicts, CheckValues(context, work));
-  // Verdicts on a file that changed underneath are about bytes it no longer has.
+  MS2VLLM_ASSIGN_OR_RETURN(ValueFindings findings, CheckValues(context, work));
+  // Findings on a file that changed underneath are about bytes it no longer has.
   MS2VLLM_TRY(input.CheckUnchanged());
   MS2VLLM_TRY(output.CheckUnchanged());
 
-  bool symmetric = true;
-  for (size_t i = 0; i < work.size(); ++i) {
-    TensorVerdict& verdict = verdicts[i];
-    report.values += verdict.values;
-    report.copied_bytes += verdict.copied_bytes;
-    symmetric &= verdict.offsets_all_zero;
-    if (verdict.problem) by_plan[work[i].plan_index] = std::move(verdict.problem);
-  }
-  for (auto& problem : by_plan) {
-    if (problem) report.problems.push_back(std::move(*problem));
-  }
+  report.values = findings.values;
+  report.copied_bytes = findings.copied_bytes;
+  by_plan.merge(findings.problems);  // no tensor is in both: only structurally sound ones had their values checked
+  for (auto& [index, problem] : by_plan) report.problems.push_back(std::move(problem));
   for (auto& problem : extra) report.problems.push_back(std::move(problem));
-  for (auto& problem : CheckConfigs(converted, ExpectedQuantizationConfig(*plan, symmetric))) {
+  for (auto& problem : CheckConfigs(converted, ExpectedQuantizationConfig(*plan, findings.offsets_all_zero))) {
     report.problems.push_back(std::move(problem));
   }
   if (IsShardIndexPath(converted.weights)) {
