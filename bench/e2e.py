@@ -703,7 +703,16 @@ def environment(binary: Path, work: Path) -> dict:
                 if l.startswith("MemTotal:")), 0)
     return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "binary": str(binary),
             "version": version.replace("\n", "; "), "git": git, "kernel": platform.release(),
-            "cpus": os.cpu_count(), "memory_gb": round(mem / GB, 1), "work_dir": str(work), "file_system": fs_type}
+            "cpu_model": cpu_model(), "cpus": os.cpu_count(), "memory_gb": round(mem / GB, 1), "work_dir": str(work),
+            "file_system": fs_type}
+
+
+def cpu_model() -> str:
+    """The CPU's name as /proc/cpuinfo gives it: machines lent for a run differ (AMD EPYC, Intel Xeon)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith(("model name", "Model")):  # x86, then Arm's wording
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
 
 
 def resolve_models(text: str) -> list[tuple[str, int | None]]:
@@ -757,7 +766,8 @@ def main_benchmark(args, binary: Path) -> None:
     print(f"\nms2vllm end-to-end: durable conversion (fsync) vs cp + {'sync' if COPY_SYNC == 'system' else 'sync FILE'} "
           f"of the same input; sync before each run; "
           f"median of {args.reps}; input {'dropped from' if args.cold else 'as left in'} the page cache")
-    print(f"{meta['version']}; {meta['cpus']} CPUs, {meta['memory_gb']} GB RAM, {meta['file_system']}, git {meta['git']}\n")
+    print(f"{meta['version']}; {meta['cpus']} CPUs ({meta['cpu_model']}), {meta['memory_gb']} GB RAM, {meta['file_system']}, "
+          f"git {meta['git']}\n")
     header, rows = summary_rows(summaries)
     text = print_table(rows, header)
     busiest = max(r.load for r in runs)
