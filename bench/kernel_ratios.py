@@ -61,11 +61,20 @@ def share(by_variant, yardstick="memcpy"):
     return best(by_variant) / by_variant[yardstick]
 
 
+def cpu_model():
+    """The CPU's name: the machines lent for a run differ, and so do the kernels' ratios."""
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith(("model name", "Model")):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=str(HERE.parent / "build/release/bench/kernels_bench"))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--processes", type=int, default=2, help="processes per CPU")
+    parser.add_argument("--stem", default="kernels", help="results/STEM.txt and .csv (one per machine: kernels_xeon)")
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     per_cpu = {cpu: run_bench(args.binary, args.reps, args.processes, cpu) for cpu in cpus}
@@ -96,12 +105,13 @@ def main():
     table = "\n".join(lines) + (
         f"\n(GB/s of tile bytes read on cpu{quiet}, the CPU with the fastest memcpy; medians of {args.reps} "
         f"repetitions in each of {args.processes} processes per CPU, each pinned to its CPU; `move`: the same bytes "
-        f"loaded in order and stored as the destination's lines, no shuffles, see bench/kernels_bench.cpp)\n")
+        f"loaded in order and stored as the destination's lines, no shuffles, see bench/kernels_bench.cpp; "
+        f"CPU: {cpu_model()})\n")
     print(table, end="")
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    (results / "kernels.txt").write_text(table)
-    with open(results / "kernels.csv", "w", newline="") as f:
+    (results / f"{args.stem}.txt").write_text(table)
+    with open(results / f"{args.stem}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["cpu", "transform", "tile", "variant", "gb_per_s"])
         for cpu in cpus:
