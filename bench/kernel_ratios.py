@@ -28,6 +28,8 @@ import pathlib
 import statistics
 import subprocess
 
+from e2e import cpu_model  # the machines lent for a run differ, and so do the kernels' ratios
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 
@@ -59,14 +61,6 @@ def best(by_variant):
 def share(by_variant, yardstick="memcpy"):
     """The best variant's rate as a share of the yardstick's."""
     return best(by_variant) / by_variant[yardstick]
-
-
-def cpu_model():
-    """The CPU's name: the machines lent for a run differ, and so do the kernels' ratios."""
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith(("model name", "Model")):
-            return line.split(":", 1)[1].strip()
-    return "?"
 
 
 def main():
