@@ -1,6 +1,8 @@
 #include "engine/plan.h"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -15,6 +17,20 @@ constexpr std::string_view kOffset = ".weight_offset";
 
 bool IsQuantLabel(std::string_view label) { return label == "W4A16" || label == "W8A16"; }
 bool Contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+// The layer vLLM loads `linear` into when it fuses it with its siblings ("x.qkv_proj" for
+// "x.k_proj"), or nullopt. One fused layer has one precision.
+std::optional<std::string> FusedLayerOf(std::string_view linear) {
+  static constexpr std::pair<std::string_view, std::string_view> kParts[] = {{".q_proj", ".qkv_proj"},
+                                                                              {".k_proj", ".qkv_proj"},
+                                                                              {".v_proj", ".qkv_proj"},
+                                                                              {".gate_proj", ".gate_up_proj"},
+                                                                              {".up_proj", ".gate_up_proj"}};
+  for (const auto& [part, fused] : kParts) {
+    if (linear.ends_with(part)) return std::string(linear.substr(0, linear.size() - part.size())) + std::string(fused);
+  }
+  return std::nullopt;
+}
+
 std::string Strip(std::string_view name, std::string_view suffix) {
   return std::string(name.substr(0, name.size() - suffix.size()));
 }
@@ -109,6 +125,7 @@ class Planner {
     }
     MS2VLLM_TRY(CompleteLinears());
     MS2VLLM_TRY(ResolveGroupSize());
+    WarnPartlyFloatFusedLayers();
     // AWQ's config lists them in modules_to_not_convert; a GPTQ config has no such list.
     if (options_.target == TargetTool::kGptq) {
       for (const auto& linear : plan_.float_linears) plan_.warnings.Add(WarningKind::kFloatLinearsInGptq, linear);
@@ -254,6 +271,23 @@ class Planner {
     if (!name.ends_with(kWeight) || Contains(name, "module.weight") || source.rank() != 2) return;
     if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;
     plan_.float_linears.push_back(Strip(name, kWeight));
+  }
+
+  // msModelSlim may leave k_proj in float and quantize q_proj and v_proj; vLLM then refuses the
+  // qkv_proj it fuses them into. Said now rather than by a loader at the end of a long run.
+  void WarnPartlyFloatFusedLayers() {
+    std::unordered_set<std::string> with_float;  // few: only float linears' fused layers
+    for (const auto& linear : plan_.float_linears) {
+      if (auto fused = FusedLayerOf(linear)) with_float.insert(std::move(*fused));
+    }
+    if (with_float.empty()) return;
+    std::unordered_set<std::string> mixed;
+    for (const auto& linear : geometry_order_) {
+      auto fused = FusedLayerOf(linear);
+      if (fused && with_float.contains(*fused) && mixed.insert(*fused).second) {
+        plan_.warnings.Add(WarningKind::kPartlyFloatFusedLayer, *fused);
+      }
+    }
   }
 
   // SPEC 2: when two rules write the same name, the later one wins.

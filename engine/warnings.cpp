@@ -39,6 +39,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return n + " linear(s) are left in float by msModelSlim: --out-dir's GPTQ config exempts them by \"-:\" rules "
              "in `dynamic`, which vLLM and GPTQModel follow; AutoGPTQ reads no such rule and expects every linear "
              "quantized";
+    case WarningKind::kPartlyFloatFusedLayer:
+      return n + " layer(s) that vLLM fuses from q/k/v_proj or gate/up_proj have some parts left in float by "
+             "msModelSlim and others quantized: vLLM needs one precision per fused layer and will refuse them";
     case WarningKind::kOtherLabel:
       return n + " tensor(s) carry a label other than FLOAT, W4A16 and W8A16: copied unchanged (as the script does), "
              "so a loader reads them as plain tensors";

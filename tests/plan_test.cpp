@@ -322,11 +322,35 @@ TEST_F(PlanTest, ListsLinearsLeftInFloat) {
   Described("lm_head.weight", DType::kBF16, {32, 24}, "FLOAT");
   const Plan plan = BuildOk();
   EXPECT_EQ(plan.float_linears, (std::vector<std::string>{"model.layers.0.mlp.down_proj"}));
-  // AWQ exempts them in its config; GPTQ cannot, so it warns.
+  // AWQ exempts them in its config; GPTQ only by `dynamic`, which AutoGPTQ ignores, so it warns.
   EXPECT_EQ(WarningWith(plan.warnings, "left in float"), "");
   const Plan gptq = BuildOk(Gptq());
   EXPECT_CONTAINS(WarningWith(gptq.warnings, "left in float"), "1 linear(s)");
   EXPECT_CONTAINS(WarningWith(gptq.warnings, "left in float"), "model.layers.0.mlp.down_proj");
+}
+
+TEST_F(PlanTest, WarnsOfLayersVllmFusesThatAreLeftPartlyInFloat) {
+  const std::string a = "model.layers.0.", b = "model.layers.1.";
+  Linear(a + "self_attn.q_proj", 24, 96, 2);
+  Described(a + "self_attn.k_proj.weight", DType::kBF16, {24, 96}, "FLOAT");
+  Linear(a + "self_attn.v_proj", 24, 96, 2);
+  Described(a + "mlp.gate_proj.weight", DType::kBF16, {24, 96}, "FLOAT");  // both parts float: loads
+  Described(a + "mlp.up_proj.weight", DType::kBF16, {24, 96}, "FLOAT");
+  Described(a + "mlp.down_proj.weight", DType::kBF16, {96, 24}, "FLOAT");  // fused with nothing
+  Linear(b + "mlp.gate_proj", 24, 96, 2);
+  Described(b + "mlp.up_proj.weight", DType::kBF16, {24, 96}, "FLOAT");
+  const Plan plan = BuildOk();
+  const std::string line = WarningWith(plan.warnings, "vLLM fuses");
+  EXPECT_CONTAINS(line, "2 layer(s)");
+  EXPECT_CONTAINS(line, "model.layers.0.self_attn.qkv_proj, model.layers.1.mlp.gate_up_proj");
+}
+
+TEST_F(PlanTest, NoFusedLayerWarningWhenEveryPartSharesAPrecision) {
+  Linear("model.layers.0.self_attn.q_proj", 24, 96, 2);
+  Linear("model.layers.0.self_attn.k_proj", 24, 96, 2);
+  Described("model.layers.0.self_attn.o_proj.weight", DType::kBF16, {96, 24}, "FLOAT");
+  Described("model.layers.1.self_attn.k_proj.weight", DType::kBF16, {24, 96}, "FLOAT");  // another layer's
+  EXPECT_EQ(WarningWith(BuildOk().warnings, "vLLM fuses"), "");
 }
 
 TEST_F(PlanTest, RecordsTheGroupSize) {
