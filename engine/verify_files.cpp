@@ -28,14 +28,23 @@ std::optional<Json> DeclaredConfig(const fs::path& path, bool nested) {
   return *it;
 }
 
+// A value as a message shows it: `dynamic` lists a rule per float linear, a few KB on a MoE.
+std::string Shown(const Json& value) {
+  constexpr size_t kShown = 120;
+  std::string text = value.dump();
+  if (text.size() <= kShown) return text;
+  text.resize(kShown);
+  return text + "... (" + std::to_string(value.size()) + " entries)";
+}
+
 void CompareConfig(const fs::path& path, const Json& actual, const Json& expected, std::vector<VerifyProblem>& problems) {
   VerifyProblem problem{path.filename().string(), "", {}};
   for (const auto& [key, value] : expected.items()) {
     auto it = actual.find(key);
     if (it == actual.end()) {
-      problem.examples.push_back("quantization_config." + key + " is missing, expected " + value.dump());
+      problem.examples.push_back("quantization_config." + key + " is missing, expected " + Shown(value));
     } else if (*it != value) {
-      problem.examples.push_back("quantization_config." + key + " is " + it->dump() + ", expected " + value.dump());
+      problem.examples.push_back("quantization_config." + key + " is " + Shown(*it) + ", expected " + Shown(value));
     }
   }
   if (problem.examples.empty()) return;

@@ -428,6 +428,37 @@ TEST(VerifySynthTest, ShardedModelDirectoryVerifiesItsConfigsAndIndex) {
   EXPECT_TRUE(size_named) << Describe(report);
 }
 
+// Without its `dynamic` rules vLLM would build the float linears as GPTQ ones and fail to load.
+TEST(VerifySynthTest, GptqDirectoryMustExemptTheFloatLinears) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.float_linears = {"mlp.down_proj"};
+  synth.shape = *FindModelShape("tiny");
+  synth.shape.layers = 40;  // a rule each: more than a message should quote
+  const fs::path model = WriteSynth(dir / "model", synth);
+  ConvertRequest convert;
+  convert.model = model;
+  convert.out_dir = dir / "out";
+  convert.plan.target = TargetTool::kGptq;
+  ASSERT_TRUE(Convert(convert).ok());
+  const VerifyRequest request = RequestFor(model, dir / "out");
+  EXPECT_TRUE(VerifyOrDie(request).ok());
+
+  auto config = nlohmann::ordered_json::parse(testing::ReadText(dir / "out" / "quantize_config.json"));
+  ASSERT_EQ(config["dynamic"].size(), 40u);
+  config.erase("dynamic");
+  testing::WriteText(dir / "out" / "quantize_config.json", config.dump());
+  const VerifyReport report = VerifyOrDie(request);
+  ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+  EXPECT_EQ(report.problems[0].tensor, "quantize_config.json");
+  ASSERT_EQ(report.problems[0].examples.size(), 1u);
+  const std::string& example = report.problems[0].examples[0];
+  EXPECT_TRUE(example.starts_with("quantization_config.dynamic is missing, expected {\"-:^model\\\\.layers\\\\.0\\\\.mlp"))
+      << example;
+  EXPECT_TRUE(example.ends_with("... (40 entries)")) << example;
+  EXPECT_LT(example.size(), 200u);
+}
+
 TEST(VerifySynthTest, MissingOffsetsMeanZeroPointHalfRange) {
   // The golden input without its weight_offset tensors: symmetric, qzeros written for offset 0.
   TempDir dir;
