@@ -75,11 +75,6 @@ void Describe(const Plan& plan, Inspection& inspection) {
   if (inspection.linears == 0) {
     inspection.warnings.push_back("no quantized linear (W4A16/W8A16 weight) in the description: a conversion only copies");
   }
-  const auto& described = inspection.described_group_size;
-  if (described && inspection.group_size && *described > 0 && static_cast<uint64_t>(*described) != *inspection.group_size) {
-    inspection.warnings.push_back("the description says group_size " + std::to_string(*described) + " but the tensors have " +
-                                  std::to_string(*inspection.group_size) + " (the tensors decide)");
-  }
 }
 
 // Plans for AWQ and GPTQ, one offset scan, and the verdict for each target.

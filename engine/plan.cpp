@@ -125,6 +125,7 @@ class Planner {
     }
     MS2VLLM_TRY(CompleteLinears());
     MS2VLLM_TRY(ResolveGroupSize());
+    WarnOfAContradictedGroupSize();
     WarnPartlyFloatFusedLayers();
     // AWQ's config lists them in modules_to_not_convert; a GPTQ config has no such list.
     if (options_.target == TargetTool::kGptq) {
@@ -271,6 +272,16 @@ class Planner {
     if (!name.ends_with(kWeight) || Contains(name, "module.weight") || source.rank() != 2) return;
     if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;
     plan_.float_linears.push_back(Strip(name, kWeight));
+  }
+
+  // An ascendV1 description states its group_size. The tensors' shapes decide; one that
+  // disagrees may be the description of other weights, which the user should hear of.
+  void WarnOfAContradictedGroupSize() {
+    const std::optional<int64_t>& described = description_.group_size;
+    if (!described || *described <= 0 || plan_.per_channel || !plan_.group_size) return;
+    if (static_cast<uint64_t>(*described) == *plan_.group_size) return;
+    plan_.warnings.Add(WarningKind::kDescribedGroupSize, description_.path + " says " + std::to_string(*described) +
+                                                             ", the tensors have " + std::to_string(*plan_.group_size));
   }
 
   // msModelSlim may leave k_proj in float and quantize q_proj and v_proj; vLLM then refuses the

@@ -42,6 +42,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kPartlyFloatFusedLayer:
       return n + " layer(s) that vLLM fuses from q/k/v_proj or gate/up_proj have some parts left in float by "
              "msModelSlim and others quantized: vLLM needs one precision per fused layer and will refuse them";
+    case WarningKind::kDescribedGroupSize:
+      return "the description's group_size is not the one the tensors' shapes give: converted with the tensors' "
+             "(is it the description of these weights?)";
     case WarningKind::kOtherLabel:
       return n + " tensor(s) carry a label other than FLOAT, W4A16 and W8A16: copied unchanged (as the script does), "
              "so a loader reads them as plain tensors";

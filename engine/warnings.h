@@ -22,6 +22,7 @@ enum class WarningKind {
   kUndescribedLinearPart,  // weight/scale/offset converted although the description does not list it
   kFloatLinearsInGptq, // linears left in float, which only GPTQ's `dynamic` can exempt
   kPartlyFloatFusedLayer,  // q/k/v_proj or gate/up_proj partly float: vLLM fuses them, one precision
+  kDescribedGroupSize, // the description's group_size is not the tensors': theirs is used
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged
   kNoBaseModel,        // --out-dir without --base-model: no config.json
   kBaseConfigMismatch, // --base-model's config.json states another shape than the checkpoint's

@@ -383,6 +383,16 @@ TEST_F(PlanTest, RecordsAConflictBetweenPerGroupAndPerChannel) {
   EXPECT_CONTAINS(*plan.group_size_conflict, "per-channel");
 }
 
+TEST_F(PlanTest, WarnsWhenTheDescribedGroupSizeIsNotTheTensors) {
+  Linear("a", 24, 96, 2);  // group 48
+  description_.group_size = 48;
+  EXPECT_EQ(WarningWith(BuildOk().warnings, "group_size"), "");
+  description_.group_size = 32;
+  const Plan plan = BuildOk();
+  EXPECT_EQ(plan.group_size, 48u);  // the tensors decide
+  EXPECT_CONTAINS(WarningWith(plan.warnings, "group_size"), "desc.json says 32, the tensors have 48");
+}
+
 TEST_F(PlanTest, PerChannelLinearsOfDifferentWidthsAreNoConflict) {
   Linear("a", 24, 96, 1);
   Linear("b", 96, 24 * 8, 1);
