@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <string_view>
-#include <nlohmann/json.hpp>
 
 #include "engine/cancel.h"
 #include "io/json_append.h"
@@ -87,14 +86,14 @@ Status ShardIndexPieces(const Plan& plan, const Layout& layout, const std::funct
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.tensor < b.tensor; });
   std::vector<std::string> quoted_files;
-  for (const auto& file : layout.files) quoted_files.push_back(nlohmann::ordered_json(file.name).dump());
+  for (const auto& file : layout.files) quoted_files.push_back(JsonQuoted(file.name));
 
   std::string piece = "{\n  \"metadata\": {\n    \"total_size\": " + std::to_string(layout.tensor_bytes) +
                       "\n  },\n  \"weight_map\": ";
   if (entries.empty()) piece += "{}";
   for (size_t i = 0; i < entries.size(); ++i) {
     piece += i == 0 ? "{\n    " : ",\n    ";
-    piece += nlohmann::ordered_json(std::string(entries[i].tensor)).dump();  // escaped as dump() escapes
+    piece += JsonQuoted(entries[i].tensor);
     piece += ": ";
     piece += quoted_files[entries[i].file];
     if (piece.size() >= piece_bytes) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -16,11 +17,14 @@ inline void AppendNewMember(nlohmann::ordered_json& object, std::string key, nlo
   object.get_ref<nlohmann::ordered_json::object_t&>().emplace_back(std::move(key), std::move(value));
 }
 
+// `text` as a JSON string, quotes included, escaped byte for byte as ordered_json::dump() does.
+inline std::string JsonQuoted(std::string_view text) { return nlohmann::ordered_json(std::string(text)).dump(); }
+
 // Appends `"key":value` to the text of an object being written ("{" ... "}" are the caller's),
 // byte for byte as ordered_json::dump() writes a member, without a DOM of the whole object.
 inline void AppendMemberText(std::string& object_text, const std::string& key, const nlohmann::ordered_json& value) {
   if (object_text.back() != '{') object_text += ',';
-  object_text += nlohmann::ordered_json(key).dump();
+  object_text += JsonQuoted(key);
   object_text += ':';
   object_text += value.dump();
 }
