@@ -69,6 +69,11 @@ Result<nlohmann::ordered_json> ReadBaseConfig(const fs::path& base_model) {
   return config;
 }
 
+// quantization_config.group_size: -1 is per channel.
+int64_t GroupSizeField(const Plan& plan) {
+  return plan.per_channel || !plan.group_size ? -1 : static_cast<int64_t>(*plan.group_size);
+}
+
 // A Python regex matching exactly `name`: vLLM and GPTQModel match `dynamic` keys with re.match.
 std::string ExactNamePattern(const std::string& name) {
   std::string pattern = "^";
@@ -77,6 +82,38 @@ std::string ExactNamePattern(const std::string& name) {
     pattern += c;
   }
   return pattern + "$";
+}
+
+// vLLM has bfloat16 kernels only in Marlin, which takes AWQ and symmetric GPTQ of group size 32,
+// 64 or 128 (GPTQ also per channel); the rest runs in float16 alone, and vLLM refuses to start
+// when config.json asks for bfloat16 ("not supported for quantization method").
+bool VllmRunsOnlyFloat16(const ConvertReport& report) {
+  const int64_t group = GroupSizeField(report.plan);
+  const bool marlin_group = group == 32 || group == 64 || group == 128 || group == -1;
+  return !marlin_group || (report.plan.target == TargetTool::kGptq && !report.symmetric);
+}
+
+// transformers writes the model's dtype as torch_dtype, or since 4.56 as dtype. A config that
+// states none is read by vLLM as float32, which it runs as bfloat16 where the GPU can. Model types
+// vLLM refuses in float16 (numerically unstable there) keep theirs: no dtype would load.
+void StateFloat16(nlohmann::ordered_json& config, Warnings& warnings) {
+  static constexpr std::string_view kUnstableInFloat16[] = {"gemma2", "gemma3", "gemma3_text", "glm4", "plamo2"};
+  const auto type = config.find("model_type");
+  if (type != config.end() && type->is_string() &&
+      std::find(std::begin(kUnstableInFloat16), std::end(kUnstableInFloat16), type->get<std::string>()) !=
+          std::end(kUnstableInFloat16)) {
+    return;
+  }
+  bool stated = false;
+  for (const char* key : {"torch_dtype", "dtype"}) {
+    auto it = config.find(key);
+    if (it == config.end()) continue;
+    stated = true;
+    if (*it == "float16") continue;
+    warnings.Add(WarningKind::kFloat16ForVllm, std::string("config.json ") + key + " " + it->dump() + " -> \"float16\"");
+    *it = "float16";
+  }
+  if (!stated) config["torch_dtype"] = "float16";
 }
 
 }  // namespace
@@ -110,7 +147,7 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
 
 nlohmann::ordered_json QuantizationConfig(const ConvertReport& report) {
   const Plan& plan = report.plan;
-  const int64_t group = plan.per_channel || !plan.group_size ? -1 : static_cast<int64_t>(*plan.group_size);
+  const int64_t group = GroupSizeField(plan);
   nlohmann::ordered_json config;
   if (plan.target == TargetTool::kAwq) {
     config["quant_method"] = "awq";
@@ -146,12 +183,16 @@ Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& re
   const nlohmann::ordered_json quantization = QuantizationConfig(report);
   if (report.plan.target == TargetTool::kGptq) {
     MS2VLLM_TRY(WriteJsonFile(staging.PathFor("quantize_config.json"), quantization));
+    if (!report.symmetric && report.plan.gptq_format == GptqFormat::kV1) {
+      report.warnings.Add(WarningKind::kGptqV1Asymmetric, report.target.string());
+    }
   }
   if (!request.base_model) {
     report.warnings.Add(WarningKind::kNoBaseModel, report.target.string());
     return Ok{};
   }
   MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadBaseConfig(*request.base_model));
+  if (VllmRunsOnlyFloat16(report)) StateFloat16(config, report.warnings);
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
   std::error_code ec;

@@ -127,9 +127,12 @@ class Planner {
     MS2VLLM_TRY(ResolveGroupSize());
     WarnOfAContradictedGroupSize();
     WarnPartlyFloatFusedLayers();
-    // AWQ's config lists them in modules_to_not_convert; a GPTQ config has no such list.
-    if (options_.target == TargetTool::kGptq) {
-      for (const auto& linear : plan_.float_linears) plan_.warnings.Add(WarningKind::kFloatLinearsInGptq, linear);
+    // Each target exempts them its own way, which some of its loaders do not follow.
+    const WarningKind exempted =
+        options_.target == TargetTool::kGptq ? WarningKind::kFloatLinearsInGptq : WarningKind::kFloatLinearsInAwq;
+    for (const auto& linear : plan_.float_linears) plan_.warnings.Add(exempted, linear);
+    if (options_.target == TargetTool::kGptq && options_.gptq_format == GptqFormat::kV2) {
+      plan_.warnings.Add(WarningKind::kGptqV2Readers, "--gptq-format v2");
     }
     for (const auto& tensor : table_.tensors()) {
       if (!used_.contains(tensor.name)) plan_.warnings.Add(WarningKind::kNotInDescription, tensor.name);

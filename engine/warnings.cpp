@@ -37,8 +37,22 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return n + " weight/scale/offset tensor(s) are missing from the description but needed by their linear: converted";
     case WarningKind::kFloatLinearsInGptq:
       return n + " linear(s) are left in float by msModelSlim: --out-dir's GPTQ config exempts them by \"-:\" rules "
-             "in `dynamic`, which vLLM and GPTQModel follow; AutoGPTQ reads no such rule and expects every linear "
-             "quantized";
+             "in `dynamic`, which vLLM and GPTQModel follow; AutoGPTQ and transformers read no such rule and expect "
+             "every linear quantized";
+    case WarningKind::kFloatLinearsInAwq:
+      return n + " linear(s) are left in float by msModelSlim: --out-dir's AWQ config lists them in "
+             "modules_to_not_convert, which vLLM and transformers follow; AutoAWQ matches that list against names "
+             "within a decoder layer, so it would quantize them anyway";
+    case WarningKind::kGptqV2Readers:
+      return "checkpoint_format gptq_v2 loads in GPTQModel and in vLLM since late 2025 (its pull request 26092); "
+             "AutoGPTQ refuses it and older vLLM reads its zero points as v1's, one off";
+    case WarningKind::kGptqV1Asymmetric:
+      return "GPTQModel refuses sym=false in checkpoint_format gptq (v1) unless it quantized the model itself; vLLM "
+             "loads it; for GPTQModel, convert with --gptq-format v2";
+    case WarningKind::kFloat16ForVllm:
+      return "vLLM runs this layout (asymmetric GPTQ, or a group size its Marlin kernels do not take) only in "
+             "float16 and refuses a bfloat16 config: the base's dtype is replaced by float16, as AutoGPTQ and "
+             "AutoAWQ checkpoints state";
     case WarningKind::kPartlyFloatFusedLayer:
       return n + " layer(s) that vLLM fuses from q/k/v_proj or gate/up_proj have some parts left in float by "
              "msModelSlim and others quantized: vLLM needs one precision per fused layer and will refuse them";

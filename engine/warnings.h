@@ -21,6 +21,10 @@ enum class WarningKind {
   kPackedInput,        // two 4-bit values per byte (ascendV1), unpacked
   kUndescribedLinearPart,  // weight/scale/offset converted although the description does not list it
   kFloatLinearsInGptq, // linears left in float, which only GPTQ's `dynamic` can exempt
+  kFloatLinearsInAwq,  // linears left in float: modules_to_not_convert, which AutoAWQ misreads
+  kGptqV2Readers,      // --gptq-format v2: which loaders read gptq_v2
+  kGptqV1Asymmetric,   // --out-dir GPTQ v1 with sym=false, which GPTQModel refuses
+  kFloat16ForVllm,     // --out-dir: torch_dtype set to float16, the only one vLLM runs the layout in
   kPartlyFloatFusedLayer,  // q/k/v_proj or gate/up_proj partly float: vLLM fuses them, one precision
   kDescribedGroupSize, // the description's group_size is not the tensors': theirs is used
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged

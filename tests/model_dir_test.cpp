@@ -341,6 +341,19 @@ void ExpectBaseConfigKept(const ordered_json& base, const ordered_json& config) 
   for (const auto& [key, value] : base.items()) EXPECT_EQ(config[key].dump(), value.dump()) << key;
 }
 
+ordered_json WithTorchDtype(ordered_json config, const char* dtype) {
+  config["torch_dtype"] = dtype;
+  return config;
+}
+
+// The line of the warning containing `text`, or "" when there is none.
+std::string WarningLine(const ConvertReport& report, const std::string& text) {
+  for (const auto& line : report.warnings.Lines()) {
+    if (line.find(text) != std::string::npos) return line;
+  }
+  return "";
+}
+
 TEST(ModelDirectory, AwqConfigKeepsTheBaseConfigAndAddsQuantizationConfig) {
   const MsCheckpoint checkpoint = MakeModel({.float_down_proj = true});
   TempDir dir;
@@ -354,7 +367,8 @@ TEST(ModelDirectory, AwqConfigKeepsTheBaseConfigAndAddsQuantizationConfig) {
   ASSERT_TRUE(report.ok()) << report.error().message;
 
   const ordered_json config = ReadJson(dir / "out/config.json");
-  ExpectBaseConfigKept(base.config, config);
+  // Group 48 is no Marlin kernel's, so vLLM runs it in float16 only.
+  ExpectBaseConfigKept(WithTorchDtype(base.config, "float16"), config);
   const ordered_json expected = ordered_json::parse(R"({"quant_method": "awq", "bits": 4, "group_size": 48,
       "zero_point": true, "version": "gemm",
       "modules_to_not_convert": ["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]})");
@@ -362,12 +376,8 @@ TEST(ModelDirectory, AwqConfigKeepsTheBaseConfigAndAddsQuantizationConfig) {
   EXPECT_FALSE(fs::exists(dir / "out/quantize_config.json"));
 }
 
-// The line of the base-config warning, or "" when there is none.
 std::string BaseConfigWarning(const ConvertReport& report) {
-  for (const auto& line : report.warnings.Lines()) {
-    if (line.find("config.json does not describe this checkpoint") != std::string::npos) return line;
-  }
-  return "";
+  return WarningLine(report, "config.json does not describe this checkpoint");
 }
 
 TEST(ModelDirectory, ABaseConfigOfAnotherShapeIsWarnedOfInADryRun) {
@@ -424,7 +434,7 @@ TEST(ModelDirectory, SymlinkedBaseFilesAreCopiedAsFiles) {
   for (const char* name : {"config.json", "tokenizer.json", "generation_config.json", "model.safetensors"}) {
     fs::create_symlink(blobs.dir / name, dir / "snapshot" / name);
   }
-  const MsCheckpoint checkpoint = MakeModel({});
+  const MsCheckpoint checkpoint = MakeModel({.groups = 3});  // group 32: the base's dtype is kept
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
   ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
@@ -445,7 +455,7 @@ TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
   BaseModel base = MakeBaseModel(dir / "base");
   base.config = ordered_json::parse(R"({"a": 1, "quantization_config": {"quant_method": "fp8"}, "z": 2})");
   testing::WriteText(base.dir / "config.json", base.config.dump());
-  const MsCheckpoint checkpoint = MakeModel({});
+  const MsCheckpoint checkpoint = MakeModel({.groups = 3});  // group 32: no torch_dtype added
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
   ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
@@ -464,6 +474,7 @@ struct GptqCase {
   Model model;
   GptqFormat format;
   ordered_json expected;
+  const char* torch_dtype = "float16";  // bfloat16, the base's, where vLLM has a Marlin kernel for it
 };
 
 void PrintTo(const GptqCase& c, std::ostream* os) { *os << c.name; }
@@ -483,7 +494,7 @@ TEST_P(GptqConfigTest, ConfigAndQuantizeConfigDescribeTheTensors) {
   auto report = Convert(request);
   ASSERT_TRUE(report.ok()) << report.error().message;
   const ordered_json config = ReadJson(dir / "out/config.json");
-  ExpectBaseConfigKept(base.config, config);
+  ExpectBaseConfigKept(WithTorchDtype(base.config, c.torch_dtype), config);
   EXPECT_EQ(config["quantization_config"].dump(), c.expected.dump());
   EXPECT_EQ(ReadJson(dir / "out/quantize_config.json").dump(), c.expected.dump());
 }
@@ -512,14 +523,91 @@ INSTANTIATE_TEST_SUITE_P(
         GptqCase{"w4_g48_asym_v1", {.bits = 4, .groups = 2}, GptqFormat::kV1, GptqConfig(4, 48, false, "gptq")},
         GptqCase{"w8_g48_asym_v2", {.bits = 8, .groups = 2}, GptqFormat::kV2, GptqConfig(8, 48, false, "gptq_v2")},
         GptqCase{"w4_perchannel_zero_offsets", {.bits = 4, .groups = 1, .zero_offsets = true}, GptqFormat::kV1,
-                 GptqConfig(4, -1, true, "gptq")},
+                 GptqConfig(4, -1, true, "gptq"), "bfloat16"},
         GptqCase{"w8_perchannel_missing_offsets_v2", {.bits = 8, .groups = 1, .offsets = false}, GptqFormat::kV2,
-                 GptqConfig(8, -1, true, "gptq_v2")},
+                 GptqConfig(8, -1, true, "gptq_v2"), "bfloat16"},
+        GptqCase{"w4_g32_missing_offsets", {.bits = 4, .groups = 3, .offsets = false}, GptqFormat::kV1,
+                 GptqConfig(4, 32, true, "gptq"), "bfloat16"},
+        GptqCase{"w4_g32_asym_v1", {.bits = 4, .groups = 3}, GptqFormat::kV1, GptqConfig(4, 32, false, "gptq")},
         GptqCase{"w4_g48_missing_offsets", {.bits = 4, .groups = 2, .offsets = false}, GptqFormat::kV1,
                  GptqConfig(4, 48, true, "gptq")},
         GptqCase{"w8_g48_float_down_proj", {.bits = 8, .groups = 2, .float_down_proj = true}, GptqFormat::kV1,
                  WithFloatDownProj(GptqConfig(8, 48, false, "gptq"))}),
     [](const auto& info) { return info.param.name; });
+
+// vLLM runs asymmetric GPTQ (as it runs group sizes no Marlin kernel takes) in float16 only and
+// refuses to start on a config asking for bfloat16, or for float32, which it runs as bfloat16.
+TEST(ModelDirectory, ConfigStatesFloat16WhereVllmRunsTheLayoutInFloat16Only) {
+  const MsCheckpoint checkpoint = MakeModel({.groups = 3});  // asymmetric, group 32
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  struct Case {
+    const char* base;
+    const char* written;  // without quantization_config
+    bool warned;
+  };
+  const Case cases[] = {
+      {R"({"model_type": "qwen2", "torch_dtype": "bfloat16", "z": 1})",
+       R"({"model_type": "qwen2", "torch_dtype": "float16", "z": 1})", true},
+      {R"({"model_type": "qwen2", "dtype": "float32"})", R"({"model_type": "qwen2", "dtype": "float16"})", true},
+      {R"({"model_type": "qwen2"})", R"({"model_type": "qwen2", "torch_dtype": "float16"})", false},
+      {R"({"torch_dtype": "float16"})", R"({"torch_dtype": "float16"})", false},
+      // vLLM refuses Gemma 2 in float16 too: no dtype loads there, and transformers needs bfloat16.
+      {R"({"model_type": "gemma2", "torch_dtype": "bfloat16"})", R"({"model_type": "gemma2", "torch_dtype": "bfloat16"})",
+       false},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.base);
+    const fs::path base = dir / ("base" + std::to_string(n)), out = dir / ("out" + std::to_string(n++));
+    fs::create_directories(base);
+    testing::WriteText(base / "config.json", c.base);
+    ConvertRequest request = DirectoryRequest(dir / "input", out, TargetTool::kGptq);
+    request.base_model = base;
+    auto report = Convert(request);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    ordered_json config = ReadJson(out / "config.json");
+    config.erase("quantization_config");
+    EXPECT_EQ(config.dump(), ordered_json::parse(c.written).dump());
+    const std::string line = WarningLine(*report, "only in float16");
+    EXPECT_EQ(!line.empty(), c.warned) << line;
+    if (c.warned) {
+      EXPECT_NE(line.find("-> \"float16\""), std::string::npos) << line;
+    }
+  }
+}
+
+// GPTQModel refuses sym=false in v1 unless it made the checkpoint; gptq_v2 is not read everywhere.
+TEST(ModelDirectory, WarnsWhichGptqLoadersReadTheFormatWritten) {
+  TempDir dir;
+  const BaseModel base = MakeBaseModel(dir / "base");
+  struct Case {
+    Model model;
+    GptqFormat format;
+    bool v1_asymmetric, v2;
+  };
+  const Case cases[] = {{{.groups = 3}, GptqFormat::kV1, true, false},
+                        {{.groups = 3, .offsets = false}, GptqFormat::kV1, false, false},
+                        {{.groups = 3}, GptqFormat::kV2, false, true}};
+  int n = 0;
+  for (const Case& c : cases) {
+    const fs::path input = dir / ("input" + std::to_string(n)), out = dir / ("out" + std::to_string(n++));
+    fs::create_directories(input);
+    MakeModel(c.model).WriteInto(input);
+    ConvertRequest request = DirectoryRequest(input, out, TargetTool::kGptq);
+    request.plan.gptq_format = c.format;
+    request.base_model = base.dir;
+    auto report = Convert(request);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    const std::string v1 = WarningLine(*report, "GPTQModel refuses sym=false");
+    EXPECT_EQ(!v1.empty(), c.v1_asymmetric) << n << ": " << v1;
+    if (!v1.empty()) {
+      EXPECT_NE(v1.find(out.string()), std::string::npos) << v1;
+    }
+    EXPECT_EQ(!WarningLine(*report, "gptq_v2 loads in GPTQModel").empty(), c.v2) << n;
+  }
+}
 
 TEST(ModelDirectory, WithoutABaseModelWritesWeightsAndQuantizeConfigWithAWarning) {
   const MsCheckpoint checkpoint = MakeModel({});
