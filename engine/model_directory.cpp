@@ -145,8 +145,10 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
   return Ok{};
 }
 
-nlohmann::ordered_json QuantizationConfig(const ConvertReport& report) {
-  const Plan& plan = report.plan;
+nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric) {
+  // The float linears, then the layers vLLM fuses from float ones alone (by their fused name).
+  std::vector<std::string> exempted = plan.float_linears;
+  exempted.insert(exempted.end(), plan.float_fused_layers.begin(), plan.float_fused_layers.end());
   const int64_t group = GroupSizeField(plan);
   nlohmann::ordered_json config;
   if (plan.target == TargetTool::kAwq) {
@@ -155,22 +157,20 @@ nlohmann::ordered_json QuantizationConfig(const ConvertReport& report) {
     config["group_size"] = group;
     config["zero_point"] = true;
     config["version"] = "gemm";
-    config["modules_to_not_convert"] = plan.float_linears;
+    config["modules_to_not_convert"] = exempted;
     return config;
   }
   config["quant_method"] = "gptq";
   config["bits"] = plan.bits;
   config["group_size"] = group;
   config["desc_act"] = false;
-  config["sym"] = report.symmetric;
+  config["sym"] = symmetric;
   config["checkpoint_format"] = plan.gptq_format == GptqFormat::kV2 ? "gptq_v2" : "gptq";
   // GPTQ has no modules_to_not_convert; a "-:" rule of `dynamic` tells vLLM and GPTQModel to
   // build that linear unquantized, which is what its float weight needs.
-  if (!plan.float_linears.empty()) {
+  if (!exempted.empty()) {
     nlohmann::ordered_json dynamic = nlohmann::ordered_json::object();
-    for (const auto& linear : plan.float_linears) {
-      dynamic["-:" + ExactNamePattern(linear)] = nlohmann::ordered_json::object();
-    }
+    for (const auto& linear : exempted) dynamic["-:" + ExactNamePattern(linear)] = nlohmann::ordered_json::object();
     config["dynamic"] = std::move(dynamic);
   }
   return config;
@@ -180,7 +180,7 @@ Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& re
   if (report.layout.files.size() > 1) {
     MS2VLLM_TRY(WriteShardIndex(staging.PathFor("model.safetensors.index.json"), report.plan, report.layout));
   }
-  const nlohmann::ordered_json quantization = QuantizationConfig(report);
+  const nlohmann::ordered_json quantization = QuantizationConfig(report.plan, report.symmetric);
   if (report.plan.target == TargetTool::kGptq) {
     MS2VLLM_TRY(WriteJsonFile(staging.PathFor("quantize_config.json"), quantization));
     if (!report.symmetric && report.plan.gptq_format == GptqFormat::kV1) {

@@ -14,7 +14,8 @@ namespace ms2vllm {
 Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report);
 
 // The quantization_config object for config.json (and, for GPTQ, quantize_config.json).
-nlohmann::ordered_json QuantizationConfig(const ConvertReport& report);
+// `symmetric`: every offset is 0 or missing.
+nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric);
 
 // Writes the index (when sharded), config.json, quantize_config.json and the base model's other
 // files into the stage, each fsynced. Adds a warning when there is no base model.

@@ -126,7 +126,7 @@ class Planner {
     MS2VLLM_TRY(CompleteLinears());
     MS2VLLM_TRY(ResolveGroupSize());
     WarnOfAContradictedGroupSize();
-    WarnPartlyFloatFusedLayers();
+    NoteFloatFusedLayers();
     // Each target exempts them its own way, which some of its loaders do not follow.
     const WarningKind exempted =
         options_.target == TargetTool::kGptq ? WarningKind::kFloatLinearsInGptq : WarningKind::kFloatLinearsInAwq;
@@ -288,8 +288,10 @@ class Planner {
   }
 
   // msModelSlim may leave k_proj in float and quantize q_proj and v_proj; vLLM then refuses the
-  // qkv_proj it fuses them into. Said now rather than by a loader at the end of a long run.
-  void WarnPartlyFloatFusedLayers() {
+  // qkv_proj it fuses them into. Said now rather than by a loader at the end of a long run. A fused
+  // layer all of whose parts are float is noted for the configs: vLLM before 2025 looks its fused
+  // name up in modules_to_not_convert and `dynamic`, not its parts'.
+  void NoteFloatFusedLayers() {
     std::unordered_set<std::string> with_float;  // few: only float linears' fused layers
     for (const auto& linear : plan_.float_linears) {
       if (auto fused = FusedLayerOf(linear)) with_float.insert(std::move(*fused));
@@ -301,6 +303,10 @@ class Planner {
       if (fused && with_float.contains(*fused) && mixed.insert(*fused).second) {
         plan_.warnings.Add(WarningKind::kPartlyFloatFusedLayer, *fused);
       }
+    }
+    for (const auto& linear : plan_.float_linears) {
+      auto fused = FusedLayerOf(linear);
+      if (fused && !mixed.contains(*fused) && with_float.erase(*fused)) plan_.float_fused_layers.push_back(*fused);
     }
   }
 

@@ -64,6 +64,7 @@ struct Plan {
   std::optional<uint64_t> group_size;          // in / G; nullopt when there is no quantized linear
   bool per_channel = false;                    // G == 1
   std::vector<std::string> float_linears;      // linears msModelSlim left in float
+  std::vector<std::string> float_fused_layers; // vLLM's qkv_proj / gate_up_proj all of whose parts are float
   bool all_offsets_missing = true;             // no quantized linear has a weight_offset
   std::optional<std::string> group_size_conflict;  // two linears whose group sizes differ
 

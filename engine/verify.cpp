@@ -138,19 +138,6 @@ Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector
   return findings;
 }
 
-// What --out-dir writes into the configs for this plan (SPEC 5), to compare with what is there.
-nlohmann::ordered_json ExpectedQuantizationConfig(const Plan& plan, bool symmetric) {
-  ConvertReport report;
-  report.plan.bits = plan.bits;
-  report.plan.target = plan.target;
-  report.plan.gptq_format = plan.gptq_format;
-  report.plan.group_size = plan.group_size;
-  report.plan.per_channel = plan.per_channel;
-  report.plan.float_linears = plan.float_linears;
-  report.symmetric = symmetric;
-  return QuantizationConfig(report);
-}
-
 }  // namespace
 
 Result<VerifyReport> Verify(const VerifyRequest& request) {
@@ -217,7 +204,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
   by_plan.merge(findings.problems);  // no tensor is in both: only structurally sound ones had their values checked
   for (auto& [index, problem] : by_plan) report.problems.push_back(std::move(problem));
   for (auto& problem : extra) report.problems.push_back(std::move(problem));
-  for (auto& problem : CheckConfigs(converted, ExpectedQuantizationConfig(*plan, findings.offsets_all_zero))) {
+  for (auto& problem : CheckConfigs(converted, QuantizationConfig(*plan, findings.offsets_all_zero))) {
     report.problems.push_back(std::move(problem));
   }
   if (IsShardIndexPath(converted.weights)) {

@@ -38,6 +38,7 @@ struct Model {
   bool offsets = true;
   bool zero_offsets = false;     // all offsets 0 (symmetric)
   bool float_down_proj = false;  // msModelSlim left mlp.down_proj in float
+  bool float_attention = false;  // and q_proj and k_proj, all that vLLM fuses into qkv_proj here
 };
 
 // A two-layer Qwen2-like checkpoint, hidden 96, with float tensors around the linears.
@@ -65,7 +66,8 @@ MsCheckpoint MakeModel(const Model& m) {
     };
     for (const Linear& l : {Linear{"self_attn.q_proj", 96, 96}, Linear{"self_attn.k_proj", 32, 96},
                             Linear{"mlp.up_proj", 192, 96}, Linear{"mlp.down_proj", 96, 192}}) {
-      if (l.name == "mlp.down_proj" && m.float_down_proj) {
+      const bool attention = l.name.starts_with("self_attn.");
+      if ((l.name == "mlp.down_proj" && m.float_down_proj) || (attention && m.float_attention)) {
         checkpoint.Add(prefix + l.name + ".weight", floats({l.out, l.in}), "FLOAT");
         continue;
       }
@@ -517,6 +519,15 @@ ordered_json WithFloatDownProj(ordered_json config) {
   return config;
 }
 
+// Older vLLM looks a fused layer up by its fused name only, so that is exempted too.
+ordered_json WithFloatAttention(ordered_json config) {
+  config["dynamic"] = ordered_json::parse(R"({"-:^model\\.layers\\.0\\.self_attn\\.q_proj$": {},
+      "-:^model\\.layers\\.0\\.self_attn\\.k_proj$": {}, "-:^model\\.layers\\.1\\.self_attn\\.q_proj$": {},
+      "-:^model\\.layers\\.1\\.self_attn\\.k_proj$": {}, "-:^model\\.layers\\.0\\.self_attn\\.qkv_proj$": {},
+      "-:^model\\.layers\\.1\\.self_attn\\.qkv_proj$": {}})");
+  return config;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     ModelDirectory, GptqConfigTest,
     ::testing::Values(
@@ -532,7 +543,9 @@ INSTANTIATE_TEST_SUITE_P(
         GptqCase{"w4_g48_missing_offsets", {.bits = 4, .groups = 2, .offsets = false}, GptqFormat::kV1,
                  GptqConfig(4, 48, true, "gptq")},
         GptqCase{"w8_g48_float_down_proj", {.bits = 8, .groups = 2, .float_down_proj = true}, GptqFormat::kV1,
-                 WithFloatDownProj(GptqConfig(8, 48, false, "gptq"))}),
+                 WithFloatDownProj(GptqConfig(8, 48, false, "gptq"))},
+        GptqCase{"w4_g32_sym_float_attention", {.groups = 3, .offsets = false, .float_attention = true},
+                 GptqFormat::kV1, WithFloatAttention(GptqConfig(4, 32, true, "gptq")), "bfloat16"}),
     [](const auto& info) { return info.param.name; });
 
 // vLLM runs asymmetric GPTQ (as it runs group sizes no Marlin kernel takes) in float16 only and

@@ -346,6 +346,8 @@ TEST_F(PlanTest, WarnsOfLayersVllmFusesThatAreLeftPartlyInFloat) {
   const std::string line = WarningWith(plan.warnings, "vLLM fuses");
   EXPECT_CONTAINS(line, "2 layer(s)");
   EXPECT_CONTAINS(line, "model.layers.0.self_attn.qkv_proj, model.layers.1.mlp.gate_up_proj");
+  // Only the layer fused from float parts alone is exempted by its fused name, for older vLLM.
+  EXPECT_EQ(plan.float_fused_layers, (std::vector<std::string>{"model.layers.0.mlp.gate_up_proj"}));
 }
 
 TEST_F(PlanTest, NoFusedLayerWarningWhenEveryPartSharesAPrecision) {
@@ -353,7 +355,10 @@ TEST_F(PlanTest, NoFusedLayerWarningWhenEveryPartSharesAPrecision) {
   Linear("model.layers.0.self_attn.k_proj", 24, 96, 2);
   Described("model.layers.0.self_attn.o_proj.weight", DType::kBF16, {96, 24}, "FLOAT");
   Described("model.layers.1.self_attn.k_proj.weight", DType::kBF16, {24, 96}, "FLOAT");  // another layer's
-  EXPECT_EQ(WarningWith(BuildOk().warnings, "vLLM fuses"), "");
+  const Plan plan = BuildOk();
+  EXPECT_EQ(WarningWith(plan.warnings, "vLLM fuses"), "");
+  // A part alone in float (the other layer's k_proj) still makes a fused layer of float parts alone.
+  EXPECT_EQ(plan.float_fused_layers, (std::vector<std::string>{"model.layers.1.self_attn.qkv_proj"}));
 }
 
 TEST_F(PlanTest, RecordsTheGroupSize) {
