@@ -16,6 +16,18 @@ namespace {
 
 constexpr std::string_view kStageTag = ".ms2vllm-";
 constexpr std::string_view kStageSuffix = ".tmp";
+constexpr size_t kNameMax = 255;  // bytes in one path component (NAME_MAX on Linux file systems)
+constexpr size_t kPidDigits = 10;
+
+// The part of a target's name that its stage name carries: all of it, unless the dot, the tag,
+// a pid and the suffix would push the stage's name past NAME_MAX. Cut at a UTF-8 character.
+std::string StageStem(const std::string& name) {
+  constexpr size_t kRoom = kNameMax - 1 - kStageTag.size() - kPidDigits - kStageSuffix.size();
+  if (name.size() <= kRoom) return name;
+  size_t end = kRoom;
+  while (end > 0 && (static_cast<unsigned char>(name[end]) & 0xC0) == 0x80) --end;
+  return name.substr(0, end);
+}
 
 Error OutputError(const fs::path& path, const std::string& what) {
   return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": " + what);
@@ -40,7 +52,7 @@ bool ProcessAlive(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || 
 
 // Removes `.<name>.ms2vllm-<pid>.tmp` entries whose process is gone (a run killed by -9).
 void RemoveStaleStages(const fs::path& target) {
-  const std::string prefix = "." + target.filename().string() + std::string(kStageTag);
+  const std::string prefix = "." + StageStem(target.filename().string()) + std::string(kStageTag);
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(ParentOf(target), ec)) {
     const std::string name = entry.path().filename().string();
@@ -87,15 +99,26 @@ fs::path UserPathFor(const fs::path& path) {
 }
 
 fs::path StagePathFor(const fs::path& target, long pid) {
-  return ParentOf(target) /
-         ("." + target.filename().string() + std::string(kStageTag) + std::to_string(pid) + std::string(kStageSuffix));
+  return ParentOf(target) / ("." + StageStem(target.filename().string()) + std::string(kStageTag) + std::to_string(pid) +
+                             std::string(kStageSuffix));
 }
 
-Result<Staging> Staging::ForFile(const fs::path& target) {
-  if (target.filename().empty()) return OutputError(target, "is not a file name");
+Result<Staging> Staging::ForFile(const fs::path& requested) {
+  if (requested.filename().empty()) return OutputError(requested, "is not a file name");
+  // The rename would replace a symlink itself: write where it points, as a plain open would.
+  std::error_code ec;
+  fs::path target = requested;
+  if (fs::is_symlink(fs::symlink_status(requested, ec))) {
+    target = fs::weakly_canonical(requested, ec);
+    if (ec) return OutputError(requested, "cannot resolve the symlink: " + ec.message());
+  }
   MS2VLLM_TRY(CheckParent(target));
   struct stat info {};
-  if (::stat(target.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) return OutputError(target, "is a directory");
+  if (::stat(target.c_str(), &info) == 0) {
+    if (S_ISDIR(info.st_mode)) return OutputError(requested, "is a directory");
+    // The rename would put a regular file in place of a device (/dev/null) or a FIFO.
+    if (!S_ISREG(info.st_mode)) return OutputError(requested, "exists and is not a regular file (a device, FIFO or socket)");
+  }
   RemoveStaleStages(target);
   Staging staging;
   staging.target_ = target;

@@ -446,6 +446,27 @@ TEST(Cli, SavePathEqualToAnInputIsAnErrorAndTheInputIsUnchanged) {
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
+// A symlinked target is written where it points, as the script's plain open would; the link stays.
+// A name near NAME_MAX still gets a stage: its name is cut to fit.
+TEST(Cli, SymlinkedAndLongTargetNamesAreWritten) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const auto expected = testing::LoadTensors(testing::GoldenDir() / "w4a16-g64-awq" / "expected.safetensors");
+  fs::create_directory(dir / "real");
+  testing::WriteText(dir / "real/out.safetensors", "an older conversion");
+  fs::create_symlink(dir / "real/out.safetensors", dir / "link.safetensors");
+  Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "link.safetensors", "--quiet"});
+  ASSERT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_TRUE(fs::is_symlink(dir / "link.safetensors"));
+  EXPECT_EQ(testing::LoadTensors(dir / "real/out.safetensors"), expected);
+
+  const std::string longest = std::string(255 - 12, 'a') + ".safetensors";  // 255 bytes, as `touch` takes
+  o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / longest, "--quiet"});
+  ASSERT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_EQ(testing::LoadTensors(dir / longest), expected);
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
 TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());

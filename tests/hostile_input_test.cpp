@@ -366,6 +366,14 @@ std::vector<Case> Cases() {
     {"save_path_is_directory", Flags({"--save_path", "{out}/a-directory"}), 5, {"a-directory", "is a directory"},
      [](const Paths& p) { fs::create_directory(p.out / "a-directory"); }},
     {"save_path_trailing_slash", Flags({"--save_path", "{out}/"}), 5, {"is not a file name"}},
+    // Renaming onto it would leave a regular file where the FIFO (or /dev/null) was.
+    {"save_path_is_fifo", Flags({"--save_path", "{out}/a-fifo"}), 5, {"a-fifo", "is not a regular file"},
+     [](const Paths& p) { ASSERT_EQ(::mkfifo((p.out / "a-fifo").c_str(), 0644), 0); }},
+    {"save_path_links_to_fifo", Flags({"--save_path", "{out}/link"}), 5, {"link", "is not a regular file"},
+     [](const Paths& p) {
+       ASSERT_EQ(::mkfifo((p.out / "a-fifo").c_str(), 0644), 0);
+       fs::create_symlink(p.out / "a-fifo", p.out / "link");
+     }},
     {"save_path_unwritable_directory", Flags({"--save_path", "{out}/locked/res.safetensors"}), 5,
      {"locked/res.safetensors", "is not writable"},
      [](const Paths& p) {
