@@ -123,6 +123,7 @@ class Planner {
       used_.insert(source->name);
       MS2VLLM_TRY(ApplyRule(entry.name, entry.label, *source));
     }
+    MS2VLLM_TRY(CheckLinearsAreLabelledAlike());
     MS2VLLM_TRY(CompleteLinears());
     MS2VLLM_TRY(ResolveGroupSize());
     WarnOfAContradictedGroupSize();
@@ -145,6 +146,7 @@ class Planner {
   Status ApplyRule(const std::string& name, const std::string& label, const TensorInfo& source) {
     if (!IsQuantLabel(label)) {
       if (label != "FLOAT") plan_.warnings.Add(WarningKind::kOtherLabel, name + " (" + label + ")");
+      if (name.ends_with(kScale) || name.ends_with(kOffset)) float_scales_and_offsets_.push_back(name);
       NoteFloatLinear(name, source);
       Emit(Copy(name, source));
       return Ok{};
@@ -162,6 +164,30 @@ class Planner {
     }
     if (Contains(name, "model.norm.module.bias") || Contains(name, "model.norm.module.weight")) return Ok{};
     Emit(Copy(name, source));
+    return Ok{};
+  }
+
+  // A weight labelled FLOAT beside a scale or offset labelled quantized, or the reverse: written as
+  // it says, the linear would be a float weight holding integers next to scales (or a qweight next
+  // to a stray float copy of its scale), and verify could not tell. No layout reads that.
+  Status CheckLinearsAreLabelledAlike() const {
+    const auto contradiction = [&](const std::string& linear, const std::string& float_part) {
+      return Invalid(description_.path + ": " + linear + ": " + float_part +
+                     " is labelled FLOAT (or not quantized) but other parts of the linear are labelled quantized; "
+                     "the description contradicts itself about this linear");
+    };
+    for (const auto& linear : plan_.float_linears) {
+      if (index_.contains(linear + ".scales") || index_.contains(linear + ".qzeros")) {
+        return contradiction(linear, linear + std::string(kWeight));
+      }
+    }
+    for (const auto& name : float_scales_and_offsets_) {
+      const std::string linear = Strip(name, name.ends_with(kScale) ? kScale : kOffset);
+      if (index_.contains(linear + ".qweight") || index_.contains(linear + ".scales") ||
+          index_.contains(linear + ".qzeros")) {
+        return contradiction(linear, name);
+      }
+    }
     return Ok{};
   }
 
@@ -461,6 +487,7 @@ class Planner {
   std::vector<std::string> linears_;
   std::unordered_set<std::string_view> used_;  // input tensors the description lists or a linear needs
   std::vector<std::string> geometry_order_;  // linears in the order their geometry was first needed
+  std::vector<std::string> float_scales_and_offsets_;  // weight_scale / weight_offset not labelled quantized
 };
 
 }  // namespace

@@ -332,6 +332,33 @@ TEST_F(PlanTest, ListsLinearsLeftInFloat) {
   EXPECT_CONTAINS(WarningWith(gptq.warnings, "left in float"), "model.layers.0.mlp.down_proj");
 }
 
+// A linear's parts labelled some FLOAT and some quantized: the weight copied as a float tensor of
+// integers beside its scales, or a qweight beside a float copy of its scale. Either way it is
+// invalid input naming the description, the linear and the part labelled otherwise.
+TEST_F(PlanTest, ALinearWhosePartsAreLabelledFloatAndQuantizedIsInvalidInput) {
+  for (const char* float_part : {".weight", ".weight_scale", ".weight_offset"}) {
+    SCOPED_TRACE(float_part);
+    table_ = TensorTable();
+    description_.entries.clear();
+    Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
+    for (const char* part : {".weight", ".weight_scale", ".weight_offset"}) {
+      const std::string name = std::string("model.layers.0.self_attn.q_proj") + part;
+      Described(name, std::string(part) == ".weight" ? DType::kI8 : DType::kF32,
+                std::string(part) == ".weight" ? Shape{24, 96} : Shape{24, 2},
+                std::string(part) == float_part ? "FLOAT" : "W4A16");
+    }
+    const std::string message = BuildError(ErrorCode::kInvalidInput);
+    EXPECT_CONTAINS(message, "desc.json: model.layers.0.self_attn.q_proj: ");
+    EXPECT_CONTAINS(message, std::string("model.layers.0.self_attn.q_proj") + float_part + " is labelled FLOAT");
+  }
+  // A float linear may well have its whole self labelled FLOAT, a scale included.
+  table_ = TensorTable();
+  description_.entries.clear();
+  Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
+  Linear("model.layers.0.mlp.down_proj", 96, 24, 1, "FLOAT");
+  EXPECT_EQ(BuildOk().float_linears, (std::vector<std::string>{"model.layers.0.mlp.down_proj"}));
+}
+
 TEST_F(PlanTest, WarnsOfLayersVllmFusesThatAreLeftPartlyInFloat) {
   const std::string a = "model.layers.0.", b = "model.layers.1.";
   Linear(a + "self_attn.q_proj", 24, 96, 2);
