@@ -119,8 +119,9 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   MS2VLLM_TRY(WriteWeights(request, report, checkpoint, staging, report.warnings));
   if (directory) MS2VLLM_TRY(WriteModelDirectoryFiles(request, report, staging));
   if (Cancelled(cancel)) return Interrupted();
-  MS2VLLM_TRY(staging.Commit());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (request.check_before_commit) MS2VLLM_TRY(request.check_before_commit(staging.stage()));
+  MS2VLLM_TRY(staging.Commit());
   return report;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -23,6 +24,9 @@ struct ConvertRequest {
   bool force = false;                           // replace an existing out_dir
   uint64_t max_shard_bytes = 5'000'000'000;     // out_dir only
   bool dry_run = false;                         // plan and check, write nothing
+  // Runs on the finished output (the stage's path) before it is moved onto the target, as
+  // --verify does: an error leaves the target as it was.
+  std::function<Status(const std::filesystem::path& staged)> check_before_commit;
   PlanOptions plan;
   ExecutionSettings execution;
 };

@@ -26,6 +26,7 @@ class Staging {
   // Where to create the output file `name` (a file target has exactly one: the stage itself).
   std::filesystem::path PathFor(const std::string& name) const;
   const std::filesystem::path& target() const { return target_; }
+  const std::filesystem::path& stage() const { return stage_; }  // the file or directory being built
 
   // Moves the finished stage onto the target and makes the rename durable (fsync of the
   // parent directory). Files in the stage must already be fsynced.

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "io/checkpoint.h"
@@ -179,6 +180,51 @@ INSTANTIATE_TEST_SUITE_P(Signals, InterruptTest,
                                            Moment{"sigint_past_half", SIGINT, 0.6, false},
                                            Moment{"sigterm_near_the_end", SIGTERM, 0.9, true}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Waits until the child has mapped `file` read-only, as verify maps the finished output (the
+// conversion maps it read-write). False if the child ended first.
+bool WaitForReadOnlyMapping(ChildProcess& child, const fs::path& file) {
+  const std::string maps = "/proc/" + std::to_string(child.pid()) + "/maps";
+  while (!child.Ended()) {
+    std::istringstream lines(testing::ReadText(maps));
+    for (std::string line; std::getline(lines, line);) {
+      // address perms offset dev inode path
+      if (line.find(" r--") != std::string::npos && line.ends_with(" " + file.string())) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // polling, not timing
+  }
+  return false;
+}
+
+// --verify checks the finished output before it replaces the target, so a signal then (or a
+// failed check) leaves the target as it was, as at any other moment.
+TEST(InterruptVerify, ASignalWhileVerifyingLeavesTheTargetAsItWas) {
+  for (const bool pre_existing : {false, true}) {
+    SCOPED_TRACE(pre_existing ? "over an existing target" : "no target");
+    ASSERT_FALSE(SharedCheckpoint().empty());
+    testing::TempDir out;
+    const fs::path target = out / "res.safetensors";
+    const std::string old = "the user's previous file";
+    if (pre_existing) testing::WriteText(target, old);
+    std::vector<std::string> args = ConvertArgs(target);
+    args.push_back("--verify");
+    ChildProcess child(args);
+    ASSERT_TRUE(child.started());
+    const fs::path stage = StagePathFor(target, child.pid());
+    ASSERT_TRUE(WaitForReadOnlyMapping(child, stage)) << "verify never mapped the output; " << child.Wait().err;
+    child.Signal(SIGINT);
+    const ChildOutcome outcome = child.Wait();
+    ASSERT_FALSE(outcome.exited) << "exited with " << outcome.exit_code << "; stderr: " << outcome.err;
+    EXPECT_EQ(outcome.signal, SIGINT);
+    EXPECT_EQ(outcome.err, "ms2vllm: error: interrupted\n");
+    EXPECT_TRUE(StageNames(out.path()).empty());
+    if (pre_existing) {
+      EXPECT_EQ(testing::ReadText(target), old);
+    } else {
+      EXPECT_FALSE(fs::exists(target));
+    }
+  }
+}
 
 // kill -9 cannot be caught: the temp file stays. The target is untouched, and the next run
 // into the same directory removes the dead run's temp file and converts.

@@ -692,6 +692,34 @@ TEST(ModelDirectory, OnErrorNothingAppearsAndNoStageIsLeft) {
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
+// --verify's hook: it sees the finished directory at the stage, and its error keeps the target
+// as it was (here an older --force target), with no stage left.
+TEST(ModelDirectory, ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTarget) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  fs::create_directories(dir / "out");
+  testing::WriteText(dir / "out/old.txt", "old");
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  request.force = true;
+  std::set<std::string> seen;
+  request.check_before_commit = [&](const fs::path& staged) -> Status {
+    seen = FileNames(staged);
+    return MakeError(ErrorCode::kVerifyFailed, "not exact");
+  };
+  auto report = Convert(request);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kVerifyFailed);
+  EXPECT_EQ(seen, (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"old.txt"}));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+
+  request.check_before_commit = [](const fs::path&) -> Status { return Ok{}; };
+  ASSERT_TRUE(Convert(request).ok());
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+}
+
 TEST(ModelDirectory, MixedGroupSizesAreRefusedBeforeAnythingIsWritten) {
   MsCheckpoint checkpoint = MakeModel({});
   MsLinearOptions o;

@@ -1,6 +1,7 @@
 // `ms2vllm [convert] --model FILE --json FILE [--save_path FILE] [--w_bit 4|8] [--target_tool awq|gptq] ...`
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <optional>
 
 #include "engine/convert.h"
 #include "engine/verify.h"
@@ -87,18 +88,20 @@ Result<ConvertRequest> MakeRequest(const ConvertFlags& f) {
   return request;
 }
 
-// `--verify`: the same inputs and options, checked strictly against what was just written.
-VerifyRequest MakeVerifyRequest(const ConvertRequest& convert, const ConvertReport& report) {
+// `--verify`: the same inputs and options, checked strictly against what was just written, where
+// it was written, before it replaces the target.
+VerifyRequest MakeVerifyRequest(const ConvertRequest& convert, const std::filesystem::path& staged) {
   VerifyRequest request;
   request.model = convert.model;
   request.json = convert.json;
-  request.converted = report.target;
+  request.converted = staged;
   request.target = convert.plan.target;
   request.gptq_format = convert.plan.gptq_format;
   request.scales_dtype = convert.plan.scales_dtype;
-  request.w_bit = report.plan.bits;
+  request.w_bit = convert.plan.w_bit;  // else the description's, as the conversion took it
   request.packed = convert.plan.packed;
   request.settings.threads = convert.execution.threads;
+  request.settings.cancel = convert.execution.cancel;
   return request;
 }
 
@@ -130,18 +133,42 @@ int RunConvert(int argc, char** argv) {
   request->execution.cancel = &InterruptFlag();
   request->execution.progress = &done;
   request->execution.progress_total = &total;
-  Result<ConvertReport> report = [&] {
-    ProgressBar bar(done, total, !flags.quiet && !flags.dry_run);
-    return Convert(*request);
-  }();
-  if (!report) return ReportError(report.error());
+  const bool show_progress = !flags.quiet && !flags.dry_run;
+  std::optional<ProgressBar> bar;
+  std::optional<VerifyReport> verified;
+  if (flags.verify) {
+    request->check_before_commit = [&](const std::filesystem::path& staged) -> Status {
+      bar.reset();  // a new bar, over the bytes verify reads
+      done = 0;
+      total = 0;
+      bar.emplace(done, total, show_progress);
+      VerifyRequest verify = MakeVerifyRequest(*request, staged);
+      verify.settings.progress = &done;
+      verify.settings.progress_total = &total;
+      MS2VLLM_ASSIGN_OR_RETURN(verified, Verify(verify));
+      // Named as the user will find it, not by the stage's temp name.
+      verified->weights = request->out_dir ? *request->out_dir / verified->weights.filename() : request->save_path;
+      if (!verified->ok()) return VerifyFailure(*verified);
+      return Ok{};
+    };
+  }
+  bar.emplace(done, total, show_progress);
+  Result<ConvertReport> report = Convert(*request);
+  bar.reset();
+  if (!report) {
+    if (!verified || verified->ok()) return ReportError(report.error());
+    PrintVerifyReport(*verified, flags.quiet, stderr);
+    const std::filesystem::path target = request->out_dir ? *request->out_dir : request->save_path;
+    return ReportError(MakeError(ErrorCode::kVerifyFailed, target.string() + ": not written: the conversion failed "
+                                                           "its verification (an ms2vllm bug: please report it)"));
+  }
   if (flags.dry_run) PrintPlan(*report, stdout);
   if (!flags.quiet || flags.dry_run) {
     for (const auto& line : report->warnings.Lines()) PrintWarning(line);
   }
   if (flags.dry_run) return kExitOk;
   if (!flags.quiet) PrintSummary(*report);
-  if (flags.verify) return VerifyAndReport(MakeVerifyRequest(*request, *report), flags.quiet, stderr);
+  if (verified) return PrintVerifyReport(*verified, flags.quiet, stderr);
   return kExitOk;
 }
 

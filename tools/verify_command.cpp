@@ -101,6 +101,8 @@ int PrintVerifyReport(const VerifyReport& report, bool quiet, std::FILE* out) {
   return kExitOk;
 }
 
+namespace {
+
 int VerifyAndReport(VerifyRequest request, bool quiet, std::FILE* out) {
   std::atomic<uint64_t> done{0}, total{0};
   request.settings.cancel = &InterruptFlag();
@@ -113,6 +115,8 @@ int VerifyAndReport(VerifyRequest request, bool quiet, std::FILE* out) {
   if (!report) return ReportError(report.error());
   return PrintVerifyReport(*report, quiet, out);
 }
+
+}  // namespace
 
 int RunVerify(int argc, char** argv) {
   CLI::App app{kDescription};
