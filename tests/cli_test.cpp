@@ -369,6 +369,10 @@ TEST(Cli, NothingLabelledQuantizedIsUnsupportedNamingTheDescription) {
   const Outcome inspected = Ms2vllm({"inspect", in.model, "--json", in.json});
   EXPECT_EQ(inspected.exit_code, kUnsupported) << Show(inspected);
   EXPECT_CONTAINS(inspected.out, "nothing to convert");
+  // The report holds every problem; stderr the first, as one error line like any command's.
+  EXPECT_TRUE(inspected.err.starts_with("ms2vllm: error: ")) << Show(inspected);
+  EXPECT_CONTAINS(inspected.err, "nothing to convert");
+  EXPECT_EQ(std::count(inspected.err.begin(), inspected.err.end(), '\n'), 1) << Show(inspected);
 }
 
 TEST(Cli, ACheckpointHoldingNoTensorOfTheDescriptionIsInvalidInputNamingBoth) {

@@ -120,7 +120,8 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 std::vector<std::string> Convert(const std::string& weights, const std::string& description,
                                  std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {"--model", weights, "--json", description};
-  if (std::find(extra.begin(), extra.end(), "--save_path") == extra.end()) {
+  const auto given = [&](const char* flag) { return std::find(extra.begin(), extra.end(), flag) != extra.end(); };
+  if (!given("--save_path") && !given("--out-dir")) {
     args.insert(args.end(), {"--save_path", "{out}/res.safetensors"});
   }
   args.insert(args.end(), extra.begin(), extra.end());
@@ -409,6 +410,9 @@ std::vector<Case> Cases() {
     {"base_model_without_config", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/base"}), 3,
      {"base", "has no config.json"}},
     {"flag_force_without_out_dir", Flags({"--force"}), 2, {"--force requires --out-dir"}},
+    {"flag_save_path_and_out_dir", Flags({"--save_path", "{out}/res.safetensors", "--out-dir", "{out}/dir"}), 2,
+     {"--out-dir", "excludes", "--save_path"}},
+    {"flag_gptq_format_for_awq", Flags({"--gptq-format", "v2"}), 2, {"--gptq-format applies to --target_tool gptq"}},
     {"flag_max_shard_size_without_out_dir", Flags({"--max-shard-size", "1GB"}), 2, {"--max-shard-size requires --out-dir"}},
     {"flag_model_missing", {"--json", "{in}/base/description.json", "--save_path", "{out}/res.safetensors"}, 2, {"--model"}},
     {"flag_model_without_value", {"--model"}, 2, {"--model"}},

@@ -151,7 +151,9 @@ int RunInspect(int argc, char** argv) {
   } else {
     PrintText(inspection);
   }
-  return inspection.ok() ? kExitOk : ExitCodeFor(inspection.problems.front().code);
+  if (inspection.ok()) return kExitOk;
+  // The report lists every problem; stderr gets the first, as from any other failing command.
+  return ReportError(MakeError(inspection.problems.front().code, inspection.problems.front().message));
 }
 
 }  // namespace ms2vllm
