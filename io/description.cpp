@@ -59,6 +59,11 @@ Result<Description> ParseDescription(const std::string& label, std::string_view 
 Result<Description> LoadDescription(const std::string& path) {
   MS2VLLM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path));
   const auto bytes = file.bytes();
+  // Parsed, an entry takes about 7 times its bytes; a million tensors describe in under 100 MB.
+  if (bytes.size() > kMaxDescriptionBytes) {
+    return MakeError(ErrorCode::kInvalidInput, path + ": " + std::to_string(bytes.size()) +
+                                                   " bytes, over the 256 MB a description of any model stays under");
+  }
   return ParseDescription(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 

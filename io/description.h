@@ -34,7 +34,9 @@ struct Description {
 Result<Description> ParseDescription(const std::string& label, std::string_view json,
                                      size_t run_bytes = kMemberRunBytes);
 
-// Reads and parses a description file.
+inline constexpr uint64_t kMaxDescriptionBytes = 256'000'000;
+
+// Reads and parses a description file; a larger one than kMaxDescriptionBytes is invalid input.
 Result<Description> LoadDescription(const std::string& path);
 
 }  // namespace ms2vllm

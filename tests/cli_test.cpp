@@ -471,6 +471,17 @@ TEST(Cli, SymlinkedAndLongTargetNamesAreWritten) {
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
+// Parsed, a description takes about 7 times its size: one far larger than any model's is refused
+// before it is read (the file is sparse: no disk, no reading).
+TEST(Cli, ADescriptionOverTheSizeLimitIsInvalidInput) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  fs::resize_file(in.json, 256'000'001);
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              in.json.string() + ": 256000001 bytes, over the 256 MB");
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
 TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
