@@ -52,6 +52,12 @@ Error Invalid(const std::string& what) { return MakeError(ErrorCode::kInvalidInp
 // The description must name tensors of this checkpoint and label some of them quantized:
 // otherwise the "conversion" would be a copy whose quantization config invents a bit width.
 Status CheckSomethingToConvert(const TensorTable& table, const Description& description) {
+  // Else the tensor would be warned of as missing from the description, which names it.
+  for (const auto& key : description.non_string_keys) {
+    if (table.Contains(key)) {
+      return Invalid(description.path + ": " + key + ": its label is not a string such as \"FLOAT\" or \"W4A16\"");
+    }
+  }
   bool names_a_tensor = false, labels_one_quantized = false;
   for (const auto& entry : description.entries) {
     if (!table.Contains(entry.name)) continue;

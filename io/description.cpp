@@ -42,7 +42,10 @@ Result<Description> ParseDescription(const std::string& label, std::string_view 
           return Ok{};
         }
         std::string_view text;
-        if (value.get_string().get(text) != simdjson::SUCCESS) return Ok{};  // metadata of any other type
+        if (value.get_string().get(text) != simdjson::SUCCESS) {  // metadata of any other type, or a mistake
+          description.non_string_keys.emplace_back(key);
+          return Ok{};
+        }
         if (key == "model_quant_type") description.model_quant_type = std::string(text);
         auto [it, inserted] = position.emplace(std::string(key), description.entries.size());
         if (inserted) {

@@ -25,6 +25,8 @@ struct Description {
   std::optional<std::string> model_quant_type;
   std::optional<int64_t> group_size;  // given as an integer or as a string such as "128"
   bool has_version = false;           // the `ascendV1` saver writes "version"
+  // Keys whose value is not a string (metadata, or a tensor labelled 4 or null by mistake).
+  std::vector<std::string> non_string_keys;
 
   // Once planned only the path is needed; the entries are tens of MB on a 200k-tensor MoE.
   void DropEntries() { std::vector<DescriptionEntry>().swap(entries); }

@@ -359,6 +359,16 @@ TEST_F(PlanTest, ALinearWhosePartsAreLabelledFloatAndQuantizedIsInvalidInput) {
   EXPECT_EQ(BuildOk().float_linears, (std::vector<std::string>{"model.layers.0.mlp.down_proj"}));
 }
 
+TEST_F(PlanTest, ATensorWhoseLabelIsNotAStringIsInvalidInput) {
+  Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
+  Tensor("model.norm.weight", DType::kBF16, {96});
+  description_.non_string_keys = {"kv_cache_quant", "model.norm.weight"};  // metadata, then a tensor
+  EXPECT_EQ(BuildError(ErrorCode::kInvalidInput), "desc.json: model.norm.weight: its label is not a string such as "
+                                                  "\"FLOAT\" or \"W4A16\"");
+  description_.non_string_keys = {"kv_cache_quant"};  // metadata alone is no problem
+  BuildOk();
+}
+
 TEST_F(PlanTest, WarnsOfLayersVllmFusesThatAreLeftPartlyInFloat) {
   const std::string a = "model.layers.0.", b = "model.layers.1.";
   Linear(a + "self_attn.q_proj", 24, 96, 2);
