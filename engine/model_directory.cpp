@@ -93,27 +93,57 @@ bool VllmRunsOnlyFloat16(const ConvertReport& report) {
   return !marlin_group || (report.plan.target == TargetTool::kGptq && !report.symmetric);
 }
 
-// transformers writes the model's dtype as torch_dtype, or since 4.56 as dtype. A config that
-// states none is read by vLLM as float32, which it runs as bfloat16 where the GPU can. Model types
-// vLLM refuses in float16 (numerically unstable there) keep theirs: no dtype would load.
-void StateFloat16(nlohmann::ordered_json& config, Warnings& warnings) {
+// Model types vLLM refuses in float16 (numerically unstable there): no dtype loads them in vLLM
+// when the layout runs only in float16, so they keep theirs for the other loaders.
+std::optional<std::string> RefusedInFloat16(const nlohmann::ordered_json& config) {
   static constexpr std::string_view kUnstableInFloat16[] = {"gemma2", "gemma3", "gemma3_text", "glm4", "plamo2"};
   const auto type = config.find("model_type");
-  if (type != config.end() && type->is_string() &&
-      std::find(std::begin(kUnstableInFloat16), std::end(kUnstableInFloat16), type->get<std::string>()) !=
-          std::end(kUnstableInFloat16)) {
-    return;
-  }
+  if (type == config.end() || !type->is_string()) return std::nullopt;
+  const std::string name = type->get<std::string>();
+  const bool refused = std::find(std::begin(kUnstableInFloat16), std::end(kUnstableInFloat16), name) !=
+                       std::end(kUnstableInFloat16);
+  return refused ? std::optional(name) : std::nullopt;
+}
+
+// Makes `config` state float16, returning each change as `key "old" -> "float16"`. transformers
+// writes the dtype as torch_dtype, or since 4.56 as dtype; a config that states none is read by
+// vLLM as float32, which it runs as bfloat16 where the GPU can, so torch_dtype is added.
+std::vector<std::string> StateFloat16(nlohmann::ordered_json& config) {
+  std::vector<std::string> changes;
   bool stated = false;
   for (const char* key : {"torch_dtype", "dtype"}) {
     auto it = config.find(key);
     if (it == config.end()) continue;
     stated = true;
     if (*it == "float16") continue;
-    warnings.Add(WarningKind::kFloat16ForVllm, std::string("config.json ") + key + " " + it->dump() + " -> \"float16\"");
+    changes.push_back(std::string(key) + " " + it->dump() + " -> \"float16\"");
     *it = "float16";
   }
-  if (!stated) config["torch_dtype"] = "float16";
+  if (!stated) {
+    config["torch_dtype"] = "float16";
+    changes.push_back("torch_dtype (none) -> \"float16\"");
+  }
+  return changes;
+}
+
+// What --out-dir will say of the directory's loaders, known before anything is written, so a
+// --dry-run says it too.
+void WarnOfLoaders(const ConvertRequest& request, ConvertReport& report,
+                   const std::optional<nlohmann::ordered_json>& base_config) {
+  if (report.plan.target == TargetTool::kGptq && !report.symmetric && report.plan.gptq_format == GptqFormat::kV1) {
+    report.warnings.Add(WarningKind::kGptqV1Asymmetric, report.target.string());
+  }
+  if (!request.base_model) {
+    report.warnings.Add(WarningKind::kNoBaseModel, report.target.string());
+    return;
+  }
+  if (!base_config || !VllmRunsOnlyFloat16(report)) return;
+  if (const auto type = RefusedInFloat16(*base_config)) {
+    report.warnings.Add(WarningKind::kNoDtypeForVllm, "config.json model_type " + *type);
+    return;
+  }
+  nlohmann::ordered_json changed = *base_config;
+  for (const auto& change : StateFloat16(changed)) report.warnings.Add(WarningKind::kFloat16ForVllm, "config.json " + change);
 }
 
 }  // namespace
@@ -123,6 +153,7 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
     return MakeError(ErrorCode::kUnsupported, "linears disagree on the group size: " + *report.plan.group_size_conflict +
                                                   "; one quantization_config cannot describe both");
   }
+  std::optional<nlohmann::ordered_json> base_config;
   if (request.base_model) {
     std::error_code ec;
     if (!fs::exists(*request.base_model, ec)) {
@@ -136,12 +167,14 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
       return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": has no config.json");
     }
     // One that does not parse is refused when it is rewritten, after the weights.
-    if (const auto config = ReadBaseConfig(*request.base_model); config.ok()) {
-      for (const auto& mismatch : BaseConfigMismatches(report.plan, *config)) {
-        report.warnings.Add(WarningKind::kBaseConfigMismatch, mismatch);
-      }
+    if (auto config = ReadBaseConfig(*request.base_model); config.ok()) base_config = std::move(config).value();
+  }
+  if (base_config) {
+    for (const auto& mismatch : BaseConfigMismatches(report.plan, *base_config)) {
+      report.warnings.Add(WarningKind::kBaseConfigMismatch, mismatch);
     }
   }
+  WarnOfLoaders(request, report, base_config);
   return Ok{};
 }
 
@@ -183,16 +216,10 @@ Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& re
   const nlohmann::ordered_json quantization = QuantizationConfig(report.plan, report.symmetric);
   if (report.plan.target == TargetTool::kGptq) {
     MS2VLLM_TRY(WriteJsonFile(staging.PathFor("quantize_config.json"), quantization));
-    if (!report.symmetric && report.plan.gptq_format == GptqFormat::kV1) {
-      report.warnings.Add(WarningKind::kGptqV1Asymmetric, report.target.string());
-    }
   }
-  if (!request.base_model) {
-    report.warnings.Add(WarningKind::kNoBaseModel, report.target.string());
-    return Ok{};
-  }
+  if (!request.base_model) return Ok{};  // warned of by CheckModelDirectoryRequest
   MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadBaseConfig(*request.base_model));
-  if (VllmRunsOnlyFloat16(report)) StateFloat16(config, report.warnings);
+  if (VllmRunsOnlyFloat16(report) && !RefusedInFloat16(config)) StateFloat16(config);
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
   std::error_code ec;

@@ -10,7 +10,8 @@ namespace ms2vllm {
 
 // Refuses what would produce a directory that does not load: mixed group sizes, a base model
 // that is not a directory. Warns, in `report`, of a base config.json that states another shape
-// than the checkpoint's.
+// than the checkpoint's, of a missing base model, and of what some loaders will not read.
+// Needs report.plan and report.symmetric.
 Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report);
 
 // The quantization_config object for config.json (and, for GPTQ, quantize_config.json).
@@ -18,7 +19,7 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
 nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric);
 
 // Writes the index (when sharded), config.json, quantize_config.json and the base model's other
-// files into the stage, each fsynced. Adds a warning when there is no base model.
+// files into the stage, each fsynced.
 Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& report, const Staging& staging);
 
 }  // namespace ms2vllm

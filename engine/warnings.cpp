@@ -51,8 +51,12 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
              "loads it; for GPTQModel, convert with --gptq-format v2";
     case WarningKind::kFloat16ForVllm:
       return "vLLM runs this layout (asymmetric GPTQ, or a group size its Marlin kernels do not take) only in "
-             "float16 and refuses a bfloat16 config: the base's dtype is replaced by float16, as AutoGPTQ and "
-             "AutoAWQ checkpoints state";
+             "float16 and, with its default --dtype auto, refuses a bfloat16 config: config.json states float16, "
+             "as AutoGPTQ and AutoAWQ checkpoints do";
+    case WarningKind::kNoDtypeForVllm:
+      return "vLLM runs this layout (asymmetric GPTQ, or a group size its Marlin kernels do not take) only in "
+             "float16, and refuses this model type in float16: vLLM will not load the directory (its dtype is kept "
+             "for the other loaders)";
     case WarningKind::kPartlyFloatFusedLayer:
       return n + " layer(s) that vLLM fuses from q/k/v_proj or gate/up_proj have some parts left in float by "
              "msModelSlim and others quantized: vLLM needs one precision per fused layer and will refuse them";

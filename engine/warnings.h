@@ -25,6 +25,7 @@ enum class WarningKind {
   kGptqV2Readers,      // --gptq-format v2: which loaders read gptq_v2
   kGptqV1Asymmetric,   // --out-dir GPTQ v1 with sym=false, which GPTQModel refuses
   kFloat16ForVllm,     // --out-dir: torch_dtype set to float16, the only one vLLM runs the layout in
+  kNoDtypeForVllm,     // --out-dir: a layout vLLM runs only in float16, of a model type it refuses in float16
   kPartlyFloatFusedLayer,  // q/k/v_proj or gate/up_proj partly float: vLLM fuses them, one precision
   kDescribedGroupSize, // the description's group_size is not the tensors': theirs is used
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged

@@ -550,6 +550,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // vLLM runs asymmetric GPTQ (as it runs group sizes no Marlin kernel takes) in float16 only and
 // refuses to start on a config asking for bfloat16, or for float32, which it runs as bfloat16.
+// Each change is warned of, in a --dry-run too.
 TEST(ModelDirectory, ConfigStatesFloat16WhereVllmRunsTheLayoutInFloat16Only) {
   const MsCheckpoint checkpoint = MakeModel({.groups = 3});  // asymmetric, group 32
   TempDir dir;
@@ -558,17 +559,19 @@ TEST(ModelDirectory, ConfigStatesFloat16WhereVllmRunsTheLayoutInFloat16Only) {
   struct Case {
     const char* base;
     const char* written;  // without quantization_config
-    bool warned;
+    const char* warned;   // in the warning line that says "only in float16"; "" when there is none
   };
   const Case cases[] = {
       {R"({"model_type": "qwen2", "torch_dtype": "bfloat16", "z": 1})",
-       R"({"model_type": "qwen2", "torch_dtype": "float16", "z": 1})", true},
-      {R"({"model_type": "qwen2", "dtype": "float32"})", R"({"model_type": "qwen2", "dtype": "float16"})", true},
-      {R"({"model_type": "qwen2"})", R"({"model_type": "qwen2", "torch_dtype": "float16"})", false},
-      {R"({"torch_dtype": "float16"})", R"({"torch_dtype": "float16"})", false},
+       R"({"model_type": "qwen2", "torch_dtype": "float16", "z": 1})", R"(config.json torch_dtype "bfloat16" -> "float16")"},
+      {R"({"model_type": "qwen2", "dtype": "float32"})", R"({"model_type": "qwen2", "dtype": "float16"})",
+       R"(config.json dtype "float32" -> "float16")"},
+      {R"({"model_type": "qwen2"})", R"({"model_type": "qwen2", "torch_dtype": "float16"})",
+       R"(config.json torch_dtype (none) -> "float16")"},
+      {R"({"torch_dtype": "float16"})", R"({"torch_dtype": "float16"})", ""},
       // vLLM refuses Gemma 2 in float16 too: no dtype loads there, and transformers needs bfloat16.
       {R"({"model_type": "gemma2", "torch_dtype": "bfloat16"})", R"({"model_type": "gemma2", "torch_dtype": "bfloat16"})",
-       false},
+       "vLLM will not load the directory"},
   };
   int n = 0;
   for (const Case& c : cases) {
@@ -578,15 +581,19 @@ TEST(ModelDirectory, ConfigStatesFloat16WhereVllmRunsTheLayoutInFloat16Only) {
     testing::WriteText(base / "config.json", c.base);
     ConvertRequest request = DirectoryRequest(dir / "input", out, TargetTool::kGptq);
     request.base_model = base;
+    request.dry_run = true;
+    auto planned = Convert(request);
+    ASSERT_TRUE(planned.ok()) << planned.error().message;
+    request.dry_run = false;
     auto report = Convert(request);
     ASSERT_TRUE(report.ok()) << report.error().message;
     ordered_json config = ReadJson(out / "config.json");
     config.erase("quantization_config");
     EXPECT_EQ(config.dump(), ordered_json::parse(c.written).dump());
-    const std::string line = WarningLine(*report, "only in float16");
-    EXPECT_EQ(!line.empty(), c.warned) << line;
-    if (c.warned) {
-      EXPECT_NE(line.find("-> \"float16\""), std::string::npos) << line;
+    for (const ConvertReport* r : {&*planned, &*report}) {
+      const std::string line = WarningLine(*r, "only in float16");
+      EXPECT_EQ(line.empty(), std::string(c.warned).empty()) << line;
+      EXPECT_NE(line.find(c.warned), std::string::npos) << line;
     }
   }
 }
