@@ -2,12 +2,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 
 namespace ms2vllm {
@@ -20,13 +21,18 @@ constexpr size_t kNameMax = 255;  // bytes in one path component (NAME_MAX on Li
 constexpr size_t kPidDigits = 10;
 
 // The part of a target's name that its stage name carries: all of it, unless the dot, the tag,
-// a pid and the suffix would push the stage's name past NAME_MAX. Cut at a UTF-8 character.
+// a pid and the suffix would push the stage's name past NAME_MAX. Then the start of it, cut at a
+// UTF-8 character, and a hash (FNV-1a) of the whole, so two long names sharing a start differ.
 std::string StageStem(const std::string& name) {
   constexpr size_t kRoom = kNameMax - 1 - kStageTag.size() - kPidDigits - kStageSuffix.size();
   if (name.size() <= kRoom) return name;
-  size_t end = kRoom;
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : name) hash = (hash ^ c) * 1099511628211ull;
+  char hex[18];
+  std::snprintf(hex, sizeof hex, "~%016llx", static_cast<unsigned long long>(hash));
+  size_t end = kRoom - (sizeof hex - 1);
   while (end > 0 && (static_cast<unsigned char>(name[end]) & 0xC0) == 0x80) --end;
-  return name.substr(0, end);
+  return name.substr(0, end) + hex;
 }
 
 Error OutputError(const fs::path& path, const std::string& what) {
@@ -85,6 +91,22 @@ Status CheckParent(const fs::path& target) {
   return Ok{};
 }
 
+// The rename would replace a symlink itself: the path it points to, through every link, as a
+// plain open follows them (creating the file a dangling link names). Relative links are relative
+// to their own directory.
+Result<fs::path> FollowSymlinks(const fs::path& requested) {
+  constexpr int kMaxLinks = 40;  // Linux's own limit (ELOOP)
+  fs::path path = requested;
+  for (int links = 0;; ++links) {
+    std::error_code ec;
+    if (!fs::is_symlink(fs::symlink_status(path, ec))) return path;
+    if (links == kMaxLinks) return OutputError(requested, "too many levels of symbolic links");
+    const fs::path next = fs::read_symlink(path, ec);
+    if (ec) return OutputError(requested, "cannot read the symlink: " + ec.message());
+    path = next.is_absolute() ? next : path.parent_path() / next;
+  }
+}
+
 }  // namespace
 
 fs::path UserPathFor(const fs::path& path) {
@@ -105,13 +127,8 @@ fs::path StagePathFor(const fs::path& target, long pid) {
 
 Result<Staging> Staging::ForFile(const fs::path& requested) {
   if (requested.filename().empty()) return OutputError(requested, "is not a file name");
-  // The rename would replace a symlink itself: write where it points, as a plain open would.
-  std::error_code ec;
-  fs::path target = requested;
-  if (fs::is_symlink(fs::symlink_status(requested, ec))) {
-    target = fs::weakly_canonical(requested, ec);
-    if (ec) return OutputError(requested, "cannot resolve the symlink: " + ec.message());
-  }
+  MS2VLLM_ASSIGN_OR_RETURN(const fs::path target, FollowSymlinks(requested));
+  if (target.filename().empty()) return OutputError(requested, "points to " + target.string() + ", not a file name");
   MS2VLLM_TRY(CheckParent(target));
   struct stat info {};
   if (::stat(target.c_str(), &info) == 0) {

@@ -450,8 +450,9 @@ TEST(Cli, SavePathEqualToAnInputIsAnErrorAndTheInputIsUnchanged) {
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
-// A symlinked target is written where it points, as the script's plain open would; the link stays.
-// A name near NAME_MAX still gets a stage: its name is cut to fit.
+// A symlinked target is written where it points, through every link, as the script's plain open
+// would, even where it points to no file yet; the links stay. A name near NAME_MAX still gets a
+// stage: its name is cut to fit.
 TEST(Cli, SymlinkedAndLongTargetNamesAreWritten) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
@@ -463,6 +464,15 @@ TEST(Cli, SymlinkedAndLongTargetNamesAreWritten) {
   ASSERT_EQ(o.exit_code, kOk) << Show(o);
   EXPECT_TRUE(fs::is_symlink(dir / "link.safetensors"));
   EXPECT_EQ(testing::LoadTensors(dir / "real/out.safetensors"), expected);
+  // A dangling link, relative to its own directory, through a second link: the file is created.
+  fs::create_directory(dir / "links");
+  fs::create_symlink("../real/new.safetensors", dir / "links/dangling.safetensors");
+  fs::create_symlink("links/dangling.safetensors", dir / "chain.safetensors");
+  o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "chain.safetensors", "--quiet"});
+  ASSERT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_TRUE(fs::is_symlink(dir / "chain.safetensors"));
+  EXPECT_TRUE(fs::is_symlink(dir / "links/dangling.safetensors"));
+  EXPECT_EQ(testing::LoadTensors(dir / "real/new.safetensors"), expected);
 
   const std::string longest = std::string(255 - 12, 'a') + ".safetensors";  // 255 bytes, as `touch` takes
   o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / longest, "--quiet"});

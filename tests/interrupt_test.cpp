@@ -270,6 +270,21 @@ void KillThenRerun(bool pre_existing) {
 TEST(InterruptKill, KilledRunLeavesNoTargetAndTheNextRunCleansUp) { KillThenRerun(/*pre_existing=*/false); }
 TEST(InterruptKill, KilledRunLeavesTheOldTargetAndTheNextRunCleansUp) { KillThenRerun(/*pre_existing=*/true); }
 
+// A stage name carries its target's name, cut (with a hash of the whole) when the tag and the pid
+// would push it past NAME_MAX: two long names sharing a start still get distinct stages.
+TEST(StageNames, LongTargetNamesGetDistinctStagesWithinNameMax) {
+  const std::string start(240, 'a');
+  const fs::path a = StagePathFor("dir/" + start + "-one.safetensors", 4194304);
+  const fs::path b = StagePathFor("dir/" + start + "-two.safetensors", 4194304);
+  EXPECT_NE(a, b);
+  for (const fs::path& stage : {a, b}) {
+    EXPECT_LE(stage.filename().string().size(), 255u) << stage;
+    EXPECT_EQ(stage.parent_path(), "dir");
+    EXPECT_TRUE(stage.filename().string().starts_with("." + start.substr(0, 200))) << stage;
+  }
+  EXPECT_EQ(StagePathFor("dir/short.safetensors", 7), fs::path("dir/.short.safetensors.ms2vllm-7.tmp"));
+}
+
 // The stale-stage cleanup removes only stages of processes that are gone: a stage of a live
 // process (this test) is another conversion in progress and must be left alone.
 TEST(InterruptKill, StagesOfLiveProcessesAreLeftAloneAndDeadOnesRemoved) {
