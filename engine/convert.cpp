@@ -120,7 +120,10 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   if (directory) MS2VLLM_TRY(WriteModelDirectoryFiles(request, report, staging));
   if (Cancelled(cancel)) return Interrupted();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (request.check_before_commit) MS2VLLM_TRY(request.check_before_commit(staging.stage()));
+  if (request.check_before_commit) {
+    MS2VLLM_TRY(request.check_before_commit(staging.stage()));
+    if (Cancelled(cancel)) return Interrupted();  // a signal in a stretch of the check that does not poll
+  }
   MS2VLLM_TRY(staging.Commit());
   return report;
 }

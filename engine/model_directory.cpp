@@ -178,10 +178,10 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
   return Ok{};
 }
 
-nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric) {
+nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool fused_names) {
   // The float linears, then the layers vLLM fuses from float ones alone (by their fused name).
   std::vector<std::string> exempted = plan.float_linears;
-  exempted.insert(exempted.end(), plan.float_fused_layers.begin(), plan.float_fused_layers.end());
+  if (fused_names) exempted.insert(exempted.end(), plan.float_fused_layers.begin(), plan.float_fused_layers.end());
   const int64_t group = GroupSizeField(plan);
   nlohmann::ordered_json config;
   if (plan.target == TargetTool::kAwq) {

@@ -15,8 +15,9 @@ namespace ms2vllm {
 Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report);
 
 // The quantization_config object for config.json (and, for GPTQ, quantize_config.json).
-// `symmetric`: every offset is 0 or missing.
-nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric);
+// `symmetric`: every offset is 0 or missing. `fused_names`: also exempt plan.float_fused_layers,
+// as --out-dir does (ms2vllm 0.1.0 before December 2026 did not).
+nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool fused_names = true);
 
 // Writes the index (when sharded), config.json, quantize_config.json and the base model's other
 // files into the stage, each fsynced.

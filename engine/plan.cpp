@@ -321,8 +321,8 @@ class Planner {
 
   // msModelSlim may leave k_proj in float and quantize q_proj and v_proj; vLLM then refuses the
   // qkv_proj it fuses them into. Said now rather than by a loader at the end of a long run. A fused
-  // layer all of whose parts are float is noted for the configs: vLLM before 2025 looks its fused
-  // name up in modules_to_not_convert and `dynamic`, not its parts'.
+  // layer all of whose parts are float is noted for the configs: older vLLM looks its fused name up
+  // in modules_to_not_convert and `dynamic`, not its parts'.
   void NoteFloatFusedLayers() {
     std::unordered_set<std::string> with_float;  // few: only float linears' fused layers
     for (const auto& linear : plan_.float_linears) {

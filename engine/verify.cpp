@@ -204,7 +204,10 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
   by_plan.merge(findings.problems);  // no tensor is in both: only structurally sound ones had their values checked
   for (auto& [index, problem] : by_plan) report.problems.push_back(std::move(problem));
   for (auto& problem : extra) report.problems.push_back(std::move(problem));
-  for (auto& problem : CheckConfigs(converted, QuantizationConfig(*plan, findings.offsets_all_zero))) {
+  // A directory written before fused layers were exempted by name loads as well in current loaders.
+  const bool symmetric = findings.offsets_all_zero;
+  for (auto& problem : CheckConfigs(converted, QuantizationConfig(*plan, symmetric),
+                                    QuantizationConfig(*plan, symmetric, /*fused_names=*/false))) {
     report.problems.push_back(std::move(problem));
   }
   if (IsShardIndexPath(converted.weights)) {

@@ -96,7 +96,7 @@ DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files) {
   return declared;
 }
 
-std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const Json& expected) {
+std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const Json& expected, const Json& also_accepted) {
   std::vector<VerifyProblem> problems;
   const std::pair<const std::optional<fs::path>*, bool> kFiles[] = {{&files.config, true},
                                                                      {&files.quantize_config, false}};
@@ -113,7 +113,9 @@ std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const Json&
       problems.push_back({(*path)->filename().string(), "has no quantization_config object", {}});
       continue;
     }
-    CompareConfig(**path, *declared, expected, problems);
+    std::vector<VerifyProblem> alternative;
+    CompareConfig(**path, *declared, also_accepted, alternative);
+    if (!alternative.empty()) CompareConfig(**path, *declared, expected, problems);
   }
   return problems;
 }

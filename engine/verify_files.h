@@ -36,8 +36,10 @@ struct DeclaredQuantization {
 DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files);
 
 // Every key of `expected` (a quantization_config object) must have the same value in
-// quantize_config.json and in config.json's quantization_config, where those files exist.
-std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const nlohmann::ordered_json& expected);
+// quantize_config.json and in config.json's quantization_config, where those files exist; a file
+// that matches `also_accepted` instead passes too.
+std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const nlohmann::ordered_json& expected,
+                                        const nlohmann::ordered_json& also_accepted);
 
 // A sharded output's index must name every tensor (loaders read nothing else) and give
 // metadata.total_size as the sum of tensor bytes.

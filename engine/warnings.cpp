@@ -42,7 +42,7 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kFloatLinearsInAwq:
       return n + " linear(s) are left in float by msModelSlim: --out-dir's AWQ config lists them in "
              "modules_to_not_convert, which vLLM and transformers follow; AutoAWQ matches that list against names "
-             "within a decoder layer, so it would quantize them anyway";
+             "within a decoder layer, so it builds them as quantized layers and cannot load their float weights";
     case WarningKind::kGptqV2Readers:
       return "checkpoint_format gptq_v2 loads in GPTQModel and in vLLM since late 2025 (its pull request 26092); "
              "AutoGPTQ refuses it and older vLLM reads its zero points as v1's, one off";

@@ -354,6 +354,27 @@ TEST(Cli, AWeightMissingFromTheDescriptionIsConvertedAndVerified) {
   EXPECT_CONTAINS(failed.out + failed.err, linear + ".qweight");
 }
 
+// --verify checks the stage, but what it prints names the output as the user finds it.
+TEST(Cli, ConvertVerifyNamesTheTargetNotItsStage) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-gptq", dir.path());
+  const Outcome file = Ms2vllm({"--model", in.model, "--json", in.json, "--target_tool", "gptq", "--save_path",
+                                dir / "out.safetensors", "--verify"});
+  ASSERT_EQ(file.exit_code, kOk) << Show(file);
+  EXPECT_CONTAINS(file.err, "verify: OK: " + (dir / "out.safetensors").string() + " is the exact gptq (v1) 4-bit");
+  const Outcome directory =
+      Ms2vllm({"--model", in.model, "--json", in.json, "--target_tool", "gptq", "--out-dir", dir / "out", "--verify"});
+  ASSERT_EQ(directory.exit_code, kOk) << Show(directory);
+  EXPECT_CONTAINS(directory.err, "verify: OK: " + (dir / "out/model.safetensors").string());
+  for (const Outcome* o : {&file, &directory}) EXPECT_EQ(o->err.find(".ms2vllm-"), std::string::npos) << Show(*o);
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+
+  // As in convert, a GPTQ flag given for AWQ is a mistake, not something to ignore.
+  ExpectError(Ms2vllm({"verify", "--model", in.model, "--json", in.json, "--converted", dir / "out", "--target_tool",
+                       "awq", "--gptq-format", "v2"}),
+              kUsage, "--gptq-format applies to --target_tool gptq");
+}
+
 TEST(Cli, NothingLabelledQuantizedIsUnsupportedNamingTheDescription) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-gptq", dir.path());

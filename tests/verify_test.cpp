@@ -459,6 +459,41 @@ TEST(VerifySynthTest, GptqDirectoryMustExemptTheFloatLinears) {
   EXPECT_LT(example.size(), 200u);
 }
 
+// A layer wholly in float is exempted by its parts' names and its fused name. A directory written
+// before the fused names were added (its list is the parts' alone) loads as well in current vLLM,
+// so verify takes it; a list missing a part is still wrong.
+TEST(VerifySynthTest, AwqDirectoryWithoutTheFusedNamesOfOlderVersionsVerifies) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.float_linears = {"mlp.gate_proj", "mlp.up_proj"};
+  synth.shape = *FindModelShape("tiny");
+  const fs::path model = WriteSynth(dir / "model", synth);
+  fs::create_directories(dir / "base");
+  testing::WriteText(dir / "base" / "config.json", R"({"model_type": "qwen2"})");
+  ConvertRequest convert;
+  convert.model = model;
+  convert.out_dir = dir / "out";
+  convert.base_model = dir / "base";
+  ASSERT_TRUE(Convert(convert).ok());
+  const VerifyRequest request = RequestFor(model, dir / "out");
+  ASSERT_TRUE(VerifyOrDie(request).ok());
+
+  auto config = nlohmann::ordered_json::parse(testing::ReadText(dir / "out" / "config.json"));
+  auto& exempted = config["quantization_config"]["modules_to_not_convert"];
+  const size_t layers = synth.shape.layers;
+  ASSERT_EQ(exempted.size(), 3 * layers);  // gate_proj and up_proj of each layer, then each gate_up_proj
+  EXPECT_EQ(exempted.back(), "model.layers." + std::to_string(layers - 1) + ".mlp.gate_up_proj");
+  for (size_t i = 0; i < layers; ++i) exempted.erase(exempted.size() - 1);
+  testing::WriteText(dir / "out" / "config.json", config.dump());
+  EXPECT_TRUE(VerifyOrDie(request).ok()) << Describe(VerifyOrDie(request));
+
+  exempted.erase(exempted.size() - 1);  // a float linear no longer exempted
+  testing::WriteText(dir / "out" / "config.json", config.dump());
+  const VerifyReport report = VerifyOrDie(request);
+  ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+  EXPECT_EQ(report.problems[0].tensor, "config.json");
+}
+
 TEST(VerifySynthTest, MissingOffsetsMeanZeroPointHalfRange) {
   // The golden input without its weight_offset tensors: symmetric, qzeros written for offset 0.
   TempDir dir;

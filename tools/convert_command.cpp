@@ -55,7 +55,8 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
       ->check(CLI::IsMember({"keep", "f16", "bf16"}))->capture_default_str();
   app.add_flag("--force", f.force, "replace an existing --out-dir")->needs(out_dir);
   auto* dry_run = app.add_flag("--dry-run,--dry_run", f.dry_run, "print the plan and every warning; write nothing");
-  app.add_flag("--verify", f.verify, "after converting, prove the output exact as `ms2vllm verify` does (exit 6 if not)")
+  app.add_flag("--verify", f.verify,
+               "prove the output exact as `ms2vllm verify` does before it replaces the target (exit 6 if not)")
       ->excludes(dry_run);
   app.add_option("--threads", f.threads, "worker threads (default and most: every core)")->check(CLI::Range(1, 4096));
   app.add_option("--chunk-size", f.chunk_size, "input bytes per unit of work")->capture_default_str();
@@ -107,6 +108,23 @@ VerifyRequest MakeVerifyRequest(const ConvertRequest& convert, const std::filesy
   return request;
 }
 
+// --verify: the staged output checked as `ms2vllm verify` would; what it reports names the output
+// as the user will find it, not by the stage's temp name.
+Status VerifyStaged(const ConvertRequest& convert, const std::filesystem::path& staged, std::atomic<uint64_t>& done,
+                    std::atomic<uint64_t>& total, std::optional<VerifyReport>& verified) {
+  VerifyRequest request = MakeVerifyRequest(convert, staged);
+  request.settings.progress = &done;
+  request.settings.progress_total = &total;
+  MS2VLLM_ASSIGN_OR_RETURN(verified, Verify(request));
+  const std::string stage_name = verified->weights.filename().string();
+  verified->weights = convert.out_dir ? *convert.out_dir / verified->weights.filename() : convert.save_path;
+  for (auto& problem : verified->problems) {
+    if (problem.tensor == stage_name) problem.tensor = verified->weights.filename().string();
+  }
+  if (!verified->ok()) return VerifyFailure(*verified);
+  return Ok{};
+}
+
 void PrintSummary(const ConvertReport& report) {
   const double rate = report.seconds > 0 ? report.input_bytes / report.seconds : 0;
   std::fprintf(stderr, "ms2vllm: wrote %s: %zu tensors, %s in, %s out, %.2f s, %s/s\n", report.target.c_str(),
@@ -148,14 +166,7 @@ int RunConvert(int argc, char** argv) {
       done = 0;
       total = 0;
       bar.emplace(done, total, show_progress);
-      VerifyRequest verify = MakeVerifyRequest(*request, staged);
-      verify.settings.progress = &done;
-      verify.settings.progress_total = &total;
-      MS2VLLM_ASSIGN_OR_RETURN(verified, Verify(verify));
-      // Named as the user will find it, not by the stage's temp name.
-      verified->weights = request->out_dir ? *request->out_dir / verified->weights.filename() : request->save_path;
-      if (!verified->ok()) return VerifyFailure(*verified);
-      return Ok{};
+      return VerifyStaged(*request, staged, done, total, verified);
     };
   }
   bar.emplace(done, total, show_progress);

@@ -153,7 +153,7 @@ int RunInspect(int argc, char** argv) {
   }
   if (inspection.ok()) return kExitOk;
   // The report lists every problem; stderr gets the first, as from any other failing command.
-  return ReportError(MakeError(inspection.problems.front().code, inspection.problems.front().message));
+  return ReportError(inspection.problems.front());
 }
 
 }  // namespace ms2vllm

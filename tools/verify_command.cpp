@@ -129,6 +129,9 @@ int RunVerify(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);
     return ReportError(MakeError(ErrorCode::kUsage, std::string(e.what()) + " (see ms2vllm verify --help)"));
   }
+  if (!flags.gptq_format.empty() && flags.target == "awq") {
+    return ReportError(MakeError(ErrorCode::kUsage, "--gptq-format applies to --target_tool gptq (see --help)"));
+  }
   auto request = MakeRequest(flags);
   if (!request) return ReportError(request.error());
   InstallInterruptHandlers();
