@@ -10,7 +10,8 @@ count, not its bytes: a 1T-parameter MoE has about 200k tensors. This synthesize
 does), converts each to AWQ under `/usr/bin/time` and reports peak RSS, its share per tensor,
 and the marginal cost of one more tensor between the sizes. It also synthesizes the same
 checkpoint in 100 MB shards, converts that into a sharded model directory (`--out-dir
---max-shard-size 100MB`) and verifies the result, reporting both peaks. Writes
+--max-shard-size 100MB`) and verifies the result, reporting both peaks, and the peak of a
+conversion with `--verify`. Writes
 bench/results/tensor_count.{csv,txt}. See bench/README.md.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from e2e import BENCH_DIR, REPO, ensure_checkpoint, log
 
 FIELDS = ["layers", "tensors", "header_mb", "file_mb", "seconds", "peak_rss_mib", "rss_kib_per_tensor",
-          "sharded_dir_rss_mib", "verify_rss_mib"]
+          "sharded_dir_rss_mib", "verify_rss_mib", "convert_verify_rss_mib"]
 SHARD_SIZE = "100MB"
 
 
@@ -47,10 +48,10 @@ def timed(command: list[str], what: str) -> tuple[float, int]:
     return float(seconds), int(kib)
 
 
-def convert(binary: Path, directory: Path, output: Path) -> tuple[float, int]:
+def convert(binary: Path, directory: Path, output: Path, *extra: str) -> tuple[float, int]:
     """(seconds, peak RSS in KiB) of one conversion to AWQ."""
-    result = timed([str(binary), "--model", str(directory), "--save_path", str(output), "--target_tool", "awq", "-q"],
-                   f"conversion of {directory}")
+    result = timed([str(binary), "--model", str(directory), "--save_path", str(output), "--target_tool", "awq", "-q",
+                    *extra], f"conversion of {directory}")
     output.unlink()
     return result
 
@@ -84,11 +85,13 @@ def main() -> None:
         tensors, header_bytes = tensor_count(checkpoint.weights)
         with tempfile.TemporaryDirectory(dir=args.cache) as work:
             seconds, kib = convert(args.binary, checkpoint.directory, Path(work) / "out.safetensors")
+            # --verify checks the output before the rename, with the conversion's tables still held.
+            _, verified_kib = convert(args.binary, checkpoint.directory, Path(work) / "out.safetensors", "--verify")
             dir_kib, verify_kib = sharded_peaks(args.binary, args.cache, layers, Path(work))
         rows.append({"layers": layers, "tensors": tensors, "header_mb": round(header_bytes / 1e6, 1),
                      "file_mb": round(checkpoint.bytes / 1e6), "seconds": seconds, "peak_rss_mib": round(kib / 1024),
                      "rss_kib_per_tensor": round(kib / tensors, 2), "sharded_dir_rss_mib": round(dir_kib / 1024),
-                     "verify_rss_mib": round(verify_kib / 1024)})
+                     "verify_rss_mib": round(verify_kib / 1024), "convert_verify_rss_mib": round(verified_kib / 1024)})
         log(f"tensor_count: {rows[-1]}")
 
     lines = [" ".join(f"{name:>18}" for name in FIELDS)]

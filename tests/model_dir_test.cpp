@@ -649,14 +649,18 @@ TEST(ModelDirectory, WithoutABaseModelWritesWeightsAndQuantizeConfigWithAWarning
 
 // ---- An existing target, failures, --scales-dtype ----
 
-TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
-  const MsCheckpoint checkpoint = MakeModel({});
-  TempDir dir;
+// A request converting a model into <dir>/out, which already holds an older old.txt.
+ConvertRequest IntoAnOlderDirectory(const TempDir& dir) {
   fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
+  MakeModel({}).WriteInto(dir / "input");
   fs::create_directories(dir / "out");
   testing::WriteText(dir / "out/old.txt", "old");
-  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  return DirectoryRequest(dir / "input", dir / "out");
+}
+
+TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
+  TempDir dir;
+  ConvertRequest request = IntoAnOlderDirectory(dir);
   auto refused = Convert(request);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, ErrorCode::kOutput);
@@ -702,13 +706,8 @@ TEST(ModelDirectory, OnErrorNothingAppearsAndNoStageIsLeft) {
 // --verify's hook: it sees the finished directory at the stage, and its error keeps the target
 // as it was (here an older --force target), with no stage left.
 TEST(ModelDirectory, ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTarget) {
-  const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
-  fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
-  fs::create_directories(dir / "out");
-  testing::WriteText(dir / "out/old.txt", "old");
-  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  ConvertRequest request = IntoAnOlderDirectory(dir);
   request.force = true;
   std::set<std::string> seen;
   request.check_before_commit = [&](const fs::path& staged) -> Status {
