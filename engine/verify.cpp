@@ -181,6 +181,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
     Error error = NamingTheFile(plan.take_error(), input, description);
     // The input has no conversion to this target, so the file cannot be a correct one.
     if (error.code != ErrorCode::kUnsupported) return error;
+    report.bits = request.w_bit.value_or(report.bits);  // the summary names the width asked about
     report.problems.push_back({weights_name, "cannot be the " + TargetName(options.target, options.gptq_format) +
                                                  " conversion of the input: " + error.message, {}});
     return report;

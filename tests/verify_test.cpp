@@ -271,6 +271,12 @@ TEST_F(VerifyDamageTest, TargetTheInputCannotHaveFails) {
   ASSERT_EQ(report.problems.size(), 1u);
   EXPECT_NE(report.problems[0].problem.find("cannot be the awq conversion"), std::string::npos) << Describe(report);
   EXPECT_NE(report.problems[0].problem.find("q_proj.weight"), std::string::npos) << Describe(report);
+
+  // Its summary names the width asked about, not a default of 4.
+  request.w_bit = 8;
+  const VerifyReport eight = VerifyOrDie(request);
+  ASSERT_EQ(eight.problems.size(), 1u) << Describe(eight);
+  EXPECT_EQ(eight.bits, 8);
 }
 
 TEST_F(VerifyDamageTest, UnparsableOutputFailsVerification) {
