@@ -273,6 +273,14 @@ TEST(Cli, ExitCodeForUsageErrors) {
     EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
   }
   ExpectError(Ms2vllm({"--json", in.json}), kUsage, "--model");
+  // An empty value (an unset shell variable) is not a left-out option: `--out-dir ""` would
+  // otherwise convert into ./res.safetensors.
+  ExpectError(Ms2vllm({"--model", in.model, "--out-dir", ""}), kUsage, "--out-dir: is empty");
+  ExpectError(Ms2vllm({"verify", "--model", in.model, "--converted", ""}), kUsage, "--converted: is empty");
+  ExpectError(Ms2vllm({"inspect", ""}), kUsage, "path: is empty");
+  ExpectError(Ms2vllm({"synth", "--preset", "tiny", "--out", ""}), kUsage, "--out: is empty");
+  ExpectError(Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "s", "--group-size", "-64"}), kUsage,
+              "--group-size: Value -64 not in range 1 to");
 }
 
 TEST(Cli, ExitCodeForInvalidInputNamesTheFile) {

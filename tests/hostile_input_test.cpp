@@ -412,6 +412,8 @@ std::vector<Case> Cases() {
     {"flag_force_without_out_dir", Flags({"--force"}), 2, {"--force requires --out-dir"}},
     {"flag_save_path_and_out_dir", Flags({"--save_path", "{out}/res.safetensors", "--out-dir", "{out}/dir"}), 2,
      {"--out-dir", "excludes", "--save_path"}},
+    {"flag_out_dir_empty", Flags({"--out-dir", ""}), 2, {"--out-dir: is empty"}},
+    {"flag_base_model_empty", Flags({"--out-dir", "{out}/dir", "--base-model", ""}), 2, {"--base-model: is empty"}},
     {"flag_gptq_format_for_awq", Flags({"--gptq-format", "v2"}), 2, {"--gptq-format applies to --target_tool gptq"}},
     {"flag_max_shard_size_without_out_dir", Flags({"--max-shard-size", "1GB"}), 2, {"--max-shard-size requires --out-dir"}},
     {"flag_model_missing", {"--json", "{in}/base/description.json", "--save_path", "{out}/res.safetensors"}, 2, {"--model"}},

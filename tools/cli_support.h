@@ -1,6 +1,7 @@
 // What every subcommand shares: messages, signals, kernel choice, size flags.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -18,6 +19,13 @@ void InstallInterruptHandlers();
 // After a command stopped for SIGINT/SIGTERM and cleaned up (its status is the interrupted one),
 // ends the process by that signal; otherwise returns.
 void EndBySignalIfInterrupted(int status);
+
+// A check for path options: `--out-dir "$UNSET"` gives an empty value, which must not mean the
+// option was left out (a drop-in conversion into ./res.safetensors instead).
+inline CLI::Validator NonEmpty() {
+  return CLI::Validator([](std::string& value) { return value.empty() ? std::string("is empty") : std::string(); },
+                        "", "NONEMPTY");
+}
 
 // Prints "ms2vllm: error: <message>" and returns the exit status for it.
 int ReportError(const Error& error);

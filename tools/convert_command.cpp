@@ -34,10 +34,14 @@ struct ConvertFlags {
 };
 
 void AddFlags(CLI::App& app, ConvertFlags& f) {
-  app.add_option("--model", f.model, "msModelSlim weights: a .safetensors file, a sharded .safetensors.index.json, or a directory")->required();
-  app.add_option("--json", f.json, "the quant_model_description*.json (found beside the weights when omitted)");
+  app.add_option("--model", f.model, "msModelSlim weights: a .safetensors file, a sharded .safetensors.index.json, or a directory")
+      ->required()
+      ->check(NonEmpty());
+  app.add_option("--json", f.json, "the quant_model_description*.json (found beside the weights when omitted)")
+      ->check(NonEmpty());
   auto* save_path = app.add_option("--save_path,--save-path", f.save_path, "output file; its directory must exist")
-                        ->capture_default_str();
+                        ->capture_default_str()
+                        ->check(NonEmpty());
   app.add_option("--w_bit,--w-bit", f.w_bit, "4 or 8; taken from the description when omitted")->check(CLI::IsMember({4, 8}));
   app.add_option("--target_tool,--target-tool", f.target, "awq or gptq")->check(CLI::IsMember({"awq", "gptq"}))->capture_default_str();
   app.add_option("--gptq-format,--gptq_format", f.gptq_format, "v1 (checkpoint_format gptq) or v2 (gptq_v2, exact for zero point 0)")
@@ -45,9 +49,11 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   app.add_option("--packed", f.packed, "two 4-bit values per byte (msModelSlim ascendV1): auto, yes or no")
       ->check(CLI::IsMember({"auto", "yes", "no"}))->capture_default_str();
   auto* out_dir = app.add_option("--out-dir,--out_dir", f.out_dir, "write a loadable model directory instead of --save_path")
-                      ->excludes(save_path);
+                      ->excludes(save_path)
+                      ->check(NonEmpty());
   app.add_option("--base-model,--base_model", f.base_model, "the float model's directory: config.json, tokenizer, ... (with --out-dir)")
-      ->needs(out_dir);
+      ->needs(out_dir)
+      ->check(NonEmpty());
   app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB, GB (or KiB, MiB, GiB; any case)")
       ->capture_default_str()
       ->needs(out_dir);

@@ -129,8 +129,11 @@ int RunInspect(int argc, char** argv) {
   InspectRequest request;
   std::string path, json, packed = "auto";
   bool json_output = false;
-  app.add_option("path", path, "the checkpoint: a .safetensors file, a sharded index, or a directory")->required();
-  app.add_option("--json", json, "the quant_model_description*.json (found beside the weights when omitted)");
+  app.add_option("path", path, "the checkpoint: a .safetensors file, a sharded index, or a directory")
+      ->required()
+      ->check(NonEmpty());
+  app.add_option("--json", json, "the quant_model_description*.json (found beside the weights when omitted)")
+      ->check(NonEmpty());
   app.add_flag("--json-output,--json_output", json_output, "print one JSON object (for scripts) instead of text");
   app.add_option("--packed", packed, "two 4-bit values per byte (ascendV1): auto, yes or no")
       ->check(CLI::IsMember({"auto", "yes", "no"}))->capture_default_str();

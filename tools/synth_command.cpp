@@ -26,14 +26,17 @@ int RunSynth(int argc, char** argv) {
   std::string preset = "qwen2-0.5b", out, scale_dtype = "f32", float_dtype = "bf16", max_shard = "0", float_linears;
   int64_t layers = -1;
   int bits = 4, threads = 0;
-  uint64_t group_size = 128, seed = 0;
+  int64_t group_size = 128;
+  uint64_t seed = 0;
   bool per_channel = false, sym = false, anti_outlier = false, packed = false, legacy = false, full_range = false;
   bool force = false, quiet = false;
   app.add_option("--preset", preset, "model shape")->check(CLI::IsMember(ModelShapeNames()))->capture_default_str();
-  app.add_option("--out", out, "directory to create")->required();
+  app.add_option("--out", out, "directory to create")->required()->check(NonEmpty());
   app.add_option("--layers", layers, "number of decoder layers (default: the preset's)")->check(CLI::Range(int64_t{0}, int64_t{100000}));
   app.add_option("--w-bit,--w_bit", bits, "4 or 8")->check(CLI::IsMember({4, 8}))->capture_default_str();
-  app.add_option("--group-size", group_size, "group size (ignored with --per-channel)")->capture_default_str();
+  app.add_option("--group-size", group_size, "group size (ignored with --per-channel)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
   app.add_flag("--per-channel", per_channel, "one scale per output channel");
   app.add_flag("--sym", sym, "symmetric: all-zero offsets");
   app.add_option("--scale-dtype", scale_dtype, "f32, f16 or bf16")->check(CLI::IsMember({"f32", "f16", "bf16"}))->capture_default_str();
@@ -60,8 +63,7 @@ int RunSynth(int argc, char** argv) {
   o.shape = *FindModelShape(preset);
   if (layers >= 0) o.shape.layers = static_cast<uint64_t>(layers);
   o.bits = bits;
-  o.group_size = per_channel ? 0 : group_size;
-  if (!per_channel && group_size == 0) return ReportError(MakeError(ErrorCode::kUsage, "--group-size must be positive"));
+  o.group_size = per_channel ? 0 : static_cast<uint64_t>(group_size);  // checked positive by CLI::Range
   o.symmetric = sym;
   o.anti_outlier = anti_outlier;
   o.packed = packed;

@@ -30,10 +30,14 @@ struct VerifyFlags {
 };
 
 void AddFlags(CLI::App& app, VerifyFlags& f) {
-  app.add_option("--model", f.model, "the msModelSlim input: a .safetensors file, a sharded index, or a directory")->required();
-  app.add_option("--json", f.json, "its quant_model_description*.json (found beside the weights when omitted)");
+  app.add_option("--model", f.model, "the msModelSlim input: a .safetensors file, a sharded index, or a directory")
+      ->required()
+      ->check(NonEmpty());
+  app.add_option("--json", f.json, "its quant_model_description*.json (found beside the weights when omitted)")
+      ->check(NonEmpty());
   app.add_option("--converted", f.converted, "the conversion: a .safetensors file, a sharded index, or an --out-dir directory")
-      ->required();
+      ->required()
+      ->check(NonEmpty());
   app.add_option("--target_tool,--target-tool", f.target,
                  "awq or gptq (default: the directory's config, else the qweight shapes)")
       ->check(CLI::IsMember({"awq", "gptq"}));
