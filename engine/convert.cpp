@@ -112,7 +112,10 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
                                      : ComputeLayout(report.plan, report.target.filename().string(), 0, "model", cancel));
   for (const auto& file : report.layout.files) report.output_bytes += file.size;
   if (!directory) MS2VLLM_TRY(CheckNotAnInput(report.target, checkpoint, files.description));
-  if (request.dry_run) return report;
+  if (request.dry_run) {
+    MS2VLLM_TRY(Staging::Check(report.target, directory, request.force));
+    return report;
+  }
 
   MS2VLLM_ASSIGN_OR_RETURN(Staging staging, directory ? Staging::ForDirectory(report.target, request.force)
                                                       : Staging::ForFile(report.target));

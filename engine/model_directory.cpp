@@ -166,8 +166,8 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
     if (!fs::exists(*request.base_model / "config.json", ec)) {
       return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": has no config.json");
     }
-    // One that does not parse is refused when it is rewritten, after the weights.
-    if (auto config = ReadBaseConfig(*request.base_model); config.ok()) base_config = std::move(config).value();
+    // Refused now, not after the weights: a --dry-run says it too.
+    MS2VLLM_ASSIGN_OR_RETURN(base_config, ReadBaseConfig(*request.base_model));
   }
   if (base_config) {
     for (const auto& mismatch : BaseConfigMismatches(report.plan, *base_config)) {

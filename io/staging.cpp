@@ -125,7 +125,10 @@ fs::path StagePathFor(const fs::path& target, long pid) {
                              std::string(kStageSuffix));
 }
 
-Result<Staging> Staging::ForFile(const fs::path& requested) {
+namespace {
+
+// The path a file target is written at, once every check a rename onto it needs has passed.
+Result<fs::path> FileTarget(const fs::path& requested) {
   if (requested.filename().empty()) return OutputError(requested, "is not a file name");
   MS2VLLM_ASSIGN_OR_RETURN(const fs::path target, FollowSymlinks(requested));
   if (target.filename().empty()) return OutputError(requested, "points to " + target.string() + ", not a file name");
@@ -136,6 +139,32 @@ Result<Staging> Staging::ForFile(const fs::path& requested) {
     // The rename would put a regular file in place of a device (/dev/null) or a FIFO.
     if (!S_ISREG(info.st_mode)) return OutputError(requested, "exists and is not a regular file (a device, FIFO or socket)");
   }
+  return target;
+}
+
+// The same for a directory target. A symlink there (dangling too) is an existing entry: with
+// `replace`, the link is what the new directory replaces; what it points to stays.
+Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
+  const fs::path clean = target.filename().empty() ? target.parent_path() : target;
+  MS2VLLM_TRY(CheckParent(clean));
+  std::error_code ec;
+  const fs::file_status entry = fs::symlink_status(clean, ec);
+  if (!fs::exists(entry)) return clean;
+  if (!replace) return OutputError(clean, "already exists (use --force to replace it)");
+  const bool dangling = fs::is_symlink(entry) && !fs::exists(clean, ec);
+  if (!dangling && !fs::is_directory(clean, ec)) return OutputError(clean, "exists and is not a directory");
+  return clean;
+}
+
+}  // namespace
+
+Status Staging::Check(const fs::path& target, bool is_directory, bool replace) {
+  MS2VLLM_TRY(is_directory ? DirectoryTarget(target, replace) : FileTarget(target));
+  return Ok{};
+}
+
+Result<Staging> Staging::ForFile(const fs::path& requested) {
+  MS2VLLM_ASSIGN_OR_RETURN(const fs::path target, FileTarget(requested));
   RemoveStaleStages(target);
   Staging staging;
   staging.target_ = target;
@@ -144,11 +173,8 @@ Result<Staging> Staging::ForFile(const fs::path& requested) {
 }
 
 Result<Staging> Staging::ForDirectory(const fs::path& target, bool replace) {
-  const fs::path clean = target.filename().empty() ? target.parent_path() : target;
-  MS2VLLM_TRY(CheckParent(clean));
+  MS2VLLM_ASSIGN_OR_RETURN(const fs::path clean, DirectoryTarget(target, replace));
   std::error_code ec;
-  if (fs::exists(clean, ec) && !replace) return OutputError(clean, "already exists (use --force to replace it)");
-  if (fs::exists(clean, ec) && !fs::is_directory(clean, ec)) return OutputError(clean, "exists and is not a directory");
   RemoveStaleStages(clean);
   Staging staging;
   staging.target_ = clean;
@@ -179,7 +205,7 @@ fs::path Staging::PathFor(const std::string& name) const { return is_directory_ 
 Status Staging::Commit() {
   if (is_directory_) MS2VLLM_TRY(SyncDirectory(stage_));
   std::error_code ec;
-  if (is_directory_ && replace_ && fs::exists(target_, ec)) {
+  if (is_directory_ && replace_ && fs::exists(fs::symlink_status(target_, ec))) {
     // Swap atomically, then delete the old tree from where the stage was.
     if (::renameat2(AT_FDCWD, stage_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) != 0) {
       return OutputError(target_, std::string("cannot replace: ") + std::strerror(errno));

@@ -19,6 +19,9 @@ class Staging {
   // An existing target is an error unless `replace`.
   static Result<Staging> ForDirectory(const std::filesystem::path& target, bool replace);
 
+  // What ForFile / ForDirectory would refuse, without creating or removing anything (--dry-run).
+  static Status Check(const std::filesystem::path& target, bool is_directory, bool replace);
+
   Staging(Staging&& other) noexcept;
   Staging& operator=(Staging&&) = delete;
   ~Staging();  // removes the stage unless committed

@@ -676,15 +676,22 @@ TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
-TEST(ModelDirectory, OnErrorNothingAppearsAndNoStageIsLeft) {
+// An unusable base config.json is refused before any weight is written, so a --dry-run says it
+// too. (A failure after the weights: ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTarget.)
+TEST(ModelDirectory, AnUnusableBaseConfigIsRefusedUpFrontAndNothingAppears) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
   BaseModel base = MakeBaseModel(dir / "base");
-  testing::WriteText(base.dir / "config.json", "[1, 2]");  // found unusable after the weights are written
+  testing::WriteText(base.dir / "config.json", "[1, 2]");
   ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
   request.base_model = base.dir;
+  request.dry_run = true;
+  auto planned = Convert(request);
+  ASSERT_FALSE(planned.ok());
+  EXPECT_CONTAINS(planned.error().message, "config.json");
+  request.dry_run = false;
   auto report = Convert(request);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
@@ -700,6 +707,39 @@ TEST(ModelDirectory, OnErrorNothingAppearsAndNoStageIsLeft) {
   auto forced = Convert(request);
   ASSERT_FALSE(forced.ok());
   EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"old.txt"}));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+// A --dry-run refuses what the run would: an existing target without --force, a missing parent.
+// A dangling symlink at the target is an existing entry too, refused before any work without
+// --force, and replaced (the link, not what it names) with it.
+TEST(ModelDirectory, DryRunsAndDanglingLinksMeetTheTargetChecksUpFront) {
+  TempDir dir;
+  ConvertRequest request = IntoAnOlderDirectory(dir);
+  request.dry_run = true;
+  auto existing = Convert(request);
+  ASSERT_FALSE(existing.ok());
+  EXPECT_EQ(existing.error().code, ErrorCode::kOutput);
+  EXPECT_CONTAINS(existing.error().message, "already exists");
+  request.force = true;
+  EXPECT_TRUE(Convert(request).ok());
+  request.out_dir = dir / "missing/out";
+  auto orphan = Convert(request);
+  ASSERT_FALSE(orphan.ok());
+  EXPECT_CONTAINS(orphan.error().message, "does not exist");
+
+  request.dry_run = false;
+  request.force = false;
+  fs::create_symlink(dir / "nowhere", dir / "dangling");
+  request.out_dir = dir / "dangling";
+  auto refused = Convert(request);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_CONTAINS(refused.error().message, "already exists");
+  request.force = true;
+  ASSERT_TRUE(Convert(request).ok());
+  EXPECT_FALSE(fs::is_symlink(dir / "dangling"));
+  EXPECT_EQ(FileNames(dir / "dangling"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_FALSE(fs::exists(dir / "nowhere"));
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
