@@ -214,6 +214,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
   if (IsShardIndexPath(converted.weights)) {
     for (auto& problem : CheckShardIndex(converted.weights, output)) report.problems.push_back(std::move(problem));
   }
+  for (auto& problem : CheckDirectoryFiles(converted, options.target)) report.problems.push_back(std::move(problem));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

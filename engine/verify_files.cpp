@@ -47,6 +47,10 @@ void CompareConfig(const fs::path& path, const Json& actual, const Json& expecte
       problem.examples.push_back("quantization_config." + key + " is " + Shown(*it) + ", expected " + Shown(value));
     }
   }
+  // Rules the conversion did not write would change which linears loaders quantize.
+  if (!expected.contains("dynamic") && actual.contains("dynamic")) {
+    problem.examples.push_back("quantization_config.dynamic is " + Shown(actual["dynamic"]) + ", expected none");
+  }
   if (problem.examples.empty()) return;
   problem.problem = std::to_string(problem.examples.size()) + " quantization_config field(s) disagree with the weights";
   problems.push_back(std::move(problem));
@@ -72,6 +76,7 @@ Result<ConvertedFiles> LocateConverted(const fs::path& converted) {
   }
   files.config = IfFile(converted / "config.json");
   files.quantize_config = IfFile(converted / "quantize_config.json");
+  files.directory = true;
   return files;
 }
 
@@ -116,6 +121,21 @@ std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const Json&
     std::vector<VerifyProblem> alternative;
     CompareConfig(**path, *declared, also_accepted, alternative);
     if (!alternative.empty()) CompareConfig(**path, *declared, expected, problems);
+  }
+  return problems;
+}
+
+std::vector<VerifyProblem> CheckDirectoryFiles(const ConvertedFiles& files, TargetTool target) {
+  std::vector<VerifyProblem> problems;
+  if (!files.directory) return problems;
+  const fs::path directory = files.weights.parent_path();
+  if (IsShardIndexPath(files.weights) && IfFile(directory / "model.safetensors")) {
+    problems.push_back({"model.safetensors", "is beside model.safetensors.index.json: transformers loads it instead of "
+                                             "the shards",
+                        {}});
+  }
+  if (target == TargetTool::kGptq && !files.quantize_config) {
+    problems.push_back({"quantize_config.json", "is missing: AutoGPTQ reads the quantization from it", {}});
   }
   return problems;
 }

@@ -20,6 +20,7 @@ struct ConvertedFiles {
   std::filesystem::path weights;                          // .safetensors or .safetensors.index.json
   std::optional<std::filesystem::path> config;            // config.json, in a model directory
   std::optional<std::filesystem::path> quantize_config;   // quantize_config.json, in a model directory
+  bool directory = false;                                 // `converted` named a model directory
 };
 
 // `converted` is a weights file, an index, or a directory holding model.safetensors.index.json
@@ -43,6 +44,11 @@ std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const nlohm
 
 // A sharded output's index must name every tensor (loaders read nothing else) and give
 // metadata.total_size as the sum of tensor bytes.
+// A model directory's files beside its configs: a model.safetensors beside the index (which
+// transformers loads instead of the shards) and, for GPTQ, a missing quantize_config.json
+// (AutoGPTQ's). Nothing for a weights file or an index named directly.
+std::vector<VerifyProblem> CheckDirectoryFiles(const ConvertedFiles& files, TargetTool target);
+
 std::vector<VerifyProblem> CheckShardIndex(const std::filesystem::path& index, const Checkpoint& output);
 
 }  // namespace ms2vllm

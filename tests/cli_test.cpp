@@ -359,7 +359,11 @@ TEST(Cli, AWeightMissingFromTheDescriptionIsConvertedAndVerified) {
   testing::WriteSafetensors(out, {tensors.begin(), tensors.end()});
   const Outcome failed = Ms2vllm(verify);
   EXPECT_EQ(failed.exit_code, kVerifyFailed) << Show(failed);
-  EXPECT_CONTAINS(failed.out + failed.err, linear + ".qweight");
+  EXPECT_CONTAINS(failed.out, linear + ".qweight");
+  // The report is on stdout; stderr has the one error line naming the file and the first tensors.
+  EXPECT_TRUE(failed.err.starts_with("ms2vllm: error: " + out.string() + ": ")) << Show(failed);
+  EXPECT_CONTAINS(failed.err, linear + ".qweight");
+  EXPECT_EQ(std::count(failed.err.begin(), failed.err.end(), '\n'), 1) << Show(failed);
 }
 
 // --verify checks the stage, but what it prints names the output as the user finds it.

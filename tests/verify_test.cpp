@@ -500,6 +500,42 @@ TEST(VerifySynthTest, AwqDirectoryWithoutTheFusedNamesOfOlderVersionsVerifies) {
   EXPECT_EQ(report.problems[0].tensor, "config.json");
 }
 
+// What a loader reads beside the configs: a stale model.safetensors beside the index (transformers
+// takes it over the shards), GPTQ without quantize_config.json (AutoGPTQ's), and `dynamic` rules
+// the conversion did not write (they change which linears are quantized).
+TEST(VerifySynthTest, DirectoryFilesLoadersReadInsteadAreChecked) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.shape = *FindModelShape("tiny");
+  const fs::path model = WriteSynth(dir / "model", synth);
+  ConvertRequest convert;
+  convert.model = model;
+  convert.out_dir = dir / "out";
+  convert.plan.target = TargetTool::kGptq;
+  convert.max_shard_bytes = 100'000;
+  ASSERT_TRUE(Convert(convert).ok());
+  const VerifyRequest request = RequestFor(model, dir / "out");
+  ASSERT_TRUE(VerifyOrDie(request).ok());
+  const auto only_problem_of = [&](const std::string& file) {
+    const VerifyReport report = VerifyOrDie(request);
+    ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+    EXPECT_EQ(report.problems[0].tensor, file) << Describe(report);
+  };
+
+  fs::copy_file(FindFile(model, "quant_model_weight"), dir / "out" / "model.safetensors");
+  only_problem_of("model.safetensors");
+  fs::remove(dir / "out" / "model.safetensors");
+
+  const std::string quantize_config = testing::ReadText(dir / "out" / "quantize_config.json");
+  fs::remove(dir / "out" / "quantize_config.json");
+  only_problem_of("quantize_config.json");
+
+  auto config = nlohmann::ordered_json::parse(quantize_config);
+  config["dynamic"] = {{"-:.*", nlohmann::ordered_json::object()}};
+  testing::WriteText(dir / "out" / "quantize_config.json", config.dump());
+  only_problem_of("quantize_config.json");
+}
+
 TEST(VerifySynthTest, MissingOffsetsMeanZeroPointHalfRange) {
   // The golden input without its weight_offset tensors: symmetric, qzeros written for offset 0.
   TempDir dir;

@@ -117,7 +117,10 @@ int VerifyAndReport(VerifyRequest request, bool quiet, std::FILE* out) {
     return Verify(request);
   }();
   if (!report) return ReportError(report.error());
-  return PrintVerifyReport(*report, quiet, out);
+  const int status = PrintVerifyReport(*report, quiet, out);
+  // The report goes to `out`; a failure also gets the one error line every command gives.
+  if (!report->ok()) ReportError(VerifyFailure(*report));
+  return status;
 }
 
 }  // namespace
