@@ -87,10 +87,10 @@ std::string ExactNamePattern(const std::string& name) {
 // vLLM has bfloat16 kernels only in Marlin, which takes AWQ and symmetric GPTQ of group size 32,
 // 64 or 128 (GPTQ also per channel); the rest runs in float16 alone, and vLLM refuses to start
 // when config.json asks for bfloat16 ("not supported for quantization method").
-bool VllmRunsOnlyFloat16(const ConvertReport& report) {
-  const int64_t group = GroupSizeField(report.plan);
+bool VllmRunsOnlyFloat16(const Plan& plan, bool symmetric) {
+  const int64_t group = GroupSizeField(plan);
   const bool marlin_group = group == 32 || group == 64 || group == 128 || group == -1;
-  return !marlin_group || (report.plan.target == TargetTool::kGptq && !report.symmetric);
+  return !marlin_group || (plan.target == TargetTool::kGptq && !symmetric);
 }
 
 // Model types vLLM refuses in float16 (numerically unstable there): no dtype loads them in vLLM
@@ -137,7 +137,7 @@ void WarnOfLoaders(const ConvertRequest& request, ConvertReport& report,
     report.warnings.Add(WarningKind::kNoBaseModel, report.target.string());
     return;
   }
-  if (!base_config || !VllmRunsOnlyFloat16(report)) return;
+  if (!base_config || !VllmRunsOnlyFloat16(report.plan, report.symmetric)) return;
   if (const auto type = RefusedInFloat16(*base_config)) {
     report.warnings.Add(WarningKind::kNoDtypeForVllm, "config.json model_type " + *type);
     return;
@@ -147,6 +147,10 @@ void WarnOfLoaders(const ConvertRequest& request, ConvertReport& report,
 }
 
 }  // namespace
+
+bool NeedsFloat16ForVllm(const Plan& plan, bool symmetric, const nlohmann::ordered_json& config) {
+  return VllmRunsOnlyFloat16(plan, symmetric) && !RefusedInFloat16(config);
+}
 
 Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report) {
   if (report.plan.group_size_conflict) {
@@ -219,7 +223,7 @@ Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& re
   }
   if (!request.base_model) return Ok{};  // warned of by CheckModelDirectoryRequest
   MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadBaseConfig(*request.base_model));
-  if (VllmRunsOnlyFloat16(report) && !RefusedInFloat16(config)) StateFloat16(config);
+  if (NeedsFloat16ForVllm(report.plan, report.symmetric, config)) StateFloat16(config);
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
   std::error_code ec;

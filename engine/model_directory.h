@@ -19,6 +19,10 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
 // as --out-dir does (ms2vllm 0.1.0 before December 2026 did not).
 nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool fused_names = true);
 
+// Whether config.json must state float16 for vLLM to load this layout: vLLM runs it only in
+// float16, and `config`'s model type is not one vLLM refuses in float16.
+bool NeedsFloat16ForVllm(const Plan& plan, bool symmetric, const nlohmann::ordered_json& config);
+
 // Writes the index (when sharded), config.json, quantize_config.json and the base model's other
 // files into the stage, each fsynced.
 Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& report, const Staging& staging);

@@ -215,6 +215,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
     for (auto& problem : CheckShardIndex(converted.weights, output)) report.problems.push_back(std::move(problem));
   }
   for (auto& problem : CheckDirectoryFiles(converted, options.target)) report.problems.push_back(std::move(problem));
+  for (auto& problem : CheckDtypeForVllm(converted, *plan, symmetric)) report.problems.push_back(std::move(problem));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -3,6 +3,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "engine/model_directory.h"
 #include "io/json_file.h"
 #include "io/shard_index.h"
 
@@ -138,6 +139,22 @@ std::vector<VerifyProblem> CheckDirectoryFiles(const ConvertedFiles& files, Targ
     problems.push_back({"quantize_config.json", "is missing: AutoGPTQ reads the quantization from it", {}});
   }
   return problems;
+}
+
+std::vector<VerifyProblem> CheckDtypeForVllm(const ConvertedFiles& files, const Plan& plan, bool symmetric) {
+  if (!files.config) return {};
+  auto config = ReadJsonFile(*files.config);
+  if (!config || !config->is_object() || !NeedsFloat16ForVllm(plan, symmetric, *config)) return {};
+  const std::string why = ": vLLM runs this layout only in float16 and refuses to start on another";
+  bool stated = false;
+  for (const char* key : {"torch_dtype", "dtype"}) {
+    const auto it = config->find(key);
+    if (it == config->end()) continue;
+    stated = true;
+    if (*it != "float16") return {{"config.json", std::string(key) + " is " + Shown(*it) + why, {}}};
+  }
+  if (!stated) return {{"config.json", "states no torch_dtype, which vLLM reads as float32 and runs as bfloat16" + why, {}}};
+  return {};
 }
 
 std::vector<VerifyProblem> CheckShardIndex(const fs::path& index, const Checkpoint& output) {

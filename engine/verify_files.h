@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/options.h"
+#include "engine/plan.h"
 #include "engine/verify.h"
 #include "io/checkpoint.h"
 
@@ -48,6 +49,10 @@ std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const nlohm
 // transformers loads instead of the shards) and, for GPTQ, a missing quantize_config.json
 // (AutoGPTQ's). Nothing for a weights file or an index named directly.
 std::vector<VerifyProblem> CheckDirectoryFiles(const ConvertedFiles& files, TargetTool target);
+
+// config.json's dtype where vLLM runs the layout only in float16 (SPEC 5 as README amends it):
+// another, or none, and vLLM refuses to start.
+std::vector<VerifyProblem> CheckDtypeForVllm(const ConvertedFiles& files, const Plan& plan, bool symmetric);
 
 std::vector<VerifyProblem> CheckShardIndex(const std::filesystem::path& index, const Checkpoint& output);
 

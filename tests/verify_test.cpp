@@ -536,6 +536,40 @@ TEST(VerifySynthTest, DirectoryFilesLoadersReadInsteadAreChecked) {
   only_problem_of("quantize_config.json");
 }
 
+// Asymmetric GPTQ runs in vLLM only in float16: config.json stating bfloat16, or no dtype, and
+// vLLM refuses to start, so verify says so.
+TEST(VerifySynthTest, AsymmetricGptqDirectoryMustStateFloat16) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.shape = *FindModelShape("tiny");
+  const fs::path model = WriteSynth(dir / "model", synth);  // asymmetric
+  fs::create_directories(dir / "base");
+  testing::WriteText(dir / "base" / "config.json", R"({"model_type": "qwen2", "torch_dtype": "bfloat16"})");
+  ConvertRequest convert;
+  convert.model = model;
+  convert.out_dir = dir / "out";
+  convert.base_model = dir / "base";
+  convert.plan.target = TargetTool::kGptq;
+  ASSERT_TRUE(Convert(convert).ok());
+  const VerifyRequest request = RequestFor(model, dir / "out");
+  ASSERT_TRUE(VerifyOrDie(request).ok()) << Describe(VerifyOrDie(request));
+
+  auto config = nlohmann::ordered_json::parse(testing::ReadText(dir / "out" / "config.json"));
+  for (const bool stated : {true, false}) {
+    if (stated) {
+      config["torch_dtype"] = "bfloat16";
+    } else {
+      config.erase("torch_dtype");
+    }
+    testing::WriteText(dir / "out" / "config.json", config.dump());
+    const VerifyReport report = VerifyOrDie(request);
+    ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+    EXPECT_EQ(report.problems[0].tensor, "config.json");
+    EXPECT_NE(report.problems[0].problem.find("vLLM runs this layout only in float16"), std::string::npos)
+        << report.problems[0].problem;
+  }
+}
+
 TEST(VerifySynthTest, MissingOffsetsMeanZeroPointHalfRange) {
   // The golden input without its weight_offset tensors: symmetric, qzeros written for offset 0.
   TempDir dir;
