@@ -177,6 +177,13 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
     for (const auto& mismatch : BaseConfigMismatches(report.plan, *base_config)) {
       report.warnings.Add(WarningKind::kBaseConfigMismatch, mismatch);
     }
+    // The copy takes regular files; a link to nothing (tokenizer.json, say) would go missing unsaid.
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(*request.base_model, ec)) {
+      if (entry.is_symlink(ec) && !fs::exists(entry.path(), ec)) {
+        report.warnings.Add(WarningKind::kBrokenBaseFile, entry.path().string());
+      }
+    }
   }
   WarnOfLoaders(request, report, base_config);
   return Ok{};

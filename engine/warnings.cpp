@@ -30,6 +30,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kNoBaseModel:
       return "no --base-model: no config.json written, which is where loaders read the quantization_config (only GPTQ "
              "also gets quantize_config.json); add the float model's config.json with one, or run again with --base-model";
+    case WarningKind::kBrokenBaseFile:
+      return n + " file(s) of the --base-model are symlinks to nothing (a partly downloaded cache?): not copied, "
+             "so the directory lacks them";
     case WarningKind::kBaseConfigMismatch:
       return "the --base-model's config.json does not describe this checkpoint, so loaders will refuse the directory "
              "(is it the float model this checkpoint was quantized from?)";

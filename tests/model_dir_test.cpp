@@ -436,6 +436,7 @@ TEST(ModelDirectory, SymlinkedBaseFilesAreCopiedAsFiles) {
   for (const char* name : {"config.json", "tokenizer.json", "generation_config.json", "model.safetensors"}) {
     fs::create_symlink(blobs.dir / name, dir / "snapshot" / name);
   }
+  fs::create_symlink(blobs.dir / "never-downloaded", dir / "snapshot" / "tokenizer.model");  // not copied, said
   const MsCheckpoint checkpoint = MakeModel({.groups = 3});  // group 32: the base's dtype is kept
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
@@ -450,6 +451,8 @@ TEST(ModelDirectory, SymlinkedBaseFilesAreCopiedAsFiles) {
     EXPECT_EQ(testing::ReadText(dir / "out" / name), testing::ReadText(blobs.dir / name)) << name;
   }
   ExpectBaseConfigKept(blobs.config, ReadJson(dir / "out/config.json"));
+  EXPECT_NE(WarningLine(*report, "symlinks to nothing").find((dir / "snapshot/tokenizer.model").string()),
+            std::string::npos);
 }
 
 TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
