@@ -143,13 +143,16 @@ void WarnOfLoaders(const ConvertRequest& request, ConvertReport& report,
     return;
   }
   nlohmann::ordered_json changed = *base_config;
-  for (const auto& change : StateFloat16(changed)) report.warnings.Add(WarningKind::kFloat16ForVllm, "config.json " + change);
+  for (const auto& change : StateFloat16ForVllm(report.plan, report.symmetric, changed)) {
+    report.warnings.Add(WarningKind::kFloat16ForVllm, "config.json " + change);
+  }
 }
 
 }  // namespace
 
-bool NeedsFloat16ForVllm(const Plan& plan, bool symmetric, const nlohmann::ordered_json& config) {
-  return VllmRunsOnlyFloat16(plan, symmetric) && !RefusedInFloat16(config);
+std::vector<std::string> StateFloat16ForVllm(const Plan& plan, bool symmetric, nlohmann::ordered_json& config) {
+  if (!VllmRunsOnlyFloat16(plan, symmetric) || RefusedInFloat16(config)) return {};
+  return StateFloat16(config);
 }
 
 Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report) {
@@ -230,7 +233,7 @@ Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& re
   }
   if (!request.base_model) return Ok{};  // warned of by CheckModelDirectoryRequest
   MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadBaseConfig(*request.base_model));
-  if (NeedsFloat16ForVllm(report.plan, report.symmetric, config)) StateFloat16(config);
+  StateFloat16ForVllm(report.plan, report.symmetric, config);
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
   std::error_code ec;

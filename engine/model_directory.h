@@ -1,6 +1,9 @@
 // SPEC 5: the files beside the weights that make --out-dir a model loaders take as is.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/convert.h"
@@ -19,9 +22,10 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
 // as --out-dir does (ms2vllm 0.1.0 before December 2026 did not).
 nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool fused_names = true);
 
-// Whether config.json must state float16 for vLLM to load this layout: vLLM runs it only in
-// float16, and `config`'s model type is not one vLLM refuses in float16.
-bool NeedsFloat16ForVllm(const Plan& plan, bool symmetric, const nlohmann::ordered_json& config);
+// Makes `config` (a config.json) state float16 where vLLM runs this layout only in float16 and
+// its model type is not one vLLM refuses in float16. Returns each change, `key "old" ->
+// "float16"`; none when nothing needs changing.
+std::vector<std::string> StateFloat16ForVllm(const Plan& plan, bool symmetric, nlohmann::ordered_json& config);
 
 // Writes the index (when sharded), config.json, quantize_config.json and the base model's other
 // files into the stage, each fsynced.

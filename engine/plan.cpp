@@ -182,17 +182,16 @@ class Planner {
                      " is labelled FLOAT (or not quantized) but other parts of the linear are labelled quantized; "
                      "the description contradicts itself about this linear");
     };
+    const auto has_quantized_part = [&](const std::string& linear) {
+      return index_.contains(linear + ".qweight") || index_.contains(linear + ".scales") ||
+             index_.contains(linear + ".qzeros");
+    };
     for (const auto& linear : plan_.float_linears) {
-      if (index_.contains(linear + ".scales") || index_.contains(linear + ".qzeros")) {
-        return contradiction(linear, linear + std::string(kWeight));
-      }
+      if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeight));
     }
     for (const auto& name : float_scales_and_offsets_) {
       const std::string linear = Strip(name, name.ends_with(kScale) ? kScale : kOffset);
-      if (index_.contains(linear + ".qweight") || index_.contains(linear + ".scales") ||
-          index_.contains(linear + ".qzeros")) {
-        return contradiction(linear, name);
-      }
+      if (has_quantized_part(linear)) return contradiction(linear, name);
     }
     return Ok{};
   }

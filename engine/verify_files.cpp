@@ -144,17 +144,11 @@ std::vector<VerifyProblem> CheckDirectoryFiles(const ConvertedFiles& files, Targ
 std::vector<VerifyProblem> CheckDtypeForVllm(const ConvertedFiles& files, const Plan& plan, bool symmetric) {
   if (!files.config) return {};
   auto config = ReadJsonFile(*files.config);
-  if (!config || !config->is_object() || !NeedsFloat16ForVllm(plan, symmetric, *config)) return {};
-  const std::string why = ": vLLM runs this layout only in float16 and refuses to start on another";
-  bool stated = false;
-  for (const char* key : {"torch_dtype", "dtype"}) {
-    const auto it = config->find(key);
-    if (it == config->end()) continue;
-    stated = true;
-    if (*it != "float16") return {{"config.json", std::string(key) + " is " + Shown(*it) + why, {}}};
-  }
-  if (!stated) return {{"config.json", "states no torch_dtype, which vLLM reads as float32 and runs as bfloat16" + why, {}}};
-  return {};
+  if (!config || !config->is_object()) return {};  // CheckConfigs reports that
+  // What --out-dir would change in it is what vLLM needs changed.
+  const std::vector<std::string> changes = StateFloat16ForVllm(plan, symmetric, *config);
+  if (changes.empty()) return {};
+  return {{"config.json", "needs " + changes.front() + ": vLLM runs this layout only in float16 and refuses to start on another", {}}};
 }
 
 std::vector<VerifyProblem> CheckShardIndex(const fs::path& index, const Checkpoint& output) {

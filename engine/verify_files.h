@@ -43,8 +43,6 @@ DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files);
 std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const nlohmann::ordered_json& expected,
                                         const nlohmann::ordered_json& also_accepted);
 
-// A sharded output's index must name every tensor (loaders read nothing else) and give
-// metadata.total_size as the sum of tensor bytes.
 // A model directory's files beside its configs: a model.safetensors beside the index (which
 // transformers loads instead of the shards) and, for GPTQ, a missing quantize_config.json
 // (AutoGPTQ's). Nothing for a weights file or an index named directly.
@@ -54,6 +52,8 @@ std::vector<VerifyProblem> CheckDirectoryFiles(const ConvertedFiles& files, Targ
 // another, or none, and vLLM refuses to start.
 std::vector<VerifyProblem> CheckDtypeForVllm(const ConvertedFiles& files, const Plan& plan, bool symmetric);
 
+// A sharded output's index must name every tensor (loaders read nothing else) and give
+// metadata.total_size as the sum of tensor bytes.
 std::vector<VerifyProblem> CheckShardIndex(const std::filesystem::path& index, const Checkpoint& output);
 
 }  // namespace ms2vllm

@@ -12,8 +12,8 @@ namespace ms2vllm {
 class Staging {
  public:
   // A single-file target: the stage is the temp file `<dir>/.<name>.ms2vllm-<pid>.tmp` (a long
-  // name cut, with a hash of it, to fit NAME_MAX). The target's directory must exist; a symlink is followed, and an existing
-  // target that is not a regular file (a device, a FIFO) is refused.
+  // name cut, with a hash of it, to fit NAME_MAX). The target's directory must exist; a symlink
+  // is followed, and an existing target that is not a regular file (a device, a FIFO) is refused.
   static Result<Staging> ForFile(const std::filesystem::path& target);
   // A directory target: the stage is the temp directory `<parent>/.<name>.ms2vllm-<pid>.tmp`.
   // An existing target is an error unless `replace`.

@@ -515,7 +515,7 @@ TEST(Cli, SymlinkedAndLongTargetNamesAreWritten) {
 }
 
 // Parsed, a description takes about 7 times its size: one far larger than any model's is refused
-// before it is read (the file is sparse: no disk, no reading).
+// by its size (the file is sparse: it takes no disk).
 TEST(Cli, ADescriptionOverTheSizeLimitIsInvalidInput) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());

@@ -97,9 +97,10 @@ Result<ConvertRequest> MakeRequest(const ConvertFlags& f) {
   return request;
 }
 
-// `--verify`: the same inputs and options, checked strictly against what was just written, where
-// it was written, before it replaces the target.
-VerifyRequest MakeVerifyRequest(const ConvertRequest& convert, const std::filesystem::path& staged) {
+// --verify: the staged output checked as `ms2vllm verify` would, with the conversion's inputs and
+// options; what it reports names the output as the user will find it, not by the stage's name.
+Status VerifyStaged(const ConvertRequest& convert, const std::filesystem::path& staged, std::atomic<uint64_t>& done,
+                    std::atomic<uint64_t>& total, std::optional<VerifyReport>& verified) {
   VerifyRequest request;
   request.model = convert.model;
   request.json = convert.json;
@@ -111,14 +112,6 @@ VerifyRequest MakeVerifyRequest(const ConvertRequest& convert, const std::filesy
   request.packed = convert.plan.packed;
   request.settings.threads = convert.execution.threads;
   request.settings.cancel = convert.execution.cancel;
-  return request;
-}
-
-// --verify: the staged output checked as `ms2vllm verify` would; what it reports names the output
-// as the user will find it, not by the stage's temp name.
-Status VerifyStaged(const ConvertRequest& convert, const std::filesystem::path& staged, std::atomic<uint64_t>& done,
-                    std::atomic<uint64_t>& total, std::optional<VerifyReport>& verified) {
-  VerifyRequest request = MakeVerifyRequest(convert, staged);
   request.settings.progress = &done;
   request.settings.progress_total = &total;
   MS2VLLM_ASSIGN_OR_RETURN(verified, Verify(request));
