@@ -164,7 +164,9 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
   if (request.base_model) {
     std::error_code ec;
     if (!fs::exists(*request.base_model, ec)) {
-      return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": no such directory (--base-model)");
+      return MakeError(ErrorCode::kInvalidInput, request.base_model->string() +
+                                                     ": no such directory (--base-model is the float model's local "
+                                                     "directory: download a Hugging Face model first)");
     }
     if (!fs::is_directory(*request.base_model, ec)) {
       return MakeError(ErrorCode::kInvalidInput,
@@ -177,8 +179,17 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
     MS2VLLM_ASSIGN_OR_RETURN(base_config, ReadBaseConfig(*request.base_model));
   }
   if (base_config) {
-    for (const auto& mismatch : BaseConfigMismatches(report.plan, *base_config)) {
-      report.warnings.Add(WarningKind::kBaseConfigMismatch, mismatch);
+    // Refused rather than warned of: no loader reads the directory, and a script checking the exit
+    // status would go on to deploy it.
+    const std::vector<std::string> mismatches = BaseConfigMismatches(report.plan, *base_config);
+    if (!mismatches.empty()) {
+      std::string problems;
+      for (const auto& mismatch : mismatches) problems += (problems.empty() ? "" : "; ") + mismatch;
+      return MakeError(ErrorCode::kInvalidInput,
+                       (*request.base_model / "config.json").string() +
+                           ": does not describe this checkpoint, so no loader would read the directory (is --base-model "
+                           "the float model it was quantized from?): " +
+                           problems);
     }
     // The copy takes regular files; a link to nothing (tokenizer.json, say) would go missing unsaid.
     std::error_code ec;
@@ -223,6 +234,37 @@ nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool
   return config;
 }
 
+namespace {
+
+// The --base-model's files copied as they are: every regular file but weights, configs and leftovers.
+Result<std::vector<fs::path>> BaseFilesToCopy(const fs::path& base_model) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(base_model, ec)) {
+    if (entry.is_regular_file(ec) && !IsReplacedFile(entry.path().filename().string())) files.push_back(entry.path());
+  }
+  if (ec) return MakeError(ErrorCode::kInvalidInput, base_model.string() + ": cannot list: " + ec.message());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+std::vector<std::string> DescribeModelDirectoryFiles(const ConvertRequest& request, const ConvertReport& report) {
+  std::vector<std::string> lines;
+  if (report.layout.files.size() > 1) lines.push_back("model.safetensors.index.json: the shards' weight_map");
+  const std::string quantization = QuantizationConfig(report.plan, report.symmetric).dump();
+  if (request.base_model) lines.push_back("config.json: the --base-model's, with quantization_config " + quantization);
+  if (report.plan.target == TargetTool::kGptq) lines.push_back("quantize_config.json: " + quantization);
+  if (!request.base_model) return lines;
+  std::string copied;
+  if (auto files = BaseFilesToCopy(*request.base_model)) {
+    for (const auto& file : *files) copied += (copied.empty() ? "" : ", ") + file.filename().string();
+  }
+  lines.push_back("copied from the --base-model: " + (copied.empty() ? std::string("nothing") : copied));
+  return lines;
+}
+
 Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& report, const Staging& staging) {
   if (report.layout.files.size() > 1) {
     MS2VLLM_TRY(WriteShardIndex(staging.PathFor("model.safetensors.index.json"), report.plan, report.layout));
@@ -236,13 +278,8 @@ Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& re
   StateFloat16ForVllm(report.plan, report.symmetric, config);
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(*request.base_model, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file(ec) || IsReplacedFile(name)) continue;
-    MS2VLLM_TRY(CopyFileDurably(entry.path(), staging.PathFor(name)));
-  }
-  if (ec) return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": cannot list: " + ec.message());
+  MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> files, BaseFilesToCopy(*request.base_model));
+  for (const auto& file : files) MS2VLLM_TRY(CopyFileDurably(file, staging.PathFor(file.filename().string())));
   return Ok{};
 }
 

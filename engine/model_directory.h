@@ -12,8 +12,8 @@
 namespace ms2vllm {
 
 // Refuses what would produce a directory that does not load: mixed group sizes, a base model
-// that is not a directory. Warns, in `report`, of a base config.json that states another shape
-// than the checkpoint's, of a missing base model, and of what some loaders will not read.
+// that is not a directory, a base config.json that states another shape than the checkpoint's.
+// Warns, in `report`, of a missing base model and of what some loaders will not read.
 // Needs report.plan and report.symmetric.
 Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report);
 
@@ -26,6 +26,10 @@ nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool
 // its model type is not one vLLM refuses in float16. Returns each change, `key "old" ->
 // "float16"`; none when nothing needs changing.
 std::vector<std::string> StateFloat16ForVllm(const Plan& plan, bool symmetric, nlohmann::ordered_json& config);
+
+// What WriteModelDirectoryFiles will write beside the weights, a line per file or group of
+// files, for --dry-run.
+std::vector<std::string> DescribeModelDirectoryFiles(const ConvertRequest& request, const ConvertReport& report);
 
 // Writes the index (when sharded), config.json, quantize_config.json and the base model's other
 // files into the stage, each fsynced.

@@ -52,7 +52,8 @@ Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, W
     return MakeError(ErrorCode::kUnsupported,
                      NameFew(zero_point_zero) + ": zero point 0 (offset " + std::to_string(lowest) +
                          ") cannot be stored in GPTQ v1, which stores zero points minus 1 (the script corrupts "
-                         "neighbouring values); use --gptq-format v2 (checkpoint_format gptq_v2) for an exact result");
+                         "neighbouring values); use --gptq-format v2 (checkpoint_format gptq_v2)" +
+                         std::string(plan.bits == 4 ? " or --target_tool awq" : "") + " for an exact result");
   }
   return scan;
 }

@@ -28,14 +28,12 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kPackedInput:
       return n + " W4A16 weight(s) hold two 4-bit values per byte (msModelSlim ascendV1): unpacked while converting";
     case WarningKind::kNoBaseModel:
-      return "no --base-model: no config.json written, which is where loaders read the quantization_config (only GPTQ "
-             "also gets quantize_config.json); add the float model's config.json with one, or run again with --base-model";
+      return "no --base-model: the directory gets no config.json, where loaders read the model and its "
+             "quantization_config (GPTQ also gets quantize_config.json); run again with --base-model "
+             "FLOAT_MODEL_DIR for a directory that loads";
     case WarningKind::kBrokenBaseFile:
       return n + " file(s) of the --base-model are symlinks to nothing (a partly downloaded cache?): not copied, "
              "so the directory lacks them";
-    case WarningKind::kBaseConfigMismatch:
-      return "the --base-model's config.json does not describe this checkpoint, so loaders will refuse the directory "
-             "(is it the float model this checkpoint was quantized from?)";
     case WarningKind::kUndescribedLinearPart:
       return n + " weight/scale/offset tensor(s) are missing from the description but needed by their linear: converted";
     case WarningKind::kFloatLinearsInGptq:
@@ -53,13 +51,14 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return "GPTQModel refuses sym=false in checkpoint_format gptq (v1) unless it quantized the model itself; vLLM "
              "loads it; for GPTQModel, convert with --gptq-format v2";
     case WarningKind::kFloat16ForVllm:
-      return "vLLM runs this layout (asymmetric GPTQ, or a group size its Marlin kernels do not take) only in "
-             "float16 and, with its default --dtype auto, refuses a bfloat16 config: config.json states float16, "
-             "as AutoGPTQ and AutoAWQ checkpoints do";
+      return "config.json states float16, as AutoGPTQ and AutoAWQ checkpoints do: vLLM runs this layout "
+             "(asymmetric GPTQ, or a group size its Marlin kernels do not take) only in float16 and refuses the "
+             "base model's bfloat16";
     case WarningKind::kNoDtypeForVllm:
-      return "vLLM runs this layout (asymmetric GPTQ, or a group size its Marlin kernels do not take) only in "
-             "float16, and refuses this model type in float16: vLLM will not load the directory (its dtype is kept "
-             "for the other loaders)";
+      return "vLLM will not load the directory: it runs this layout (asymmetric GPTQ, or a group size its Marlin "
+             "kernels do not take) only in float16, and refuses this model type in float16 (the dtype is kept for "
+             "the other loaders); vLLM loads this model type only as AWQ or symmetric GPTQ of group size 32, 64 or "
+             "128, which its Marlin kernels run in bfloat16";
     case WarningKind::kPartlyFloatFusedLayer:
       return n + " layer(s) that vLLM fuses from q/k/v_proj or gate/up_proj have some parts left in float by "
              "msModelSlim and others quantized: vLLM needs one precision per fused layer and will refuse them";

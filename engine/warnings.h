@@ -30,7 +30,6 @@ enum class WarningKind {
   kDescribedGroupSize, // the description's group_size is not the tensors': theirs is used
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged
   kNoBaseModel,        // --out-dir without --base-model: no config.json
-  kBaseConfigMismatch, // --base-model's config.json states another shape than the checkpoint's
   kBrokenBaseFile,     // --base-model's files that are symlinks to nothing: not copied
 };
 

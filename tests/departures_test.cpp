@@ -258,6 +258,8 @@ TEST(GptqV1ZeroPointZero, IsAnErrorNamingTheTensorAndWritesNothing) {
     EXPECT_EQ(v1.report.error().code, ErrorCode::kUnsupported);
     EXPECT_CONTAINS(v1.report.error().message, "l.weight_offset");
     EXPECT_CONTAINS(v1.report.error().message, "v2");
+    // AWQ, the other exact layout, is 4-bit only.
+    EXPECT_EQ(v1.report.error().message.find("--target_tool awq") != std::string::npos, bits == 4);
     EXPECT_FALSE(fs::exists(dir / "v1.safetensors"));
     EXPECT_EQ(Leftovers(dir.path(), {dir / "v1-input/weights.safetensors", dir / "v1-input/description.json"}),
               std::vector<std::string>{});

@@ -378,11 +378,7 @@ TEST(ModelDirectory, AwqConfigKeepsTheBaseConfigAndAddsQuantizationConfig) {
   EXPECT_FALSE(fs::exists(dir / "out/quantize_config.json"));
 }
 
-std::string BaseConfigWarning(const ConvertReport& report) {
-  return WarningLine(report, "config.json does not describe this checkpoint");
-}
-
-TEST(ModelDirectory, ABaseConfigOfAnotherShapeIsWarnedOfInADryRun) {
+TEST(ModelDirectory, ABaseConfigOfAnotherShapeIsRefusedInADryRun) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
   BaseModel base = MakeBaseModel(dir / "base");
@@ -396,17 +392,22 @@ TEST(ModelDirectory, ABaseConfigOfAnotherShapeIsWarnedOfInADryRun) {
     ordered_json config = base.config;
     config.update(ordered_json::parse(json));
     testing::WriteText(base.dir / "config.json", config.dump(2));
-    auto report = Convert(request);
-    EXPECT_TRUE(report.ok()) << report.error().message;
-    return report.ok() ? BaseConfigWarning(*report) : "";
+    return Convert(request);
   };
   // This checkpoint: embed [32, 96], two layers. More layers than the config states pass (an MTP layer).
-  EXPECT_EQ(dry_run_with(R"({"hidden_size": 96, "vocab_size": 32, "num_hidden_layers": 2})"), "");
-  EXPECT_EQ(dry_run_with(R"({"num_hidden_layers": 1})"), "");
-  const std::string warning = dry_run_with(R"({"hidden_size": 128, "vocab_size": 151936, "num_hidden_layers": 28})");
-  EXPECT_CONTAINS(warning, "vocab_size 151936 but model.embed_tokens.weight is [32, 96]");
-  EXPECT_CONTAINS(warning, "hidden_size 128 but model.embed_tokens.weight is [32, 96]");
-  EXPECT_CONTAINS(warning, "num_hidden_layers 28 but the checkpoint has 2 layer(s)");
+  for (const char* matching : {R"({"hidden_size": 96, "vocab_size": 32, "num_hidden_layers": 2})",
+                               R"({"num_hidden_layers": 1})"}) {
+    const auto report = dry_run_with(matching);
+    EXPECT_TRUE(report.ok()) << matching << ": " << report.error().message;
+  }
+  const auto report = dry_run_with(R"({"hidden_size": 128, "vocab_size": 151936, "num_hidden_layers": 28})");
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
+  const std::string& message = report.error().message;
+  EXPECT_CONTAINS(message, (base.dir / "config.json").string() + ": does not describe this checkpoint");
+  EXPECT_CONTAINS(message, "vocab_size 151936 but model.embed_tokens.weight is [32, 96]");
+  EXPECT_CONTAINS(message, "hidden_size 128 but model.embed_tokens.weight is [32, 96]");
+  EXPECT_CONTAINS(message, "num_hidden_layers 28 but the checkpoint has 2 layer(s)");
   EXPECT_FALSE(fs::exists(dir / "out"));
 }
 
