@@ -221,11 +221,17 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
 }
 
 Error VerifyFailure(const VerifyReport& report) {
+  // A file with several problems (config.json's quantization_config and its dtype) is named once.
+  std::vector<std::string_view> named;
+  for (const auto& problem : report.problems) {
+    if (named.size() > 3) break;
+    if (std::find(named.begin(), named.end(), problem.tensor) == named.end()) named.push_back(problem.tensor);
+  }
   std::string names;
-  for (size_t i = 0; i < report.problems.size() && i < 3; ++i) names += (i ? ", " : "") + report.problems[i].tensor;
-  if (report.problems.size() > 3) names += ", ...";
-  return MakeError(ErrorCode::kVerifyFailed, report.weights.string() + ": " + std::to_string(report.problems.size()) +
-                                                 " tensor(s) or file(s) are not the exact conversion of the input: " + names);
+  for (size_t i = 0; i < named.size() && i < 3; ++i) names += std::string(i ? ", " : "") + std::string(named[i]);
+  if (named.size() > 3) names += ", ...";
+  return MakeError(ErrorCode::kVerifyFailed, report.weights.string() + ": not the exact conversion of the input: " +
+                                                 std::to_string(report.problems.size()) + " problem(s), in " + names);
 }
 
 }  // namespace ms2vllm

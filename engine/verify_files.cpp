@@ -148,7 +148,10 @@ std::vector<VerifyProblem> CheckDtypeForVllm(const ConvertedFiles& files, const 
   // What --out-dir would change in it is what vLLM needs changed.
   const std::vector<std::string> changes = StateFloat16ForVllm(plan, symmetric, *config);
   if (changes.empty()) return {};
-  return {{"config.json", "needs " + changes.front() + ": vLLM runs this layout only in float16 and refuses to start on another", {}}};
+  return {{"config.json", "needs " + changes.front() +
+                              ": vLLM runs this layout only in float16 and refuses to start on another (a conversion "
+                              "with --out-dir writes it so)",
+           {}}};
 }
 
 std::vector<VerifyProblem> CheckShardIndex(const fs::path& index, const Checkpoint& output) {

@@ -281,6 +281,8 @@ TEST(Cli, ExitCodeForUsageErrors) {
   ExpectError(Ms2vllm({"synth", "--preset", "tiny", "--out", ""}), kUsage, "--out: is empty");
   ExpectError(Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "s", "--group-size", "-64"}), kUsage,
               "--group-size: Value -64 not in range 1 to");
+  // A mistyped command would otherwise read as a stray argument of the drop-in conversion.
+  ExpectError(Ms2vllm({"convrt", "--model", in.model}), kUsage, "unknown command 'convrt': the commands are convert");
 }
 
 TEST(Cli, ExitCodeForInvalidInputNamesTheFile) {
@@ -530,13 +532,27 @@ TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
   const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors", "--dry-run"});
   EXPECT_EQ(o.exit_code, kOk) << Show(o);
-  EXPECT_CONTAINS(o.out, "plan:");
+  EXPECT_CONTAINS(o.out, "plan: 4-bit, group size 64, awq, asymmetric, ");
   EXPECT_CONTAINS(o.out, "model.layers.0.self_attn.q_proj.qweight");
   EXPECT_CONTAINS(o.out, "model.layers.0.mlp.down_proj.qzeros");
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
   const Outcome d = Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", dir / "out", "--dry-run"});
   EXPECT_EQ(d.exit_code, kOk) << Show(d);
   EXPECT_CONTAINS(d.out, "model.safetensors");
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  // With a base model, what the directory gets beside the weights, quantization_config included.
+  fs::create_directories(dir / "base");
+  testing::WriteText(dir / "base/config.json", R"({"model_type": "qwen2"})");
+  testing::WriteText(dir / "base/tokenizer.json", "{}");
+  testing::WriteText(dir / "base/model.safetensors", "float weights, never copied");
+  const Outcome g = Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", dir / "out", "--base-model",
+                             dir / "base", "--target_tool", "gptq", "--dry-run"});
+  EXPECT_EQ(g.exit_code, kOk) << Show(g);
+  EXPECT_CONTAINS(g.out, "plan: 4-bit, group size 64, gptq (v1), asymmetric, ");
+  EXPECT_CONTAINS(g.out, "\nconfig.json: the --base-model's, with quantization_config {\"quant_method\":\"gptq\",\"bits\":4,"
+                         "\"group_size\":64,\"desc_act\":false,\"sym\":false,\"checkpoint_format\":\"gptq\"}\n");
+  EXPECT_CONTAINS(g.out, "\nquantize_config.json: {\"quant_method\":\"gptq\"");
+  EXPECT_CONTAINS(g.out, "\ncopied from the --base-model: tokenizer.json\n");
   EXPECT_FALSE(fs::exists(dir / "out"));
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }

@@ -197,6 +197,18 @@ TEST_F(VerifyDamageTest, FlippedQWeightByteIsFound) {
   EXPECT_EQ(VerifyFailure(report).code, ErrorCode::kVerifyFailed);
 }
 
+TEST(VerifyFailure, NamesEachFailingFileOnce) {
+  VerifyReport report;
+  report.weights = "out/model.safetensors";
+  for (const char* name : {"config.json", "config.json", "a.qweight", "b.qweight", "c.qweight", "d.qweight"}) {
+    report.problems.push_back({name, "wrong", {}});
+  }
+  const Error error = VerifyFailure(report);
+  EXPECT_EQ(error.message,
+            "out/model.safetensors: not the exact conversion of the input: 6 problem(s), in config.json, a.qweight, "
+            "b.qweight, ...");
+}
+
 TEST_F(VerifyDamageTest, FlippedQZerosByteIsFound) {
   FlipByte(converted_, "model.layers.0.self_attn.k_proj.qzeros", 5);
   ExpectOnlyProblem(VerifyConverted(), "model.layers.0.self_attn.k_proj.qzeros");

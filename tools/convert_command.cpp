@@ -57,7 +57,7 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB, GB (or KiB, MiB, GiB; any case)")
       ->capture_default_str()
       ->needs(out_dir);
-  app.add_option("--scales-dtype", f.scales_dtype, "keep, f16 or bf16 (vLLM's AWQ/GPTQ kernels compute in fp16)")
+  app.add_option("--scales-dtype", f.scales_dtype, "keep (the input's dtype, as the script writes), f16 or bf16")
       ->check(CLI::IsMember({"keep", "f16", "bf16"}))->capture_default_str();
   app.add_flag("--force", f.force, "replace an existing --out-dir")->needs(out_dir);
   auto* dry_run = app.add_flag("--dry-run,--dry_run", f.dry_run, "print the plan and every warning; write nothing");
@@ -67,7 +67,7 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   app.add_option("--threads", f.threads, "worker threads (default and most: every core)")->check(CLI::Range(1, 4096));
   app.add_option("--chunk-size", f.chunk_size, "input bytes per unit of work")->capture_default_str();
   app.add_option("--kernels", f.kernels, "force a kernel variant (scalar, avx2, avx512, neon); also MS2VLLM_KERNELS");
-  app.add_flag("-q,--quiet", f.quiet, "no progress bar, summary or warnings");
+  app.add_flag("-q,--quiet", f.quiet, "no progress bar, summary or warnings (a --dry-run still prints its plan and warnings)");
   app.set_version_flag("--version", VersionText());
   app.footer(kExamples);
 }
@@ -134,8 +134,10 @@ void PrintSummary(const ConvertReport& report) {
 }  // namespace
 
 int RunConvert(int argc, char** argv) {
-  CLI::App app{"Converts msModelSlim W4A16/W8A16 checkpoints to the AutoAWQ or AutoGPTQ layout (a drop-in for ms_to_vllm.py)."};
-  app.name("ms2vllm");
+  CLI::App app{"Converts msModelSlim W4A16/W8A16 checkpoints to the AutoAWQ or AutoGPTQ layout (a drop-in for "
+               "ms_to_vllm.py), or to a model directory vLLM loads as is (--out-dir). Other commands: ms2vllm verify, "
+               "inspect and synth (each with --help)."};
+  app.name("ms2vllm [convert]");
   ConvertFlags flags;
   AddFlags(app, flags);
   try {
@@ -178,7 +180,7 @@ int RunConvert(int argc, char** argv) {
     return ReportError(MakeError(ErrorCode::kVerifyFailed, target.string() + ": not written: the conversion failed "
                                                            "its verification (an ms2vllm bug: please report it)"));
   }
-  if (flags.dry_run) PrintPlan(*report, stdout);
+  if (flags.dry_run) PrintPlan(*request, *report, stdout);
   if (!flags.quiet || flags.dry_run) {
     for (const auto& line : report->warnings.Lines()) PrintWarning(line);
   }

@@ -19,6 +19,13 @@ int RunCommand(int argc, char** argv) {
     for (const auto& [name, run] : kCommands) {
       if (name == argv[1]) return run(argc - 1, argv + 1);
     }
+    // The drop-in's flags all start with a dash; a bare first word is a command, maybe mistyped.
+    if (argv[1][0] != '-') {
+      return ms2vllm::ReportError(ms2vllm::MakeError(
+          ms2vllm::ErrorCode::kUsage, std::string("unknown command '") + argv[1] +
+                                          "': the commands are convert (the default), verify, inspect and synth (see "
+                                          "ms2vllm COMMAND --help)"));
+    }
   }
   return ms2vllm::RunConvert(argc, argv);
 }

@@ -1,5 +1,7 @@
 #include "tools/plan_printer.h"
 
+#include "engine/model_directory.h"
+
 namespace ms2vllm {
 namespace {
 
@@ -15,14 +17,23 @@ const char* KindName(TransformKind kind) {
   return "?";
 }
 
+std::string GroupText(const Plan& plan) {
+  if (plan.per_channel) return "per channel";
+  return plan.group_size ? "group size " + std::to_string(*plan.group_size) : "no quantized linear";
+}
+
 }  // namespace
 
-void PrintPlan(const ConvertReport& report, std::FILE* out) {
+void PrintPlan(const ConvertRequest& request, const ConvertReport& report, std::FILE* out) {
   const Plan& plan = report.plan;
-  std::fprintf(out, "plan: %d-bit, %s%s, %zu output tensors, %llu bytes\n", plan.bits,
+  std::fprintf(out, "plan: %d-bit, %s, %s%s, %s, %zu output tensors, %llu bytes\n", plan.bits, GroupText(plan).c_str(),
                plan.target == TargetTool::kAwq ? "awq" : "gptq",
                plan.target == TargetTool::kGptq ? (plan.gptq_format == GptqFormat::kV2 ? " (v2)" : " (v1)") : "",
-               plan.tensors.size(), static_cast<unsigned long long>(report.layout.tensor_bytes));
+               report.symmetric ? "symmetric" : "asymmetric", plan.tensors.size(),
+               static_cast<unsigned long long>(report.layout.tensor_bytes));
+  if (request.out_dir) {
+    for (const auto& line : DescribeModelDirectoryFiles(request, report)) std::fprintf(out, "%s\n", line.c_str());
+  }
   for (const auto& file : report.layout.files) {
     std::fprintf(out, "file %s: %zu tensors, %llu bytes\n", file.name.c_str(), file.tensors.size(),
                  static_cast<unsigned long long>(file.size));

@@ -7,6 +7,6 @@
 
 namespace ms2vllm {
 
-void PrintPlan(const ConvertReport& report, std::FILE* out);
+void PrintPlan(const ConvertRequest& request, const ConvertReport& report, std::FILE* out);
 
 }  // namespace ms2vllm

@@ -12,10 +12,11 @@ namespace ms2vllm {
 namespace {
 
 constexpr const char* kDescription =
-    "Proves a converted checkpoint the exact conversion of its msModelSlim input: every tensor present with the "
-    "right dtype and shape and nothing else, copied tensors byte-equal, and every quantized linear dequantizing, as "
-    "AutoAWQ / AutoGPTQ v1 / GPTQ v2 read it, to exactly msModelSlim's (q - offset) * scale. Reads both in bounded "
-    "memory. Exit status 0 when all of that holds, 6 when it does not.";
+    "Checks that a converted checkpoint is exactly the conversion of its msModelSlim input: every tensor present "
+    "with the right dtype and shape and nothing else, copied tensors byte-equal, and every quantized linear "
+    "dequantizing, as AutoAWQ / AutoGPTQ v1 / GPTQ v2 read it, to exactly msModelSlim's (q - offset) * scale. Of a "
+    "model directory, also its configs, shard index and dtype. Reads both in bounded memory. Exit status 0 when all "
+    "of that holds, 6 when it does not.";
 
 constexpr const char* kExamples = R"(Examples:
   ms2vllm verify --model ckpt/ --converted res.safetensors --target_tool gptq
@@ -90,7 +91,7 @@ int PrintVerifyReport(const VerifyReport& report, bool quiet, std::FILE* out) {
   }
   const std::string source = report.target_source.empty() ? "" : ", target from " + report.target_source;
   if (!report.ok()) {
-    std::fprintf(out, "ms2vllm: verify: FAILED: %zu tensor(s) or file(s) of %s are not the exact %s conversion of the input (%llu tensors planned%s)\n",
+    std::fprintf(out, "ms2vllm: verify: FAILED: %zu problem(s): %s is not the exact %s conversion of the input (%llu tensors planned%s)\n",
                  report.problems.size(), report.weights.c_str(), TargetText(report).c_str(),
                  static_cast<unsigned long long>(report.tensors), source.c_str());
     return ExitCodeFor(ErrorCode::kVerifyFailed);
