@@ -53,6 +53,17 @@ Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& chec
   return Ok{};
 }
 
+// msModelSlim's saver copies the float model's .json and .py files (config.json, tokenizer,
+// generation config) beside its weights: without --base-model, those make the directory load.
+std::optional<fs::path> BaseModelFor(const ConvertRequest& request, const ModelFiles& files, Warnings& warnings) {
+  if (request.base_model) return request.base_model;
+  const fs::path beside = files.weights.has_parent_path() ? files.weights.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_regular_file(beside / "config.json", ec)) return std::nullopt;
+  warnings.Add(WarningKind::kBaseBesideWeights, beside.string());
+  return beside;
+}
+
 Status WriteWeights(const ConvertRequest& request, const ConvertReport& report, const Checkpoint& checkpoint,
                     const Staging& staging, Warnings& warnings) {
   std::vector<OutputFile> outputs;
@@ -104,8 +115,9 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   const bool directory = request.out_dir.has_value();
   report.target = directory ? *request.out_dir : request.save_path;
   if (directory) {
-    MS2VLLM_TRY(CheckModelDirectoryRequest(request, report));
-    MS2VLLM_TRY(CheckDirectoryHoldsNoInput(report.target, checkpoint, files.description, request.base_model));
+    report.base_model = BaseModelFor(request, files, report.warnings);
+    MS2VLLM_TRY(CheckModelDirectoryRequest(report));
+    MS2VLLM_TRY(CheckDirectoryHoldsNoInput(report.target, checkpoint, files.description, report.base_model));
   }
   MS2VLLM_ASSIGN_OR_RETURN(report.layout,
                            directory ? ComputeLayout(report.plan, "model.safetensors", request.max_shard_bytes, "model", cancel)
@@ -120,7 +132,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   MS2VLLM_ASSIGN_OR_RETURN(Staging staging, directory ? Staging::ForDirectory(report.target, request.force)
                                                       : Staging::ForFile(report.target));
   MS2VLLM_TRY(WriteWeights(request, report, checkpoint, staging, report.warnings));
-  if (directory) MS2VLLM_TRY(WriteModelDirectoryFiles(request, report, staging));
+  if (directory) MS2VLLM_TRY(WriteModelDirectoryFiles(report, staging));
   if (Cancelled(cancel)) return Interrupted();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (request.check_before_commit) {

@@ -128,12 +128,11 @@ std::vector<std::string> StateFloat16(nlohmann::ordered_json& config) {
 
 // What --out-dir will say of the directory's loaders, known before anything is written, so a
 // --dry-run says it too.
-void WarnOfLoaders(const ConvertRequest& request, ConvertReport& report,
-                   const std::optional<nlohmann::ordered_json>& base_config) {
+void WarnOfLoaders(ConvertReport& report, const std::optional<nlohmann::ordered_json>& base_config) {
   if (report.plan.target == TargetTool::kGptq && !report.symmetric && report.plan.gptq_format == GptqFormat::kV1) {
     report.warnings.Add(WarningKind::kGptqV1Asymmetric, report.target.string());
   }
-  if (!request.base_model) {
+  if (!report.base_model) {
     report.warnings.Add(WarningKind::kNoBaseModel, report.target.string());
     return;
   }
@@ -155,28 +154,28 @@ std::vector<std::string> StateFloat16ForVllm(const Plan& plan, bool symmetric, n
   return StateFloat16(config);
 }
 
-Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report) {
+Status CheckModelDirectoryRequest(ConvertReport& report) {
   if (report.plan.group_size_conflict) {
     return MakeError(ErrorCode::kUnsupported, "linears disagree on the group size: " + *report.plan.group_size_conflict +
                                                   "; one quantization_config cannot describe both");
   }
   std::optional<nlohmann::ordered_json> base_config;
-  if (request.base_model) {
+  if (report.base_model) {
     std::error_code ec;
-    if (!fs::exists(*request.base_model, ec)) {
-      return MakeError(ErrorCode::kInvalidInput, request.base_model->string() +
+    if (!fs::exists(*report.base_model, ec)) {
+      return MakeError(ErrorCode::kInvalidInput, report.base_model->string() +
                                                      ": no such directory (--base-model is the float model's local "
                                                      "directory: download a Hugging Face model first)");
     }
-    if (!fs::is_directory(*request.base_model, ec)) {
+    if (!fs::is_directory(*report.base_model, ec)) {
       return MakeError(ErrorCode::kInvalidInput,
-                       request.base_model->string() + ": not a directory; --base-model is the float model's directory");
+                       report.base_model->string() + ": not a directory; --base-model is the float model's directory");
     }
-    if (!fs::exists(*request.base_model / "config.json", ec)) {
-      return MakeError(ErrorCode::kInvalidInput, request.base_model->string() + ": has no config.json");
+    if (!fs::exists(*report.base_model / "config.json", ec)) {
+      return MakeError(ErrorCode::kInvalidInput, report.base_model->string() + ": has no config.json");
     }
     // Refused now, not after the weights: a --dry-run says it too.
-    MS2VLLM_ASSIGN_OR_RETURN(base_config, ReadBaseConfig(*request.base_model));
+    MS2VLLM_ASSIGN_OR_RETURN(base_config, ReadBaseConfig(*report.base_model));
   }
   if (base_config) {
     // Refused rather than warned of: no loader reads the directory, and a script checking the exit
@@ -186,20 +185,20 @@ Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& 
       std::string problems;
       for (const auto& mismatch : mismatches) problems += (problems.empty() ? "" : "; ") + mismatch;
       return MakeError(ErrorCode::kInvalidInput,
-                       (*request.base_model / "config.json").string() +
-                           ": does not describe this checkpoint, so no loader would read the directory (is --base-model "
-                           "the float model it was quantized from?): " +
+                       (*report.base_model / "config.json").string() +
+                           ": does not describe this checkpoint, so no loader would read the directory (is it the config of "
+                           "the float model this checkpoint was quantized from?): " +
                            problems);
     }
     // The copy takes regular files; a link to nothing (tokenizer.json, say) would go missing unsaid.
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(*request.base_model, ec)) {
+    for (const auto& entry : fs::directory_iterator(*report.base_model, ec)) {
       if (entry.is_symlink(ec) && !fs::exists(entry.path(), ec)) {
         report.warnings.Add(WarningKind::kBrokenBaseFile, entry.path().string());
       }
     }
   }
-  WarnOfLoaders(request, report, base_config);
+  WarnOfLoaders(report, base_config);
   return Ok{};
 }
 
@@ -250,22 +249,23 @@ Result<std::vector<fs::path>> BaseFilesToCopy(const fs::path& base_model) {
 
 }  // namespace
 
-std::vector<std::string> DescribeModelDirectoryFiles(const ConvertRequest& request, const ConvertReport& report) {
+std::vector<std::string> DescribeModelDirectoryFiles(const ConvertReport& report) {
   std::vector<std::string> lines;
   if (report.layout.files.size() > 1) lines.push_back("model.safetensors.index.json: the shards' weight_map");
   const std::string quantization = QuantizationConfig(report.plan, report.symmetric).dump();
-  if (request.base_model) lines.push_back("config.json: the --base-model's, with quantization_config " + quantization);
+  const std::string base = report.base_model ? report.base_model->string() : "";
+  if (report.base_model) lines.push_back("config.json: " + base + "'s, with quantization_config " + quantization);
   if (report.plan.target == TargetTool::kGptq) lines.push_back("quantize_config.json: " + quantization);
-  if (!request.base_model) return lines;
+  if (!report.base_model) return lines;
   std::string copied;
-  if (auto files = BaseFilesToCopy(*request.base_model)) {
+  if (auto files = BaseFilesToCopy(*report.base_model)) {
     for (const auto& file : *files) copied += (copied.empty() ? "" : ", ") + file.filename().string();
   }
-  lines.push_back("copied from the --base-model: " + (copied.empty() ? std::string("nothing") : copied));
+  lines.push_back("copied from " + base + ": " + (copied.empty() ? std::string("nothing") : copied));
   return lines;
 }
 
-Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& report, const Staging& staging) {
+Status WriteModelDirectoryFiles(const ConvertReport& report, const Staging& staging) {
   if (report.layout.files.size() > 1) {
     MS2VLLM_TRY(WriteShardIndex(staging.PathFor("model.safetensors.index.json"), report.plan, report.layout));
   }
@@ -273,12 +273,12 @@ Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& re
   if (report.plan.target == TargetTool::kGptq) {
     MS2VLLM_TRY(WriteJsonFile(staging.PathFor("quantize_config.json"), quantization));
   }
-  if (!request.base_model) return Ok{};  // warned of by CheckModelDirectoryRequest
-  MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadBaseConfig(*request.base_model));
+  if (!report.base_model) return Ok{};  // warned of by CheckModelDirectoryRequest
+  MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadBaseConfig(*report.base_model));
   StateFloat16ForVllm(report.plan, report.symmetric, config);
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
-  MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> files, BaseFilesToCopy(*request.base_model));
+  MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> files, BaseFilesToCopy(*report.base_model));
   for (const auto& file : files) MS2VLLM_TRY(CopyFileDurably(file, staging.PathFor(file.filename().string())));
   return Ok{};
 }

@@ -15,7 +15,7 @@ namespace ms2vllm {
 // that is not a directory, a base config.json that states another shape than the checkpoint's.
 // Warns, in `report`, of a missing base model and of what some loaders will not read.
 // Needs report.plan and report.symmetric.
-Status CheckModelDirectoryRequest(const ConvertRequest& request, ConvertReport& report);
+Status CheckModelDirectoryRequest(ConvertReport& report);
 
 // The quantization_config object for config.json (and, for GPTQ, quantize_config.json).
 // `symmetric`: every offset is 0 or missing. `fused_names`: also exempt plan.float_fused_layers,
@@ -29,10 +29,10 @@ std::vector<std::string> StateFloat16ForVllm(const Plan& plan, bool symmetric, n
 
 // What WriteModelDirectoryFiles will write beside the weights, a line per file or group of
 // files, for --dry-run.
-std::vector<std::string> DescribeModelDirectoryFiles(const ConvertRequest& request, const ConvertReport& report);
+std::vector<std::string> DescribeModelDirectoryFiles(const ConvertReport& report);
 
 // Writes the index (when sharded), config.json, quantize_config.json and the base model's other
 // files into the stage, each fsynced.
-Status WriteModelDirectoryFiles(const ConvertRequest& request, ConvertReport& report, const Staging& staging);
+Status WriteModelDirectoryFiles(const ConvertReport& report, const Staging& staging);
 
 }  // namespace ms2vllm

@@ -549,10 +549,10 @@ TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
                              dir / "base", "--target_tool", "gptq", "--dry-run"});
   EXPECT_EQ(g.exit_code, kOk) << Show(g);
   EXPECT_CONTAINS(g.out, "plan: 4-bit, group size 64, gptq (v1), asymmetric, ");
-  EXPECT_CONTAINS(g.out, "\nconfig.json: the --base-model's, with quantization_config {\"quant_method\":\"gptq\",\"bits\":4,"
+  EXPECT_CONTAINS(g.out, "\nconfig.json: " + (dir / "base").string() + "'s, with quantization_config {\"quant_method\":\"gptq\",\"bits\":4,"
                          "\"group_size\":64,\"desc_act\":false,\"sym\":false,\"checkpoint_format\":\"gptq\"}\n");
   EXPECT_CONTAINS(g.out, "\nquantize_config.json: {\"quant_method\":\"gptq\"");
-  EXPECT_CONTAINS(g.out, "\ncopied from the --base-model: tokenizer.json\n");
+  EXPECT_CONTAINS(g.out, "\ncopied from " + (dir / "base").string() + ": tokenizer.json\n");
   EXPECT_FALSE(fs::exists(dir / "out"));
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }

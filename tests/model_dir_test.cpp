@@ -646,9 +646,34 @@ TEST(ModelDirectory, WithoutABaseModelWritesWeightsAndQuantizeConfigWithAWarning
     if (target == TargetTool::kGptq) expected.insert("quantize_config.json");
     EXPECT_EQ(FileNames(out), expected);
     bool warned = false;
-    for (const auto& line : report->warnings.Lines()) warned |= line.find("no --base-model") != std::string::npos;
+    for (const auto& line : report->warnings.Lines()) warned |= line.find("no --base-model, and no config.json") != std::string::npos;
     EXPECT_TRUE(warned);
   }
+}
+
+// msModelSlim's saver copies the float model's .json and .py files beside its weights.
+TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  // The base model's configs and tokenizer, without its float weights and leftovers.
+  const BaseModel beside = MakeBaseModel(dir / "input");
+  for (const auto& name : beside.not_copied) fs::remove(dir / "input" / name);
+  checkpoint.WriteInto(dir / "input");
+  auto report = Convert(DirectoryRequest(dir / "input", dir / "out", TargetTool::kGptq));
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(report->base_model, dir / "input");
+  EXPECT_CONTAINS(WarningLine(*report, "config.json and the tokenizer files beside the weights"),
+                  (dir / "input").string());
+  EXPECT_EQ(WarningLine(*report, "no --base-model, and no config.json"), "");
+  std::set<std::string> expected = {"model.safetensors", "config.json", "quantize_config.json"};
+  for (const auto& name : beside.copied) {
+    expected.insert(name);
+    EXPECT_EQ(testing::ReadText(dir / "out" / name), testing::ReadText(dir / "input" / name)) << name;
+  }
+  EXPECT_EQ(FileNames(dir / "out"), expected);  // neither msModelSlim's weights nor its description
+  const ordered_json config = ReadJson(dir / "out/config.json");
+  EXPECT_EQ(config["quantization_config"]["quant_method"], "gptq");
+  EXPECT_EQ(config["model_type"], "qwen2");
 }
 
 // ---- An existing target, failures, --scales-dtype ----

@@ -20,6 +20,8 @@ constexpr const char* kExamples = R"(Examples:
   # AutoGPTQ layout, bit width taken from the description
   ms2vllm --model w8.safetensors --json desc.json --save_path out/gptq.safetensors --target_tool gptq
   # a model directory vLLM and transformers load as is, from a sharded checkpoint
+  ms2vllm convert --model ckpt/ --out-dir qwen2-7b-awq
+  # the same, with the float model's configs and tokenizer from its own directory
   ms2vllm convert --model ckpt/ --out-dir qwen2-7b-awq --base-model Qwen2-7B-Instruct
   # show the plan and every warning, write nothing
   ms2vllm --model ckpt/ --target_tool gptq --dry-run)";
@@ -51,7 +53,8 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   auto* out_dir = app.add_option("--out-dir,--out_dir", f.out_dir, "write a loadable model directory instead of --save_path")
                       ->excludes(save_path)
                       ->check(NonEmpty());
-  app.add_option("--base-model,--base_model", f.base_model, "the float model's directory: config.json, tokenizer, ... (with --out-dir)")
+  app.add_option("--base-model,--base_model", f.base_model, "the float model's directory: config.json, tokenizer, ... (with --out-dir; without it, the configs "
+                 "msModelSlim copied beside the weights)")
       ->needs(out_dir)
       ->check(NonEmpty());
   app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB, GB (or KiB, MiB, GiB; any case)")

@@ -32,7 +32,7 @@ void PrintPlan(const ConvertRequest& request, const ConvertReport& report, std::
                report.symmetric ? "symmetric" : "asymmetric", plan.tensors.size(),
                static_cast<unsigned long long>(report.layout.tensor_bytes));
   if (request.out_dir) {
-    for (const auto& line : DescribeModelDirectoryFiles(request, report)) std::fprintf(out, "%s\n", line.c_str());
+    for (const auto& line : DescribeModelDirectoryFiles(report)) std::fprintf(out, "%s\n", line.c_str());
   }
   for (const auto& file : report.layout.files) {
     std::fprintf(out, "file %s: %zu tensors, %llu bytes\n", file.name.c_str(), file.tensors.size(),
