@@ -40,6 +40,7 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
     return MakeError(ErrorCode::kInvalidInput, path.string() + ": not a regular file");
   }
   file.size_ = static_cast<uint64_t>(info.st_size);
+  file.modified_ = info.st_mtim;
   if (file.size_ == 0) return file;  // nothing to map; callers see an empty span
   try {
     // Mapped through the descriptor's own link, not the path: the same inode whatever the
@@ -56,7 +57,8 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : path_(std::move(other.path_)), region_(std::move(other.region_)), data_(other.data_), size_(other.size_), fd_(other.fd_) {
+    : path_(std::move(other.path_)), region_(std::move(other.region_)), data_(other.data_), size_(other.size_),
+      modified_(other.modified_), fd_(other.fd_) {
   other.data_ = nullptr;
   other.fd_ = -1;
 }
@@ -69,6 +71,7 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     region_ = std::move(other.region_);
     data_ = other.data_;
     size_ = other.size_;
+    modified_ = other.modified_;
     fd_ = other.fd_;
     other.data_ = nullptr;
     other.fd_ = -1;
@@ -85,7 +88,11 @@ Status MappedFile::CheckUnchanged() const {
   struct stat info {};
   if (::fstat(fd_, &info) != 0) return MakeError(ErrorCode::kInvalidInput, path_.string() + ": cannot stat: " + std::strerror(errno));
   const auto now = static_cast<uint64_t>(info.st_size);
-  if (now == size_ && !mapping_guard::Faulted(data_)) return Ok{};
+  const bool rewritten = info.st_mtim.tv_sec != modified_.tv_sec || info.st_mtim.tv_nsec != modified_.tv_nsec;
+  if (now == size_ && !rewritten && !mapping_guard::Faulted(data_)) return Ok{};
+  if (now == size_ && rewritten) {
+    return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (written to since it was opened)");
+  }
   return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (" + std::to_string(size_) +
                                                  " bytes when opened, " + std::to_string(now) + " now)");
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -56,6 +57,7 @@ class MappedFile {
   std::unique_ptr<boost::interprocess::mapped_region> region_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  timespec modified_{};  // st_mtim when opened: a write in place keeps the size
   int fd_ = -1;
 };
 

@@ -1,4 +1,4 @@
-// Interrupting a conversion: SIGINT and SIGTERM at several moments of a real conversion leave
+// Interrupting a conversion: SIGINT, SIGTERM and SIGHUP at several moments of a real conversion leave
 // nothing at the target (or the old target untouched) and no temp file, and the process ends by
 // that signal; after `kill -9` the temp file stays behind, the target is absent or intact, and
 // the next run removes the stale temp file (io/staging.cpp does this by pid).
@@ -178,7 +178,8 @@ INSTANTIATE_TEST_SUITE_P(Signals, InterruptTest,
                                            Moment{"sigint_at_a_quarter", SIGINT, 0.25, true},
                                            Moment{"sigterm_at_a_quarter", SIGTERM, 0.25, false},
                                            Moment{"sigint_past_half", SIGINT, 0.6, false},
-                                           Moment{"sigterm_near_the_end", SIGTERM, 0.9, true}),
+                                           Moment{"sigterm_near_the_end", SIGTERM, 0.9, true},
+                                           Moment{"sighup_at_a_quarter", SIGHUP, 0.25, true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // Waits until the child has mapped `file` read-only, as verify maps the finished output (the

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -26,6 +28,28 @@ uint64_t SumOfBytes(const MappedFile& file) {
   uint64_t sum = 0;
   for (const volatile uint8_t& byte : file.bytes()) sum += byte;
   return sum;
+}
+
+// `dd conv=notrunc` of another checkpoint over the input keeps its size; its mtime says it.
+TEST(MappedFile, AFileRewrittenInPlaceIsReportedChanged) {
+  testing::TempDir dir;
+  const fs::path path = dir / "shard.safetensors";
+  testing::WriteText(path, std::string(4096, '\x01'));
+  auto file = MappedFile::Open(path);
+  ASSERT_TRUE(file.ok());
+  EXPECT_TRUE(file->CheckUnchanged().ok());
+  {
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fputs("\x02\x02", f);
+    std::fclose(f);
+  }
+  // The write's own timestamp may fall in the same clock tick as the open; this one does not.
+  fs::last_write_time(path, fs::last_write_time(path) + std::chrono::seconds(10));
+  const Status status = file->CheckUnchanged();
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::kInvalidInput);
+  EXPECT_EQ(status.error().message, path.string() + ": changed while being read (written to since it was opened)");
 }
 
 TEST(MappedFile, AFileCutShortWhileMappedReadsAsZerosAndIsReportedChanged) {

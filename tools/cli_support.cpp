@@ -30,8 +30,8 @@ void InstallInterruptHandlers() {
   struct sigaction action {};
   action.sa_handler = &OnSignal;
   sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  // SIGHUP: the ssh session or terminal the run was started from went away.
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(signal, &action, nullptr);
   // Past a file size limit, fail the write with EFBIG and report it, instead of dying.
   std::signal(SIGXFSZ, SIG_IGN);
 }
