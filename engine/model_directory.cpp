@@ -14,7 +14,7 @@ namespace {
 // weights (ONNX, TFLite), quantization leftovers (AutoAWQ's quant_config.json, msModelSlim's
 // description, a base directory that is msModelSlim's own output), LoRA adapter files (which
 // make transformers load the directory as an adapter) and backups are not the model's: left out.
-bool IsReplacedFile(const std::string& name) {
+bool IsLeftOutOfModelDirectory(const std::string& name) {
   static constexpr std::string_view kSuffixes[] = {".safetensors", ".bin", ".pt",   ".pth", ".ckpt", ".h5",  ".msgpack",
                                                    ".gguf",        ".onnx", ".onnx_data", ".tflite", ".ot", ".index.json",
                                                    ".bak",         "~"};
@@ -24,6 +24,31 @@ bool IsReplacedFile(const std::string& name) {
   return any(kNames, [&](std::string_view n) { return name == n; }) ||
          any(kPrefixes, [&](std::string_view prefix) { return name.starts_with(prefix); }) ||
          any(kSuffixes, [&](std::string_view suffix) { return name.ends_with(suffix); });
+}
+
+// The base model's directory: the files copied as they are (every regular file but weights,
+// configs and leftovers), and the symlinks to nothing, which cannot be.
+struct BaseFiles {
+  std::vector<fs::path> copied;
+  std::vector<fs::path> dangling;
+};
+
+Result<BaseFiles> ListBaseFiles(const fs::path& base_model) {
+  BaseFiles files;
+  std::error_code ec;
+  fs::directory_iterator it(base_model, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::error_code entry_ec;  // a dangling link fails these checks; that is not a failed listing
+    if (it->is_symlink(entry_ec) && !fs::exists(it->path(), entry_ec)) {
+      files.dangling.push_back(it->path());
+    } else if (it->is_regular_file(entry_ec) && !IsLeftOutOfModelDirectory(it->path().filename().string())) {
+      files.copied.push_back(it->path());
+    }
+  }
+  if (ec) return MakeError(ErrorCode::kInvalidInput, base_model.string() + ": cannot list: " + ec.message());
+  std::sort(files.copied.begin(), files.copied.end());
+  std::sort(files.dangling.begin(), files.dangling.end());
+  return files;
 }
 
 // The base model's config against the checkpoint: the wrong --base-model (the 7B's directory for
@@ -191,12 +216,8 @@ Status CheckModelDirectoryRequest(ConvertReport& report) {
                            problems);
     }
     // The copy takes regular files; a link to nothing (tokenizer.json, say) would go missing unsaid.
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(*report.base_model, ec)) {
-      if (entry.is_symlink(ec) && !fs::exists(entry.path(), ec)) {
-        report.warnings.Add(WarningKind::kBrokenBaseFile, entry.path().string());
-      }
-    }
+    MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(*report.base_model));
+    for (const auto& link : files.dangling) report.warnings.Add(WarningKind::kBrokenBaseFile, link.string());
   }
   WarnOfLoaders(report, base_config);
   return Ok{};
@@ -233,21 +254,6 @@ nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool
   return config;
 }
 
-namespace {
-
-// The --base-model's files copied as they are: every regular file but weights, configs and leftovers.
-Result<std::vector<fs::path>> BaseFilesToCopy(const fs::path& base_model) {
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(base_model, ec)) {
-    if (entry.is_regular_file(ec) && !IsReplacedFile(entry.path().filename().string())) files.push_back(entry.path());
-  }
-  if (ec) return MakeError(ErrorCode::kInvalidInput, base_model.string() + ": cannot list: " + ec.message());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-}  // namespace
 
 std::vector<std::string> DescribeModelDirectoryFiles(const ConvertReport& report) {
   std::vector<std::string> lines;
@@ -258,8 +264,8 @@ std::vector<std::string> DescribeModelDirectoryFiles(const ConvertReport& report
   if (report.plan.target == TargetTool::kGptq) lines.push_back("quantize_config.json: " + quantization);
   if (!report.base_model) return lines;
   std::string copied;
-  if (auto files = BaseFilesToCopy(*report.base_model)) {
-    for (const auto& file : *files) copied += (copied.empty() ? "" : ", ") + file.filename().string();
+  if (auto files = ListBaseFiles(*report.base_model)) {
+    for (const auto& file : files->copied) copied += (copied.empty() ? "" : ", ") + file.filename().string();
   }
   lines.push_back("copied from " + base + ": " + (copied.empty() ? std::string("nothing") : copied));
   return lines;
@@ -278,8 +284,8 @@ Status WriteModelDirectoryFiles(const ConvertReport& report, const Staging& stag
   StateFloat16ForVllm(report.plan, report.symmetric, config);
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
-  MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> files, BaseFilesToCopy(*report.base_model));
-  for (const auto& file : files) MS2VLLM_TRY(CopyFileDurably(file, staging.PathFor(file.filename().string())));
+  MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(*report.base_model));
+  for (const auto& file : files.copied) MS2VLLM_TRY(CopyFileDurably(file, staging.PathFor(file.filename().string())));
   return Ok{};
 }
 

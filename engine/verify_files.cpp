@@ -90,12 +90,18 @@ DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files) {
   } else if (files.quantize_config && (config = DeclaredConfig(*files.quantize_config, false))) {
     declared.source = files.quantize_config->filename().string();
   }
-  if (!config) return declared;
-  const std::string method = config->value("quant_method", "");
+  if (!config || !config->is_object()) return declared;
+  // A value of another type declares nothing; CheckConfigs reports it against the expected config.
+  const auto text = [&](const char* key, const char* absent) -> std::string {
+    const auto it = config->find(key);
+    if (it == config->end()) return absent;
+    return it->is_string() ? it->get<std::string>() : "";
+  };
+  const std::string method = text("quant_method", "");
   if (method == "awq") declared.target = TargetTool::kAwq;
   if (method == "gptq") {
     declared.target = TargetTool::kGptq;
-    const std::string format = config->value("checkpoint_format", "gptq");
+    const std::string format = text("checkpoint_format", "gptq");
     if (format == "gptq") declared.gptq_format = GptqFormat::kV1;
     if (format == "gptq_v2") declared.gptq_format = GptqFormat::kV2;
   }

@@ -234,6 +234,36 @@ TEST(Cli, WarningsGoToStandardError) {
   EXPECT_CONTAINS(o.err, "no weight_offset");
 }
 
+// Names come from the files: on stdout too, a crafted one is escaped and cannot drive the terminal.
+TEST(Cli, NamesOnStandardOutputAreEscaped) {
+  TempDir dir;
+  testing::MsCheckpoint checkpoint;
+  checkpoint.AddLinear("l", testing::MakeMsLinear({}), "W4A16");
+  checkpoint.Add("evil\x1b[2J.bias", testing::MakeTensor(DType::kF32, {2}, {1, 2}), "FLOAT");
+  fs::create_directories(dir / "in");
+  checkpoint.WriteInto(dir / "in");
+  const Outcome dry = Ms2vllm({"--model", dir / "in", "--save_path", dir / "o.safetensors", "--dry-run"});
+  const Outcome inspect = Ms2vllm({"inspect", dir / "in"});
+  const Outcome json = Ms2vllm({"inspect", dir / "in", "--json-output"});
+  for (const Outcome* o : {&dry, &inspect, &json}) {
+    EXPECT_EQ(o->exit_code, kOk) << Show(*o);
+    EXPECT_EQ(o->out.find('\x1b'), std::string::npos) << Show(*o);
+    EXPECT_CONTAINS(o->out, o == &json ? "evil\\u001b[2J.bias" : "evil\\x1b[2J.bias");
+  }
+}
+
+// A path that is not UTF-8 is still shown (its bytes replaced) in inspect's JSON.
+TEST(Cli, InspectJsonOfAPathThatIsNotUtf8) {
+  TempDir dir;
+  testing::MsCheckpoint checkpoint;
+  checkpoint.AddLinear("l", testing::MakeMsLinear({}), "W4A16");
+  fs::create_directories(dir / "bad\xff");
+  checkpoint.WriteInto(dir / "bad\xff");
+  const Outcome o = Ms2vllm({"inspect", dir / "bad\xff", "--json-output"});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_TRUE(nlohmann::json::accept(o.out)) << o.out;
+}
+
 TEST(Cli, ShardSizesTakeUnitsInAnyCaseAsTransformersDoes) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());

@@ -456,6 +456,22 @@ TEST(ModelDirectory, SymlinkedBaseFilesAreCopiedAsFiles) {
             std::string::npos);
 }
 
+// A dangling link's failed checks are not a failed listing, wherever the directory lists it
+// (with 30 of them, one is almost surely last, where an error code left set used to fail the run).
+TEST(ModelDirectory, DanglingBaseLinksAreWarnedOfWhereverTheyAreListed) {
+  TempDir dir;
+  const BaseModel base = MakeBaseModel(dir / "base");
+  for (int i = 0; i < 30; ++i) fs::create_symlink(dir / "nowhere", dir / "base" / ("missing-" + std::to_string(i)));
+  fs::create_directories(dir / "input");
+  MakeModel({.groups = 3}).WriteInto(dir / "input");
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_CONTAINS(WarningLine(*report, "symlinks to nothing"), "30 file(s)");
+  EXPECT_TRUE(fs::exists(dir / "out/tokenizer.json"));
+}
+
 TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
   TempDir dir;
   BaseModel base = MakeBaseModel(dir / "base");

@@ -436,6 +436,15 @@ TEST(VerifySynthTest, ShardedModelDirectoryVerifiesItsConfigsAndIndex) {
   EXPECT_TRUE(NamesTensor(report, "quantize_config.json")) << Describe(report);
   EXPECT_TRUE(NamesTensor(report, "model.safetensors.index.json")) << Describe(report);
 
+  // Values of the wrong type are problems of the file, not a crash (nlohmann's value() throws).
+  for (const char* key : {"quant_method", "checkpoint_format"}) {
+    auto typed = nlohmann::ordered_json::parse(R"({"quant_method": "gptq", "checkpoint_format": "gptq_v2"})");
+    typed[key] = 5;
+    testing::WriteText(dir / "out" / "quantize_config.json", typed.dump());
+    report = VerifyOrDie(request);
+    EXPECT_TRUE(NamesTensor(report, "quantize_config.json")) << key << ": " << Describe(report);
+  }
+
   // Every tensor mapped again, but a total_size that is not the tensors' bytes.
   auto remapped = nlohmann::ordered_json::parse(index_text);
   remapped["metadata"]["total_size"] = 1;

@@ -1,6 +1,7 @@
 #include "tools/plan_printer.h"
 
 #include "engine/model_directory.h"
+#include "io/json_scan.h"
 
 namespace ms2vllm {
 namespace {
@@ -32,16 +33,17 @@ void PrintPlan(const ConvertRequest& request, const ConvertReport& report, std::
                report.symmetric ? "symmetric" : "asymmetric", plan.tensors.size(),
                static_cast<unsigned long long>(report.layout.tensor_bytes));
   if (request.out_dir) {
-    for (const auto& line : DescribeModelDirectoryFiles(report)) std::fprintf(out, "%s\n", line.c_str());
+    for (const auto& line : DescribeModelDirectoryFiles(report)) std::fprintf(out, "%s\n", Printable(line).c_str());
   }
   for (const auto& file : report.layout.files) {
-    std::fprintf(out, "file %s: %zu tensors, %llu bytes\n", file.name.c_str(), file.tensors.size(),
+    std::fprintf(out, "file %s: %zu tensors, %llu bytes\n", Printable(file.name).c_str(), file.tensors.size(),
                  static_cast<unsigned long long>(file.size));
     for (size_t index : file.tensors) {
       const OutputTensor& t = plan.tensors[index];
-      std::fprintf(out, "  %-60s %-4s %-16s %12llu  <- %s (%s)\n", t.name.c_str(), DTypeName(t.dtype).data(),
+      // Names come from the input: escaped, as in error lines, so none can drive the terminal.
+      std::fprintf(out, "  %-60s %-4s %-16s %12llu  <- %s (%s)\n", Printable(t.name).c_str(), DTypeName(t.dtype).data(),
                    ShapeString(t.shape).c_str(), static_cast<unsigned long long>(t.byte_size()),
-                   t.source ? t.source->name.c_str() : "-", KindName(t.kind));
+                   t.source ? Printable(t.source->name).c_str() : "-", KindName(t.kind));
     }
   }
 }

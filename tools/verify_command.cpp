@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "engine/verify.h"
+#include "io/json_scan.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"
 #include "tools/exit_codes.h"
@@ -86,8 +87,8 @@ std::string TargetText(const VerifyReport& report) {
 
 int PrintVerifyReport(const VerifyReport& report, bool quiet, std::FILE* out) {
   for (const auto& problem : report.problems) {
-    std::fprintf(out, "ms2vllm: verify: %s: %s\n", problem.tensor.c_str(), problem.problem.c_str());
-    for (const auto& example : problem.examples) std::fprintf(out, "    %s\n", example.c_str());
+    std::fprintf(out, "ms2vllm: verify: %s: %s\n", Printable(problem.tensor).c_str(), Printable(problem.problem).c_str());
+    for (const auto& example : problem.examples) std::fprintf(out, "    %s\n", Printable(example).c_str());
   }
   const std::string source = report.target_source.empty() ? "" : ", target from " + report.target_source;
   if (!report.ok()) {
