@@ -50,7 +50,9 @@ inline Error InvalidInput(const std::string& label, const std::string& what) {
 inline Status OpenObject(simdjson::ondemand::parser& parser, simdjson::padded_string_view json,
                          simdjson::ondemand::document& document, simdjson::ondemand::object& root,
                          const std::string& label, const std::string& what) {
-  if (parser.iterate(json).get(document) != simdjson::SUCCESS) return InvalidInput(label, what + " is not valid JSON");
+  const simdjson::error_code started = parser.iterate(json).get(document);
+  if (started == simdjson::MEMALLOC) return MakeError(ErrorCode::kResources, label + ": out of memory reading " + what);
+  if (started != simdjson::SUCCESS) return InvalidInput(label, what + " is not valid JSON");
   const simdjson::error_code error = document.get_object().get(root);
   // A document that starts an object but is cut short or malformed is not JSON at all.
   if (error == simdjson::INCORRECT_TYPE) return InvalidInput(label, what + " is not a JSON object");

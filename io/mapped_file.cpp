@@ -27,7 +27,8 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   if (file.fd_ < 0) {
     const int error = errno;
     const char* what = error == EACCES ? ": cannot read: " : ": cannot open: ";
-    return MakeError(ErrorCode::kInvalidInput, path.string() + what + std::strerror(error));
+    return MakeError(OutOfResources(error) ? ErrorCode::kResources : ErrorCode::kInvalidInput,
+                     path.string() + what + std::strerror(error));
   }
   struct stat info {};
   if (::fstat(file.fd_, &info) != 0) {
@@ -49,7 +50,8 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
     bip::file_mapping mapping(self.c_str(), bip::read_only);
     file.region_ = std::make_unique<bip::mapped_region>(mapping, bip::read_only, 0, file.size_);
   } catch (const bip::interprocess_exception& e) {
-    return MakeError(ErrorCode::kInvalidInput, path.string() + ": cannot map: " + e.what());
+    const bool exhausted = OutOfResources(e.get_native_error());
+    return MakeError(exhausted ? ErrorCode::kResources : ErrorCode::kInvalidInput, path.string() + ": cannot map: " + e.what());
   }
   file.data_ = static_cast<const uint8_t*>(file.region_->get_address());
   mapping_guard::Register(file.data_, file.size_);

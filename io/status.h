@@ -2,6 +2,7 @@
 // naming the file, the tensor and the problem. The library never prints and never exits.
 #pragma once
 
+#include <cerrno>
 #include <string>
 #include <utility>
 #include <variant>
@@ -14,9 +15,13 @@ enum class ErrorCode {
   kInvalidInput,   // an input file is missing, unreadable or malformed
   kUnsupported,    // a valid input that cannot be converted as asked (SPEC 4)
   kOutput,         // the output cannot be written (directory, permissions, disk full)
+  kResources,      // the machine ran out of memory, threads or open files
   kInterrupted,    // SIGINT / SIGTERM
   kVerifyFailed,   // `verify` found a difference
 };
+
+// errno values that say the machine, not the file, is the problem.
+inline bool OutOfResources(int error) { return error == ENOMEM || error == EMFILE || error == ENFILE; }
 
 struct Error {
   ErrorCode code;

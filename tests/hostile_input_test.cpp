@@ -704,5 +704,40 @@ TEST(HostileOutput, SmallFileSystemHoldsAConversion) {
   EXPECT_GT(report.files.at("res.safetensors").size(), 100u);  // replaced by the conversion
 }
 
+// ---------------------------------------------------------------------------------------------
+// Few open files: every shard stays open for the run.
+
+// Sets the limit of open files in the child: `soft` under `hard`, or both.
+std::function<void()> OpenFileLimit(rlim_t soft, rlim_t hard) {
+  return [soft, hard] {
+    const rlimit files{soft, hard};
+    if (::setrlimit(RLIMIT_NOFILE, &files) != 0) _exit(126);
+  };
+}
+
+TEST(HostileEnvironment, TheSoftLimitOfOpenFilesIsLiftedAndTooLowAHardOneIsAResourceError) {
+  testing::TempDir root;
+  const fs::path in = root / "in";
+  ASSERT_EQ(RunBinary({"synth", "--preset", "tiny", "--out", in.string(), "--max-shard-size", "4KB", "-q"}).exit_code, 0);
+  size_t shards = 0;
+  for (const auto& entry : fs::directory_iterator(in)) shards += entry.path().extension() == ".safetensors";
+  ASSERT_GT(shards, 16u);
+  rlimit current{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &current), 0);
+  ASSERT_GT(current.rlim_max, 64u);
+  const std::vector<std::string> args = {"--model", in.string(), "--save_path", (root / "res.safetensors").string()};
+
+  const ChildOutcome lifted = RunBinary(args, OpenFileLimit(16, current.rlim_max));
+  EXPECT_EQ(lifted.exit_code, 0) << lifted.err;
+  EXPECT_TRUE(fs::exists(root / "res.safetensors"));
+  fs::remove(root / "res.safetensors");
+
+  const ChildOutcome short_of_files = RunBinary(args, OpenFileLimit(16, 16));
+  EXPECT_EQ(short_of_files.exit_code, 5) << short_of_files.err;
+  ExpectOneErrorLine(short_of_files, {"Too many open files"});
+  EXPECT_FALSE(HasStageName(Take(root.path())));
+  EXPECT_FALSE(fs::exists(root / "res.safetensors"));
+}
+
 }  // namespace
 }  // namespace ms2vllm

@@ -13,6 +13,7 @@ inline int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kInvalidInput: return 3;
     case ErrorCode::kUnsupported: return 4;
     case ErrorCode::kOutput: return 5;
+    case ErrorCode::kResources: return 5;  // like a full disk: nothing wrong with the input or the flags
     case ErrorCode::kVerifyFailed: return 6;
     case ErrorCode::kInterrupted: return 130;  // 128 + SIGINT, if the signal cannot be re-raised
   }

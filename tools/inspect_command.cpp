@@ -35,6 +35,7 @@ const char* CodeName(ErrorCode code) {
     case ErrorCode::kInvalidInput: return "invalid_input";
     case ErrorCode::kUnsupported: return "unsupported";
     case ErrorCode::kOutput: return "output";
+    case ErrorCode::kResources: return "resources";
     case ErrorCode::kInterrupted: return "interrupted";
     case ErrorCode::kVerifyFailed: return "verify_failed";
   }

@@ -1,7 +1,11 @@
 // ms2vllm: converts msModelSlim W4A16/W8A16 checkpoints to AutoAWQ/AutoGPTQ layouts.
 // `ms2vllm --model ...` is `ms2vllm convert --model ...`, a drop-in for ms_to_vllm.py.
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <new>
 #include <string>
 #include <string_view>
 
@@ -30,10 +34,34 @@ int RunCommand(int argc, char** argv) {
   return ms2vllm::RunConvert(argc, argv);
 }
 
+// Errors are values, but the standard library and oneTBB throw when memory, threads or other
+// resources run out. Caught here, the stack unwinds, so the staged output is removed.
+int RunCatchingExhaustion(int argc, char** argv) {
+  using ms2vllm::ErrorCode;
+  try {
+    return RunCommand(argc, argv);
+  } catch (const std::bad_alloc&) {
+    return ms2vllm::ReportError(ms2vllm::MakeError(ErrorCode::kResources, "out of memory (see ulimit -v and the memory limit)"));
+  } catch (const std::exception& e) {
+    // For instance oneTBB's "pthread_create has failed: Resource temporarily unavailable".
+    return ms2vllm::ReportError(ms2vllm::MakeError(ErrorCode::kResources, std::string("out of resources: ") + e.what()));
+  }
+}
+
+// Every input and output shard stays open for the whole run: a checkpoint of 2,000 shards needs
+// more descriptors than the usual soft limit of 1,024, and the hard limit is the user's to lift.
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int status = RunCommand(argc, argv);
+  RaiseOpenFileLimit();
+  const int status = RunCatchingExhaustion(argc, argv);
   ms2vllm::EndBySignalIfInterrupted(status);
   // A report that never reached its reader (stdout on a full disk) is not a success.
   if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && status == 0) {
