@@ -33,7 +33,8 @@ Result<OutputFile> OutputFile::Create(const std::filesystem::path& path, uint64_
   OutputFile file;
   file.path_ = path;
   file.size_ = size;
-  file.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  // Not O_EXCL: a file target's stage exists already, created and locked by its Staging.
+  file.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (file.fd_ < 0) return OutputError(path, "cannot create", errno);
   if (size == 0) return file;
   // tmpfs on older kernels stops a long fallocate at any pending signal (EINTR). A SIGINT is

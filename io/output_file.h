@@ -22,8 +22,8 @@ class MappedFile;
 
 class OutputFile {
  public:
-  // Creates `path` (must not exist) and reserves `size` bytes on disk (fallocate, so a full
-  // disk fails here, before any work, on file systems that support it).
+  // Creates `path` (or opens the empty file a Staging made for it) and reserves `size` bytes on
+  // disk (fallocate, so a full disk fails here, before any work, on file systems that support it).
   static Result<OutputFile> Create(const std::filesystem::path& path, uint64_t size);
 
   OutputFile(OutputFile&& other) noexcept;

@@ -1,7 +1,7 @@
 #include "io/staging.h"
 
 #include <fcntl.h>
-#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,12 +19,14 @@ constexpr std::string_view kStageTag = ".ms2vllm-";
 constexpr std::string_view kStageSuffix = ".tmp";
 constexpr size_t kNameMax = 255;  // bytes in one path component (NAME_MAX on Linux file systems)
 constexpr size_t kPidDigits = 10;
+constexpr size_t kAttemptDigits = 4;  // "-999": another stage of the same pid (a run in another pid namespace)
+constexpr int kMaxAttempts = 1000;
 
 // The part of a target's name that its stage name carries: all of it, unless the dot, the tag,
 // a pid and the suffix would push the stage's name past NAME_MAX. Then the start of it, cut at a
 // UTF-8 character, and a hash (FNV-1a) of the whole, so two long names sharing a start differ.
 std::string StageStem(const std::string& name) {
-  constexpr size_t kRoom = kNameMax - 1 - kStageTag.size() - kPidDigits - kStageSuffix.size();
+  constexpr size_t kRoom = kNameMax - 1 - kStageTag.size() - kPidDigits - kAttemptDigits - kStageSuffix.size();
   if (name.size() <= kRoom) return name;
   uint64_t hash = 14695981039346656037ull;
   for (unsigned char c : name) hash = (hash ^ c) * 1099511628211ull;
@@ -39,13 +41,19 @@ Error OutputError(const fs::path& path, const std::string& what) {
   return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": " + what);
 }
 
-// The target name in a stage name `.<name>.ms2vllm-<pid>.tmp`, or empty when it is not one.
+// The run's part of a stage name: `<pid>` or `<pid>-<attempt>`.
+bool IsRunId(std::string_view id) {
+  return !id.empty() && id.front() != '-' && id.find_first_not_of("0123456789-") == std::string_view::npos;
+}
+
+// The target name in a stage name `.<name>.ms2vllm-<pid>[-<attempt>].tmp`, or empty when it is not one.
 std::string TargetNameOfStage(const std::string& name) {
   if (!name.starts_with('.') || !name.ends_with(kStageSuffix)) return "";
   const size_t tag = name.rfind(kStageTag);
   if (tag == std::string::npos || tag < 2) return "";
-  const std::string_view digits(name.data() + tag + kStageTag.size(), name.size() - tag - kStageTag.size() - kStageSuffix.size());
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) return "";
+  if (!IsRunId(std::string_view(name).substr(tag + kStageTag.size(), name.size() - tag - kStageTag.size() - kStageSuffix.size()))) {
+    return "";
+  }
   return name.substr(1, tag - 1);
 }
 
@@ -54,21 +62,29 @@ fs::path ParentOf(const fs::path& target) {
   return parent.empty() ? fs::path(".") : parent;
 }
 
-bool ProcessAlive(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
+// A run holds an exclusive flock on its stage for as long as it lives, whatever pid namespace or
+// host (NFS) it runs in; a stage nobody holds was left by a killed run. Returns the descriptor
+// holding the lock, or -1 when the stage is held (or cannot be locked: then it is left alone).
+int LockStage(const fs::path& stage) {
+  const int fd = ::open(stage.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+  ::close(fd);
+  return -1;
+}
 
-// Removes `.<name>.ms2vllm-<pid>.tmp` entries whose process is gone (a run killed by -9).
+// Removes `.<name>.ms2vllm-<run>.tmp` entries no live run holds.
 void RemoveStaleStages(const fs::path& target) {
   const std::string prefix = "." + StageStem(target.filename().string()) + std::string(kStageTag);
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(ParentOf(target), ec)) {
     const std::string name = entry.path().filename().string();
     if (!name.starts_with(prefix) || !name.ends_with(kStageSuffix)) continue;
-    const std::string_view digits(name.data() + prefix.size(), name.size() - prefix.size() - kStageSuffix.size());
-    long pid = 0;
-    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
-    if (error != std::errc() || end != digits.data() + digits.size()) continue;
-    if (pid != ::getpid() && ProcessAlive(pid)) continue;
+    if (!IsRunId(std::string_view(name).substr(prefix.size(), name.size() - prefix.size() - kStageSuffix.size()))) continue;
+    const int lock = LockStage(entry.path());
+    if (lock < 0) continue;
     fs::remove_all(entry.path(), ec);
+    ::close(lock);
   }
 }
 
@@ -120,8 +136,9 @@ fs::path UserPathFor(const fs::path& path) {
   return user;
 }
 
-fs::path StagePathFor(const fs::path& target, long pid) {
-  return ParentOf(target) / ("." + StageStem(target.filename().string()) + std::string(kStageTag) + std::to_string(pid) +
+fs::path StagePathFor(const fs::path& target, long pid, int attempt) {
+  const std::string run = std::to_string(pid) + (attempt > 0 ? "-" + std::to_string(attempt) : "");
+  return ParentOf(target) / ("." + StageStem(target.filename().string()) + std::string(kStageTag) + run +
                              std::string(kStageSuffix));
 }
 
@@ -163,25 +180,54 @@ Status Staging::Check(const fs::path& target, bool is_directory, bool replace) {
   return Ok{};
 }
 
+// Creates this run's stage, a new file or directory no other run has, and locks it. The name
+// carries the pid; a live run of the same pid (in another pid namespace: a container sharing the
+// volume) holds it already, so the next attempt's name is taken.
+Status Staging::CreateStage() {
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    const fs::path stage = StagePathFor(target_, ::getpid(), attempt);
+    int created = 0;
+    if (is_directory_) {
+      created = ::mkdir(stage.c_str(), 0755);
+    } else {
+      const int fd = ::open(stage.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      created = fd < 0 ? -1 : ::close(fd);
+    }
+    if (created != 0 && errno == EEXIST) continue;
+    if (created != 0) return OutputError(stage, std::string("cannot create: ") + std::strerror(errno));
+    stage_ = stage;
+    lock_ = LockStage(stage);
+    // Between the create and the lock, another run's cleanup may have taken the new stage for a
+    // killed run's and removed it: then the lock is on nothing, or on nothing there now.
+    struct stat locked {}, named {};
+    if (lock_ >= 0 && ::fstat(lock_, &locked) == 0 && ::lstat(stage.c_str(), &named) == 0 &&
+        locked.st_ino == named.st_ino && locked.st_dev == named.st_dev) {
+      return Ok{};
+    }
+    if (lock_ >= 0) ::close(lock_);
+    lock_ = -1;
+    stage_.clear();
+  }
+  return OutputError(target_, "cannot create a temp " + std::string(is_directory_ ? "directory" : "file") + " beside it");
+}
+
 Result<Staging> Staging::ForFile(const fs::path& requested) {
   MS2VLLM_ASSIGN_OR_RETURN(const fs::path target, FileTarget(requested));
   RemoveStaleStages(target);
   Staging staging;
   staging.target_ = target;
-  staging.stage_ = StagePathFor(target, ::getpid());
+  MS2VLLM_TRY(staging.CreateStage());
   return staging;
 }
 
 Result<Staging> Staging::ForDirectory(const fs::path& target, bool replace) {
   MS2VLLM_ASSIGN_OR_RETURN(const fs::path clean, DirectoryTarget(target, replace));
-  std::error_code ec;
   RemoveStaleStages(clean);
   Staging staging;
   staging.target_ = clean;
-  staging.stage_ = StagePathFor(clean, ::getpid());
   staging.is_directory_ = true;
   staging.replace_ = replace;
-  if (!fs::create_directory(staging.stage_, ec)) return OutputError(staging.stage_, "cannot create: " + ec.message());
+  MS2VLLM_TRY(staging.CreateStage());
   return staging;
 }
 
@@ -190,14 +236,18 @@ Staging::Staging(Staging&& other) noexcept
       stage_(std::move(other.stage_)),
       is_directory_(other.is_directory_),
       replace_(other.replace_),
-      committed_(other.committed_) {
+      committed_(other.committed_),
+      lock_(other.lock_) {
   other.committed_ = true;  // the moved-from object owns nothing
+  other.lock_ = -1;
 }
 
 Staging::~Staging() {
-  if (committed_ || stage_.empty()) return;
-  std::error_code ec;
-  fs::remove_all(stage_, ec);
+  if (!committed_ && !stage_.empty()) {
+    std::error_code ec;
+    fs::remove_all(stage_, ec);
+  }
+  if (lock_ >= 0) ::close(lock_);  // removed first, so no other run's cleanup races this one
 }
 
 fs::path Staging::PathFor(const std::string& name) const { return is_directory_ ? stage_ / name : stage_; }

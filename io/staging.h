@@ -12,11 +12,14 @@ namespace ms2vllm {
 class Staging {
  public:
   // A single-file target: the stage is the temp file `<dir>/.<name>.ms2vllm-<pid>.tmp` (a long
-  // name cut, with a hash of it, to fit NAME_MAX). The target's directory must exist; a symlink
-  // is followed, and an existing target that is not a regular file (a device, a FIFO) is refused.
+  // name cut, with a hash of it, to fit NAME_MAX), created empty. The target's directory must
+  // exist; a symlink is followed, and an existing target that is not a regular file (a device, a
+  // FIFO) is refused.
   static Result<Staging> ForFile(const std::filesystem::path& target);
   // A directory target: the stage is the temp directory `<parent>/.<name>.ms2vllm-<pid>.tmp`.
   // An existing target is an error unless `replace`.
+  // Either holds an flock on its stage while it lives; stages of the same target that nobody
+  // holds are a killed run's, and are removed first.
   static Result<Staging> ForDirectory(const std::filesystem::path& target, bool replace);
 
   // What ForFile / ForDirectory would refuse, without creating or removing anything (--dry-run).
@@ -37,15 +40,18 @@ class Staging {
 
  private:
   Staging() = default;
+  Status CreateStage();
   std::filesystem::path target_;
   std::filesystem::path stage_;
   bool is_directory_ = false;
   bool replace_ = false;
   bool committed_ = false;
+  int lock_ = -1;  // the stage's descriptor, holding its flock
 };
 
-// The stage name for `target`; exposed so tests can fake a stale one.
-std::filesystem::path StagePathFor(const std::filesystem::path& target, long pid);
+// The stage name for `target` of the run `pid` (its `attempt`th, 0 the first); exposed so tests
+// can fake a stale one.
+std::filesystem::path StagePathFor(const std::filesystem::path& target, long pid, int attempt = 0);
 
 // For messages: the path the user asked for in place of a stage path. `<dir>/.<name>.ms2vllm-<pid>.tmp`
 // and files inside it become `<dir>/<name>[/file]`; any other path comes back unchanged.

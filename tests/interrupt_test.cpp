@@ -286,21 +286,21 @@ TEST(StageNames, LongTargetNamesGetDistinctStagesWithinNameMax) {
   EXPECT_EQ(StagePathFor("dir/short.safetensors", 7), fs::path("dir/.short.safetensors.ms2vllm-7.tmp"));
 }
 
-// The stale-stage cleanup removes only stages of processes that are gone: a stage of a live
-// process (this test) is another conversion in progress and must be left alone.
-TEST(InterruptKill, StagesOfLiveProcessesAreLeftAloneAndDeadOnesRemoved) {
+// The stale-stage cleanup removes only stages no live run holds (a run holds an flock on its
+// stage): one held here is another conversion in progress, in this pid namespace or another,
+// and must be left alone whatever its pid.
+TEST(InterruptKill, StagesOfLiveRunsAreLeftAloneAndDeadOnesRemoved) {
   const fs::path corpus = fs::path(MS2VLLM_SOURCE_DIR) / "tests" / "corpus" / "base";
   testing::TempDir out;
   const fs::path target = out / "res.safetensors";
-  const fs::path live = StagePathFor(target, ::getpid());
+  const fs::path live = StagePathFor(target, 1);  // pid 1 in some container
   testing::WriteText(live, "another conversion, still running");
-  // A pid that surely ended: a child that exited and was reaped.
-  pid_t dead_pid = ::fork();
-  if (dead_pid == 0) _exit(0);
-  ::waitpid(dead_pid, nullptr, 0);
-  const fs::path dead = StagePathFor(target, dead_pid);
+  const int held = ::open(live.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);
+  const fs::path dead = StagePathFor(target, ::getpid(), 2);  // alive pid, but nobody holds it
   testing::WriteText(dead, "left by a killed run");
-  const fs::path other = StagePathFor(out / "other.safetensors", dead_pid);  // another target's stage
+  const fs::path other = StagePathFor(out / "other.safetensors", 12345);  // another target's stage
   testing::WriteText(other, "not ours to remove");
 
   const ChildOutcome run = testing::RunBinary({"--model", (corpus / "model.safetensors").string(), "--json",
@@ -311,6 +311,7 @@ TEST(InterruptKill, StagesOfLiveProcessesAreLeftAloneAndDeadOnesRemoved) {
   EXPECT_EQ(testing::ReadText(live), "another conversion, still running");
   EXPECT_FALSE(fs::exists(dead));
   EXPECT_TRUE(fs::exists(other));
+  ::close(held);
 }
 
 }  // namespace

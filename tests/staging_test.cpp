@@ -1,0 +1,70 @@
+// Stages: each run's temp file or directory is its own and locked, even where another live run
+// has the same pid (a container sharing the volume); only stages nobody holds are removed.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "io/staging.h"
+#include "tests/test_support.h"
+
+namespace ms2vllm {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Two stagings of one target in one process stand for two runs of the same pid.
+TEST(Staging, ARunOfTheSamePidGetsAStageOfItsOwn) {
+  for (const bool directory : {false, true}) {
+    SCOPED_TRACE(directory ? "directory" : "file");
+    testing::TempDir dir;
+    const fs::path target = dir / "out";
+    auto first = directory ? Staging::ForDirectory(target, true) : Staging::ForFile(target);
+    ASSERT_TRUE(first.ok()) << first.error().message;
+    EXPECT_EQ(first->stage(), StagePathFor(target, ::getpid()));
+    if (directory) testing::WriteText(first->PathFor("model.safetensors"), "first run");
+
+    std::optional<Staging> second;
+    {
+      auto made = directory ? Staging::ForDirectory(target, true) : Staging::ForFile(target);
+      ASSERT_TRUE(made.ok()) << made.error().message;
+      second.emplace(std::move(*made));
+    }
+    EXPECT_EQ(second->stage(), StagePathFor(target, ::getpid(), 1));
+    // The first run's stage was held: neither removed by the second's cleanup nor shared.
+    EXPECT_TRUE(fs::exists(first->stage()));
+    if (directory) EXPECT_EQ(testing::ReadText(first->PathFor("model.safetensors")), "first run");
+
+    testing::WriteText(second->PathFor("model.safetensors"), "second run");
+    ASSERT_TRUE(second->Commit().ok());
+    ASSERT_TRUE(first->Commit().ok());  // the later commit wins, whole
+    EXPECT_EQ(testing::ReadText(directory ? target / "model.safetensors" : target), directory ? "first run" : "");
+    EXPECT_FALSE(fs::exists(StagePathFor(target, ::getpid())));
+    EXPECT_FALSE(fs::exists(StagePathFor(target, ::getpid(), 1)));
+  }
+}
+
+// A stage nobody holds, with this very pid in its name, is a killed run's: removed, and its
+// name taken again.
+TEST(Staging, AnUnheldStageIsRemovedWhateverItsPid) {
+  testing::TempDir dir;
+  const fs::path target = dir / "res.safetensors";
+  testing::WriteText(StagePathFor(target, ::getpid()), "left by a killed run");
+  testing::WriteText(StagePathFor(target, 99, 3), "left by another");
+  auto staging = Staging::ForFile(target);
+  ASSERT_TRUE(staging.ok()) << staging.error().message;
+  EXPECT_EQ(staging->stage(), StagePathFor(target, ::getpid()));
+  EXPECT_EQ(testing::ReadText(staging->stage()), "");  // a new, empty stage
+  EXPECT_FALSE(fs::exists(StagePathFor(target, 99, 3)));
+}
+
+// Messages name the target, not the stage, for every form of stage name.
+TEST(Staging, UserPathForNamesTheTarget) {
+  EXPECT_EQ(UserPathFor(StagePathFor("dir/res.safetensors", 7)), fs::path("dir/res.safetensors"));
+  EXPECT_EQ(UserPathFor(StagePathFor("dir/out", 7, 12) / "config.json"), fs::path("dir/out/config.json"));
+  EXPECT_EQ(UserPathFor("dir/.out.ms2vllm-x.tmp"), fs::path("dir/.out.ms2vllm-x.tmp"));
+}
+
+}  // namespace
+}  // namespace ms2vllm
