@@ -1,5 +1,7 @@
 #include "engine/convert.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -31,23 +33,25 @@ Status CheckNotAnInput(const fs::path& target, const Checkpoint& checkpoint, con
 }
 
 // --out-dir (with --force, replaced as a whole) may never be, or hold, an input or the base model.
+// Compared by device and inode, not by path: a bind mount shows one directory under two paths.
 Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& checkpoint, const fs::path& description,
                                   const std::optional<fs::path>& base_model) {
-  const auto normal = [](const fs::path& path) {
-    std::error_code ec;
-    fs::path full = fs::weakly_canonical(path, ec);
-    if (ec) full = fs::absolute(path, ec).lexically_normal();
-    return full.filename().empty() ? full.parent_path() : full;
-  };
-  const fs::path directory = normal(target);
+  // lstat: a symlink at the target is what --force replaces, not what it points to.
+  struct stat directory {};
+  if (::lstat(target.c_str(), &directory) != 0) return Ok{};  // a new directory holds nothing yet
   std::vector<fs::path> inputs = checkpoint.Files();
   inputs.push_back(description);
   if (base_model) inputs.push_back(*base_model);
   for (const auto& input : inputs) {
-    const fs::path full = normal(input);
-    if (std::mismatch(directory.begin(), directory.end(), full.begin(), full.end()).first == directory.end()) {
-      return MakeError(ErrorCode::kUsage,
-                       target.string() + ": the output directory would replace the input " + input.string());
+    std::error_code ec;
+    fs::path path = fs::weakly_canonical(fs::absolute(input, ec), ec);
+    for (;; path = path.parent_path()) {
+      struct stat info {};
+      if (::stat(path.c_str(), &info) == 0 && info.st_dev == directory.st_dev && info.st_ino == directory.st_ino) {
+        return MakeError(ErrorCode::kUsage,
+                         target.string() + ": the output directory would replace the input " + input.string());
+      }
+      if (path == path.parent_path()) break;
     }
   }
   return Ok{};

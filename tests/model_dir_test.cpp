@@ -834,7 +834,8 @@ TEST(ModelDirectory, ForceNeverReplacesTheInputOrTheBaseModel) {
   const fs::path weights = checkpoint.WriteInto(dir / "input");
   const std::string weight_bytes = testing::ReadText(weights);
   const BaseModel base = MakeBaseModel(dir / "base");
-  for (const fs::path& target : {dir / "input", dir / "base"}) {
+  fs::create_directories(dir / "links");
+  for (const fs::path& target : {dir / "input", dir / "base", dir / "links/..", dir.path()}) {
     SCOPED_TRACE(target.string());
     ConvertRequest request = DirectoryRequest(dir / "input", target);
     request.base_model = base.dir;
