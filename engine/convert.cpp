@@ -144,6 +144,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
     if (Cancelled(cancel)) return Interrupted();  // a signal in a stretch of the check that does not poll
   }
   MS2VLLM_TRY(staging.Commit());
+  if (!staging.leftover().empty()) report.warnings.Add(WarningKind::kOldTargetLeft, staging.leftover().string());
   return report;
 }
 

@@ -34,6 +34,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kBaseBesideWeights:
       return "no --base-model: config.json and the tokenizer files beside the weights (msModelSlim copies the "
              "float model's) are the base model's";
+    case WarningKind::kOldTargetLeft:
+      return "the directory --force replaced could not be removed whole (files this user may not delete?): what "
+             "is left of it stays, under a temp name";
     case WarningKind::kBrokenBaseFile:
       return n + " file(s) of the --base-model are symlinks to nothing (a partly downloaded cache?): not copied, "
              "so the directory lacks them";

@@ -32,6 +32,7 @@ enum class WarningKind {
   kNoBaseModel,        // --out-dir without --base-model or a config.json beside the weights: no config.json
   kBaseBesideWeights,  // --out-dir without --base-model: the configs beside the weights are the base
   kBrokenBaseFile,     // --base-model's files that are symlinks to nothing: not copied
+  kOldTargetLeft,      // --force: the replaced directory could not be removed whole
 };
 
 class Warnings {

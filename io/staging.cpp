@@ -252,16 +252,44 @@ Staging::~Staging() {
 
 fs::path Staging::PathFor(const std::string& name) const { return is_directory_ ? stage_ / name : stage_; }
 
+Status ReplaceInTwoSteps(const fs::path& stage, const fs::path& target, const fs::path& aside) {
+  if (::rename(target.c_str(), aside.c_str()) != 0) {
+    return OutputError(target, std::string("cannot replace: cannot move it aside: ") + std::strerror(errno));
+  }
+  if (::rename(stage.c_str(), target.c_str()) != 0) {
+    const int saved = errno;
+    ::rename(aside.c_str(), target.c_str());
+    return OutputError(target, std::string("cannot replace: ") + std::strerror(saved));
+  }
+  return Ok{};
+}
+
+// A free stage name of this run for the old target to move aside to, on file systems without
+// an atomic exchange.
+fs::path Staging::AsidePath() const {
+  for (int attempt = 1; attempt < kMaxAttempts; ++attempt) {
+    const fs::path candidate = StagePathFor(target_, ::getpid(), attempt);
+    struct stat info {};
+    if (::lstat(candidate.c_str(), &info) != 0 && errno == ENOENT) return candidate;
+  }
+  return StagePathFor(target_, ::getpid(), kMaxAttempts);
+}
+
 Status Staging::Commit() {
   if (is_directory_) MS2VLLM_TRY(SyncDirectory(stage_));
   std::error_code ec;
   if (is_directory_ && replace_ && fs::exists(fs::symlink_status(target_, ec))) {
     // Swap atomically, then delete the old tree from where the stage was.
     if (::renameat2(AT_FDCWD, stage_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) != 0) {
-      return OutputError(target_, std::string("cannot replace: ") + std::strerror(errno));
+      // FUSE, NFS and CIFS have no exchange: move the old one aside first, and it is at stage_.
+      if (errno != EINVAL && errno != ENOSYS) return OutputError(target_, std::string("cannot replace: ") + std::strerror(errno));
+      const fs::path aside = AsidePath();
+      MS2VLLM_TRY(ReplaceInTwoSteps(stage_, target_, aside));
+      stage_ = aside;
     }
     committed_ = true;
     fs::remove_all(stage_, ec);
+    if (fs::exists(fs::symlink_status(stage_, ec))) leftover_ = stage_;  // files the user may not delete
   } else {
     if (::rename(stage_.c_str(), target_.c_str()) != 0) {
       return OutputError(target_, std::string("cannot rename into place: ") + std::strerror(errno));

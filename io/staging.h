@@ -37,21 +37,32 @@ class Staging {
   // Moves the finished stage onto the target and makes the rename durable (fsync of the
   // parent directory). Files in the stage must already be fsynced.
   Status Commit();
+  // After a commit that replaced a directory: what is left of the old one when it could not be
+  // removed whole (files of another user in it); empty otherwise.
+  const std::filesystem::path& leftover() const { return leftover_; }
 
  private:
   Staging() = default;
   Status CreateStage();
+  std::filesystem::path AsidePath() const;
   std::filesystem::path target_;
   std::filesystem::path stage_;
   bool is_directory_ = false;
   bool replace_ = false;
   bool committed_ = false;
   int lock_ = -1;  // the stage's descriptor, holding its flock
+  std::filesystem::path leftover_;
 };
 
 // The stage name for `target` of the run `pid` (its `attempt`th, 0 the first); exposed so tests
 // can fake a stale one.
 std::filesystem::path StagePathFor(const std::filesystem::path& target, long pid, int attempt = 0);
+
+// Replaces the directory `target` by `stage` where the file system has no atomic exchange
+// (FUSE, NFS, CIFS): `target` moves to `aside`, then `stage` to `target`; if that fails, `aside`
+// moves back. Between the two renames the target is briefly missing. Exposed for tests.
+Status ReplaceInTwoSteps(const std::filesystem::path& stage, const std::filesystem::path& target,
+                         const std::filesystem::path& aside);
 
 // For messages: the path the user asked for in place of a stage path. `<dir>/.<name>.ms2vllm-<pid>.tmp`
 // and files inside it become `<dir>/<name>[/file]`; any other path comes back unchanged.

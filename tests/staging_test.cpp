@@ -59,6 +59,26 @@ TEST(Staging, AnUnheldStageIsRemovedWhateverItsPid) {
   EXPECT_FALSE(fs::exists(StagePathFor(target, 99, 3)));
 }
 
+// Where there is no atomic exchange, --force moves the old directory aside first, and back when
+// the new one cannot move in.
+TEST(Staging, ReplaceInTwoStepsMovesTheOldAsideAndBackOnFailure) {
+  testing::TempDir dir;
+  fs::create_directories(dir / "target");
+  testing::WriteText(dir / "target/old.txt", "old");
+  fs::create_directories(dir / "stage");
+  testing::WriteText(dir / "stage/new.txt", "new");
+  ASSERT_TRUE(ReplaceInTwoSteps(dir / "stage", dir / "target", dir / "aside").ok());
+  EXPECT_EQ(testing::ReadText(dir / "target/new.txt"), "new");
+  EXPECT_EQ(testing::ReadText(dir / "aside/old.txt"), "old");
+  EXPECT_FALSE(fs::exists(dir / "stage"));
+
+  const Status failed = ReplaceInTwoSteps(dir / "no-such-stage", dir / "target", dir / "aside2");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, ErrorCode::kOutput);
+  EXPECT_EQ(testing::ReadText(dir / "target/new.txt"), "new");  // moved back
+  EXPECT_FALSE(fs::exists(dir / "aside2"));
+}
+
 // Messages name the target, not the stage, for every form of stage name.
 TEST(Staging, UserPathForNamesTheTarget) {
   EXPECT_EQ(UserPathFor(StagePathFor("dir/res.safetensors", 7)), fs::path("dir/res.safetensors"));
