@@ -43,6 +43,15 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   file.size_ = static_cast<uint64_t>(info.st_size);
   file.modified_ = info.st_mtim;
   if (file.size_ == 0) return file;  // nothing to map; callers see an empty span
+  // The mapping opens a second descriptor for a moment. Out of descriptors, that open would fail
+  // inside Boost's exception machinery; the slot is proved free here instead, and named.
+  const int spare = ::fcntl(file.fd_, F_DUPFD_CLOEXEC, 0);
+  if (spare < 0) {
+    const int error = errno;
+    return MakeError(OutOfResources(error) ? ErrorCode::kResources : ErrorCode::kInvalidInput,
+                     path.string() + ": cannot map: " + std::strerror(error));
+  }
+  ::close(spare);
   try {
     // Mapped through the descriptor's own link, not the path: the same inode whatever the
     // path names by now.
