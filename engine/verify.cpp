@@ -207,10 +207,10 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
   for (auto& problem : extra) report.problems.push_back(std::move(problem));
   // A directory written before fused layers were exempted by name loads as well in current loaders.
   const bool symmetric = findings.offsets_all_zero;
-  for (auto& problem : CheckConfigs(converted, QuantizationConfig(*plan, symmetric),
-                                    QuantizationConfig(*plan, symmetric, /*fused_names=*/false))) {
-    report.problems.push_back(std::move(problem));
-  }
+  MS2VLLM_ASSIGN_OR_RETURN(std::vector<VerifyProblem> config_problems,
+                           CheckConfigs(converted, QuantizationConfig(*plan, symmetric),
+                                        QuantizationConfig(*plan, symmetric, /*fused_names=*/false)));
+  for (auto& problem : config_problems) report.problems.push_back(std::move(problem));
   if (IsShardIndexPath(converted.weights)) {
     for (auto& problem : CheckShardIndex(converted.weights, output)) report.problems.push_back(std::move(problem));
   }

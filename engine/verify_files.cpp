@@ -108,15 +108,21 @@ DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files) {
   return declared;
 }
 
-std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const Json& expected, const Json& also_accepted) {
+Result<std::vector<VerifyProblem>> CheckConfigs(const ConvertedFiles& files, const Json& expected,
+                                                const Json& also_accepted) {
   std::vector<VerifyProblem> problems;
   const std::pair<const std::optional<fs::path>*, bool> kFiles[] = {{&files.config, true},
                                                                      {&files.quantize_config, false}};
   for (const auto& [path, nested] : kFiles) {
     if (!*path) continue;
     auto json = ReadJsonFile(**path);
+    // A machine out of memory or descriptors says nothing of the file: that is the run's error.
+    if (!json && json.error().code == ErrorCode::kResources) return json.take_error();
     if (!json || !json->is_object()) {
-      problems.push_back({(*path)->filename().string(), "is not a JSON object", {}});
+      const std::string& message = json ? "" : json.error().message;
+      const size_t named = message.find((*path)->string() + ": ");
+      problems.push_back({(*path)->filename().string(),
+                          named == 0 ? message.substr((*path)->string().size() + 2) : "is not a JSON object", {}});
       continue;
     }
     // A config.json without quantization_config loads as a float model: wrong for quantized weights.

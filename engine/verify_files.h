@@ -40,8 +40,10 @@ DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files);
 // Every key of `expected` (a quantization_config object) must have the same value in
 // quantize_config.json and in config.json's quantization_config, where those files exist; a file
 // that matches `also_accepted` instead passes too.
-std::vector<VerifyProblem> CheckConfigs(const ConvertedFiles& files, const nlohmann::ordered_json& expected,
-                                        const nlohmann::ordered_json& also_accepted);
+// A file that cannot be read is a problem of the directory, unless the machine is out of memory or
+// descriptors: that is an error.
+Result<std::vector<VerifyProblem>> CheckConfigs(const ConvertedFiles& files, const nlohmann::ordered_json& expected,
+                                                const nlohmann::ordered_json& also_accepted);
 
 // A model directory's files beside its configs: a model.safetensors beside the index (which
 // transformers loads instead of the shards) and, for GPTQ, a missing quantize_config.json

@@ -519,6 +519,15 @@ TEST(VerifySynthTest, AwqDirectoryWithoutTheFusedNamesOfOlderVersionsVerifies) {
   const VerifyReport report = VerifyOrDie(request);
   ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
   EXPECT_EQ(report.problems[0].tensor, "config.json");
+
+  // A config that is no JSON at all, or not an object, says which.
+  for (const auto& [text, problem] : {std::pair{"{\"cut\": ", "not valid JSON"}, std::pair{"[1]", "is not a JSON object"}}) {
+    testing::WriteText(dir / "out" / "config.json", text);
+    const VerifyReport broken = VerifyOrDie(request);
+    bool named = false;
+    for (const auto& p : broken.problems) named |= p.tensor == "config.json" && p.problem == problem;
+    EXPECT_TRUE(named) << Describe(broken);
+  }
 }
 
 // What a loader reads beside the configs: a stale model.safetensors beside the index (transformers
