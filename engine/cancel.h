@@ -1,4 +1,5 @@
-// The interrupt flag a signal handler sets. The executor checks it per tile; the loops before
+// Checks of the interrupt flag (set by the command's signal handlers, tools/cli_support.cpp).
+// The executor checks it per tile; the loops before
 // it (planning, offsets, layout, synth's tables) check it per tensor or layer, so SIGINT/SIGTERM
 // end a run of a million tensors within a fraction of a second in any phase.
 #pragma once

@@ -42,7 +42,6 @@ Status FinishFile(const Plan& plan, OutputFileLayout& file, std::vector<TensorPl
   file.header += '}';
   file.header.append((8 - file.header.size() % 8) % 8, ' ');
   file.data_start = 8 + file.header.size();
-  file.tensor_bytes = offset;
   file.size = file.data_start + offset;
   for (size_t index : file.tensors) placements[index].offset += file.data_start;
   return Ok{};

@@ -24,7 +24,6 @@ struct OutputFileLayout {
   std::string header;           // the JSON header, padded with spaces so the data starts 8-aligned
   uint64_t data_start = 0;      // 8 + header.size()
   uint64_t size = 0;
-  uint64_t tensor_bytes = 0;
 };
 
 struct Layout {

@@ -1,5 +1,6 @@
 // Checks, before anything is written, the scales a --scales-dtype cast changes by more than
-// rounding: values that become infinite or 0 in float16, and scales that were never finite.
+// rounding: values that become infinite or 0 in float16 or bfloat16, and scales that were never
+// finite.
 // Only casts are scanned: by default every scale keeps its bytes, as the script writes them.
 #pragma once
 

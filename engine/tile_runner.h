@@ -1,4 +1,5 @@
-// Executes one tile: reads its source block and writes its output block at final offsets.
+// Transforms one tile between buffers: its source rows, already read by the executor, into its
+// part of the output band the executor writes (unpack, kernel, scale cast).
 #pragma once
 
 #include <cstdint>

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <unordered_set>
 
-#include "engine/convert.h"
+#include "engine/cancel.h"
 #include "engine/executor.h"
 #include "engine/input_error.h"
 #include "engine/model_directory.h"
@@ -22,11 +22,6 @@
 
 namespace ms2vllm {
 namespace {
-
-std::string TargetName(TargetTool target, GptqFormat format) {
-  if (target == TargetTool::kAwq) return "awq";
-  return format == GptqFormat::kV2 ? "gptq (v2)" : "gptq (v1)";
-}
 
 // Without a flag or a config, the qweight shapes tell AWQ ([in, out/8]) from GPTQ ([in/p, out]).
 TargetTool GuessTarget(const Checkpoint& input, const Description& description, PlanOptions options,
@@ -131,7 +126,7 @@ Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector
       }
     });
   });
-  if (cancelled) return MakeError(ErrorCode::kInterrupted, "interrupted");
+  if (cancelled) return Interrupted();
   findings.values = values;
   findings.copied_bytes = copied_bytes;
   findings.offsets_all_zero = offsets_all_zero;
@@ -182,7 +177,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
     // The input has no conversion to this target, so the file cannot be a correct one.
     if (error.code != ErrorCode::kUnsupported) return error;
     report.bits = request.w_bit.value_or(report.bits);  // the summary names the width asked about
-    report.problems.push_back({weights_name, "cannot be the " + TargetName(options.target, options.gptq_format) +
+    report.problems.push_back({weights_name, "cannot be the " + std::string(TargetName(options.target, options.gptq_format)) +
                                                  " conversion of the input: " + error.message, {}});
     return report;
   }

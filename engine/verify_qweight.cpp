@@ -14,8 +14,6 @@ namespace {
 
 using Packing = LinearGeometry::Packing;
 
-// AutoAWQ's GEMM layout: nibble k of a word holds output channel 8c + kAwqOrder[k].
-constexpr uint64_t kAwqOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 struct Field {
   int bits;

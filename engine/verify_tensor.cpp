@@ -13,8 +13,6 @@
 namespace ms2vllm {
 namespace {
 
-// AutoAWQ's GEMM layout: nibble k of a word holds output channel 8c + kAwqOrder[k].
-constexpr uint64_t kAwqOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 std::string Hex(const uint8_t* bytes, uint32_t size) {
   std::string text = "0x";

@@ -1,5 +1,5 @@
-// The value checks of `verify`, one output tensor at a time, in blocks of rows so that memory
-// stays bounded whatever the tensor's size. Each check reads the converted tensor the way its
+// The value checks of `verify`, one output tensor at a time; copies and qweights in blocks of
+// rows, so that memory stays bounded whatever the tensor's size. Each check reads the converted tensor the way its
 // consumer does and compares with what msModelSlim's input says, written independently of the
 // converter's kernels so that a bug there cannot hide itself.
 #pragma once
@@ -13,6 +13,10 @@
 #include "io/checkpoint.h"
 
 namespace ms2vllm {
+
+// AutoAWQ's GEMM layout: nibble k of a word holds output channel 8c + kAwqOrder[k]. Verify's own
+// copy, not the kernels': a wrong order there must not hide itself here.
+inline constexpr uint64_t kAwqOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 struct TensorCheckContext {
   const Plan& plan;

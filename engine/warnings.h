@@ -40,7 +40,6 @@ class Warnings {
   // `count` values of `tensor` have the problem (1 when it is the tensor as a whole).
   void Add(WarningKind kind, const std::string& tensor, uint64_t count = 1);
   void Merge(const Warnings& other);
-  bool empty() const { return entries_.empty(); }
   // One line per kind, naming the first few tensors.
   std::vector<std::string> Lines() const;
 

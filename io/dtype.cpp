@@ -31,8 +31,4 @@ std::optional<DType> ParseDType(std::string_view name) {
 std::string_view DTypeName(DType dtype) { return kDTypes[static_cast<size_t>(dtype)].name; }
 uint32_t DTypeSize(DType dtype) { return kDTypes[static_cast<size_t>(dtype)].size; }
 
-bool IsFloat(DType dtype) {
-  return dtype == DType::kF16 || dtype == DType::kBF16 || dtype == DType::kF32 || dtype == DType::kF64;
-}
-
 }  // namespace ms2vllm

@@ -12,6 +12,5 @@ enum class DType : uint8_t { kBool, kU8, kI8, kF8E5M2, kF8E4M3, kI16, kU16, kF16
 std::optional<DType> ParseDType(std::string_view name);
 std::string_view DTypeName(DType dtype);
 uint32_t DTypeSize(DType dtype);
-bool IsFloat(DType dtype);  // F16, BF16, F32, F64 (the types a scale may have)
 
 }  // namespace ms2vllm

@@ -32,7 +32,6 @@ bool CopyUnsupported(int error_number) {
 Result<OutputFile> OutputFile::Create(const std::filesystem::path& path, uint64_t size) {
   OutputFile file;
   file.path_ = path;
-  file.size_ = size;
   // Not O_EXCL: a file target's stage exists already, created and locked by its Staging.
   file.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (file.fd_ < 0) return OutputError(path, "cannot create", errno);
@@ -50,7 +49,7 @@ Result<OutputFile> OutputFile::Create(const std::filesystem::path& path, uint64_
 }
 
 OutputFile::OutputFile(OutputFile&& other) noexcept
-    : path_(std::move(other.path_)), fd_(other.fd_), size_(other.size_),
+    : path_(std::move(other.path_)), fd_(other.fd_),
       copy_file_range_works_(other.copy_file_range_works_), writeback_(other.writeback_) {
   other.fd_ = -1;
 }

@@ -30,8 +30,6 @@ class OutputFile {
   OutputFile& operator=(OutputFile&&) = delete;
   ~OutputFile();
 
-  uint64_t size() const { return size_; }
-  const std::filesystem::path& path() const { return path_; }
 
   // Writes `bytes` at `offset`. Safe to call from several threads for disjoint ranges.
   Status Write(uint64_t offset, std::span<const uint8_t> bytes);
@@ -53,7 +51,6 @@ class OutputFile {
 
   std::filesystem::path path_;
   int fd_ = -1;
-  uint64_t size_ = 0;
   bool copy_file_range_works_ = true;  // false after EXDEV and the like: write from the mapping
   RangeBatch writeback_{8ull << 20};
 };

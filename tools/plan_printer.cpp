@@ -27,10 +27,8 @@ std::string GroupText(const Plan& plan) {
 
 void PrintPlan(const ConvertRequest& request, const ConvertReport& report, std::FILE* out) {
   const Plan& plan = report.plan;
-  std::fprintf(out, "plan: %d-bit, %s, %s%s, %s, %zu output tensors, %llu bytes\n", plan.bits, GroupText(plan).c_str(),
-               plan.target == TargetTool::kAwq ? "awq" : "gptq",
-               plan.target == TargetTool::kGptq ? (plan.gptq_format == GptqFormat::kV2 ? " (v2)" : " (v1)") : "",
-               report.symmetric ? "symmetric" : "asymmetric", plan.tensors.size(),
+  std::fprintf(out, "plan: %d-bit, %s, %s, %s, %zu output tensors, %llu bytes\n", plan.bits, GroupText(plan).c_str(),
+               TargetName(plan.target, plan.gptq_format), report.symmetric ? "symmetric" : "asymmetric", plan.tensors.size(),
                static_cast<unsigned long long>(report.layout.tensor_bytes));
   if (request.out_dir) {
     for (const auto& line : DescribeModelDirectoryFiles(report)) std::fprintf(out, "%s\n", Printable(line).c_str());

@@ -79,8 +79,7 @@ Result<VerifyRequest> MakeRequest(const VerifyFlags& f) {
 }
 
 std::string TargetText(const VerifyReport& report) {
-  std::string text = report.target == TargetTool::kAwq ? "awq" : report.gptq_format == GptqFormat::kV2 ? "gptq (v2)" : "gptq (v1)";
-  return text + " " + std::to_string(report.bits) + "-bit";
+  return std::string(TargetName(report.target, report.gptq_format)) + " " + std::to_string(report.bits) + "-bit";
 }
 
 }  // namespace
