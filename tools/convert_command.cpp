@@ -57,7 +57,8 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
                  "msModelSlim copied beside the weights)")
       ->needs(out_dir)
       ->check(NonEmpty());
-  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB, GB (or KiB, MiB, GiB; any case)")
+  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB, GB (or KiB, MiB, GiB; any case); a larger "
+                 "tensor gets a shard of its own, as in transformers")
       ->capture_default_str()
       ->needs(out_dir);
   app.add_option("--scales-dtype", f.scales_dtype, "keep (the input's dtype, as the script writes), f16 or bf16")
