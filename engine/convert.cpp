@@ -120,6 +120,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   report.target = directory ? *request.out_dir : request.save_path;
   if (directory) {
     report.base_model = BaseModelFor(request, files, report.warnings);
+    report.base_beside_weights = report.base_model && !request.base_model;
     MS2VLLM_TRY(CheckModelDirectoryRequest(report));
     MS2VLLM_TRY(CheckDirectoryHoldsNoInput(report.target, checkpoint, files.description, report.base_model));
   }

@@ -46,6 +46,7 @@ struct ConvertReport {
   // --out-dir's base model: --base-model, else the weights' directory when it holds a config.json
   // (msModelSlim copies the float model's JSON files beside its weights).
   std::optional<std::filesystem::path> base_model;
+  bool base_beside_weights = false;  // base_model is the weights' directory, not --base-model
 };
 
 Result<ConvertReport> Convert(const ConvertRequest& request);

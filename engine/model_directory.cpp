@@ -33,7 +33,11 @@ struct BaseFiles {
   std::vector<fs::path> dangling;
 };
 
-Result<BaseFiles> ListBaseFiles(const fs::path& base_model) {
+Result<BaseFiles> ListBaseFiles(const ConvertReport& report) {
+  const fs::path& base_model = *report.base_model;
+  // The weights' directory holds whatever else the user keeps there: only what msModelSlim's
+  // saver copies into it (the float model's .json and .py files) is the base model's.
+  const auto copied_by_msmodelslim = [](const std::string& name) { return name.ends_with(".json") || name.ends_with(".py"); };
   BaseFiles files;
   std::error_code ec;
   fs::directory_iterator it(base_model, ec);
@@ -41,7 +45,8 @@ Result<BaseFiles> ListBaseFiles(const fs::path& base_model) {
     std::error_code entry_ec;  // a dangling link fails these checks; that is not a failed listing
     if (it->is_symlink(entry_ec) && !fs::exists(it->path(), entry_ec)) {
       files.dangling.push_back(it->path());
-    } else if (it->is_regular_file(entry_ec) && !IsLeftOutOfModelDirectory(it->path().filename().string())) {
+    } else if (it->is_regular_file(entry_ec) && !IsLeftOutOfModelDirectory(it->path().filename().string()) &&
+               (!report.base_beside_weights || copied_by_msmodelslim(it->path().filename().string()))) {
       files.copied.push_back(it->path());
     }
   }
@@ -216,7 +221,7 @@ Status CheckModelDirectoryRequest(ConvertReport& report) {
                            problems);
     }
     // The copy takes regular files; a link to nothing (tokenizer.json, say) would go missing unsaid.
-    MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(*report.base_model));
+    MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(report));
     for (const auto& link : files.dangling) report.warnings.Add(WarningKind::kBrokenBaseFile, link.string());
   }
   WarnOfLoaders(report, base_config);
@@ -264,7 +269,7 @@ std::vector<std::string> DescribeModelDirectoryFiles(const ConvertReport& report
   if (report.plan.target == TargetTool::kGptq) lines.push_back("quantize_config.json: " + quantization);
   if (!report.base_model) return lines;
   std::string copied;
-  if (auto files = ListBaseFiles(*report.base_model)) {
+  if (auto files = ListBaseFiles(report)) {
     for (const auto& file : files->copied) copied += (copied.empty() ? "" : ", ") + file.filename().string();
   }
   lines.push_back("copied from " + base + ": " + (copied.empty() ? std::string("nothing") : copied));
@@ -284,7 +289,7 @@ Status WriteModelDirectoryFiles(const ConvertReport& report, const Staging& stag
   StateFloat16ForVllm(report.plan, report.symmetric, config);
   config["quantization_config"] = quantization;
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), config));
-  MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(*report.base_model));
+  MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(report));
   for (const auto& file : files.copied) MS2VLLM_TRY(CopyFileDurably(file, staging.PathFor(file.filename().string())));
   return Ok{};
 }
