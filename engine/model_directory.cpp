@@ -214,11 +214,14 @@ Status CheckModelDirectoryRequest(ConvertReport& report) {
     if (!mismatches.empty()) {
       std::string problems;
       for (const auto& mismatch : mismatches) problems += (problems.empty() ? "" : "; ") + mismatch;
-      return MakeError(ErrorCode::kInvalidInput,
-                       (*report.base_model / "config.json").string() +
-                           ": does not describe this checkpoint, so no loader would read the directory (is it the config of "
-                           "the float model this checkpoint was quantized from?): " +
-                           problems);
+      // The config beside the weights was not named by the user: say where it came from.
+      const std::string whose = report.base_beside_weights
+                                    ? "taken as the base model's for want of --base-model; give the float model's "
+                                      "directory with --base-model"
+                                    : "is it the config of the float model this checkpoint was quantized from?";
+      return MakeError(ErrorCode::kInvalidInput, (*report.base_model / "config.json").string() +
+                                                     ": does not describe this checkpoint, so no loader would read "
+                                                     "the directory (" + whose + "): " + problems);
     }
     // The copy takes regular files; a link to nothing (tokenizer.json, say) would go missing unsaid.
     MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(report));

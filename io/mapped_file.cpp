@@ -102,7 +102,7 @@ Status MappedFile::CheckUnchanged() const {
   const bool rewritten = info.st_mtim.tv_sec != modified_.tv_sec || info.st_mtim.tv_nsec != modified_.tv_nsec;
   if (now == size_ && !rewritten && !mapping_guard::Faulted(data_)) return Ok{};
   if (now == size_ && rewritten) {
-    return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (written to since it was opened)");
+    return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (modified since it was opened)");
   }
   return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (" + std::to_string(size_) +
                                                  " bytes when opened, " + std::to_string(now) + " now)");

@@ -43,7 +43,11 @@ Error OutputError(const fs::path& path, const std::string& what) {
 
 // The run's part of a stage name: `<pid>` or `<pid>-<attempt>`.
 bool IsRunId(std::string_view id) {
-  return !id.empty() && id.front() != '-' && id.find_first_not_of("0123456789-") == std::string_view::npos;
+  const auto digits = [](std::string_view text) {
+    return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  const size_t dash = id.find('-');
+  return dash == std::string_view::npos ? digits(id) : digits(id.substr(0, dash)) && digits(id.substr(dash + 1));
 }
 
 // The target name in a stage name `.<name>.ms2vllm-<pid>[-<attempt>].tmp`, or empty when it is not one.
@@ -62,15 +66,22 @@ fs::path ParentOf(const fs::path& target) {
   return parent.empty() ? fs::path(".") : parent;
 }
 
-// A run holds an exclusive flock on its stage for as long as it lives, whatever pid namespace or
-// host (NFS) it runs in; a stage nobody holds was left by a killed run. Returns the descriptor
-// holding the lock, or -1 when the stage is held (or cannot be locked: then it is left alone).
-int LockStage(const fs::path& stage) {
-  const int fd = ::open(stage.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return -1;
-  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+// A run holds an exclusive flock on its stage for as long as it lives, whatever pid namespace it
+// runs in; a stage nobody holds was left by a killed run.
+struct StageLock {
+  int fd = -1;        // holding the lock
+  bool held = false;  // another run holds it
+};
+
+StageLock LockStage(const fs::path& stage) {
+  // Read-write where it can be: NFSv4 grants an exclusive lock only on a file open for writing.
+  int fd = ::open(stage.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == EISDIR) fd = ::open(stage.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return {};
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return {fd, false};
+  const bool held = errno == EWOULDBLOCK;
   ::close(fd);
-  return -1;
+  return {-1, held};
 }
 
 // Removes `.<name>.ms2vllm-<run>.tmp` entries no live run holds.
@@ -81,10 +92,10 @@ void RemoveStaleStages(const fs::path& target) {
     const std::string name = entry.path().filename().string();
     if (!name.starts_with(prefix) || !name.ends_with(kStageSuffix)) continue;
     if (!IsRunId(std::string_view(name).substr(prefix.size(), name.size() - prefix.size() - kStageSuffix.size()))) continue;
-    const int lock = LockStage(entry.path());
-    if (lock < 0) continue;
+    const StageLock lock = LockStage(entry.path());
+    if (lock.fd < 0) continue;  // held, or no locks on this file system: not known dead, left alone
     fs::remove_all(entry.path(), ec);
-    ::close(lock);
+    ::close(lock.fd);
   }
 }
 
@@ -188,7 +199,7 @@ Status Staging::CreateStage() {
     const fs::path stage = StagePathFor(target_, ::getpid(), attempt);
     int created = 0;
     if (is_directory_) {
-      created = ::mkdir(stage.c_str(), 0755);
+      created = ::mkdir(stage.c_str(), 0777);  // less the umask, as any new directory
     } else {
       const int fd = ::open(stage.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
       created = fd < 0 ? -1 : ::close(fd);
@@ -196,9 +207,13 @@ Status Staging::CreateStage() {
     if (created != 0 && errno == EEXIST) continue;
     if (created != 0) return OutputError(stage, std::string("cannot create: ") + std::strerror(errno));
     stage_ = stage;
-    lock_ = LockStage(stage);
+    const StageLock lock = LockStage(stage);
+    // A file system without locks: the stage stays unlocked (and other runs leave it alone).
+    if (lock.fd < 0 && !lock.held) return Ok{};
+    lock_ = lock.fd;
     // Between the create and the lock, another run's cleanup may have taken the new stage for a
-    // killed run's and removed it: then the lock is on nothing, or on nothing there now.
+    // killed run's and removed it (held: it is removing it now): then the lock is on nothing, or
+    // on nothing there now.
     struct stat locked {}, named {};
     if (lock_ >= 0 && ::fstat(lock_, &locked) == 0 && ::lstat(stage.c_str(), &named) == 0 &&
         locked.st_ino == named.st_ino && locked.st_dev == named.st_dev) {
@@ -258,21 +273,22 @@ Status ReplaceInTwoSteps(const fs::path& stage, const fs::path& target, const fs
   }
   if (::rename(stage.c_str(), target.c_str()) != 0) {
     const int saved = errno;
-    ::rename(aside.c_str(), target.c_str());
+    if (::rename(aside.c_str(), target.c_str()) != 0) {
+      return OutputError(target, std::string("cannot replace: ") + std::strerror(saved) +
+                                     "; the old directory could not move back, it is at " + aside.string());
+    }
     return OutputError(target, std::string("cannot replace: ") + std::strerror(saved));
   }
   return Ok{};
 }
 
-// A free stage name of this run for the old target to move aside to, on file systems without
-// an atomic exchange.
+// Where the old target moves aside on file systems without an atomic exchange: a name no
+// cleanup takes for a stage (`-old`), so a run killed between the two renames leaves the old
+// directory there to recover, never removed by the next run.
 fs::path Staging::AsidePath() const {
-  for (int attempt = 1; attempt < kMaxAttempts; ++attempt) {
-    const fs::path candidate = StagePathFor(target_, ::getpid(), attempt);
-    struct stat info {};
-    if (::lstat(candidate.c_str(), &info) != 0 && errno == ENOENT) return candidate;
-  }
-  return StagePathFor(target_, ::getpid(), kMaxAttempts);
+  const fs::path stage = StagePathFor(target_, ::getpid());
+  fs::path aside = stage;
+  return aside.replace_filename(stage.stem().string() + "-old" + std::string(kStageSuffix));
 }
 
 Status Staging::Commit() {

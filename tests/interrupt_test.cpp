@@ -182,6 +182,22 @@ INSTANTIATE_TEST_SUITE_P(Signals, InterruptTest,
                                            Moment{"sighup_at_a_quarter", SIGHUP, 0.25, true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// nohup ignores SIGHUP for the run it starts: the conversion must go on, not take the hang-up
+// for an interrupt.
+TEST(InterruptIgnored, AnIgnoredHangUpStaysIgnored) {
+  ASSERT_FALSE(SharedCheckpoint().empty());
+  testing::TempDir out;
+  const fs::path target = out / "res.safetensors";
+  ChildProcess child(ConvertArgs(target), [] { ::signal(SIGHUP, SIG_IGN); });
+  ASSERT_TRUE(child.started());
+  ASSERT_TRUE(WaitForProgress(child, StagePathFor(target, child.pid()), 0.25)) << child.Wait().err;
+  child.Signal(SIGHUP);
+  const ChildOutcome outcome = child.Wait();
+  ASSERT_TRUE(outcome.exited) << "killed by signal " << outcome.signal << "; stderr: " << outcome.err;
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  EXPECT_TRUE(fs::exists(target));
+}
+
 // Waits until the child has mapped `file` read-only, as verify maps the finished output (the
 // conversion maps it read-write). False if the child ended first.
 bool WaitForReadOnlyMapping(ChildProcess& child, const fs::path& file) {

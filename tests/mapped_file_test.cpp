@@ -49,7 +49,7 @@ TEST(MappedFile, AFileRewrittenInPlaceIsReportedChanged) {
   const Status status = file->CheckUnchanged();
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().code, ErrorCode::kInvalidInput);
-  EXPECT_EQ(status.error().message, path.string() + ": changed while being read (written to since it was opened)");
+  EXPECT_EQ(status.error().message, path.string() + ": changed while being read (modified since it was opened)");
 }
 
 TEST(MappedFile, AFileCutShortWhileMappedReadsAsZerosAndIsReportedChanged) {

@@ -694,6 +694,14 @@ TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
   const ordered_json config = ReadJson(dir / "out/config.json");
   EXPECT_EQ(config["quantization_config"]["quant_method"], "gptq");
   EXPECT_EQ(config["model_type"], "qwen2");
+
+  // A config of another model there: refused, saying where it came from and what to give instead.
+  testing::WriteText(dir / "input/config.json", R"({"model_type": "qwen2", "hidden_size": 4096})");
+  auto refused = Convert(DirectoryRequest(dir / "input", dir / "out2", TargetTool::kGptq));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidInput);
+  EXPECT_CONTAINS(refused.error().message, "for want of --base-model; give the float model's directory with --base-model");
+  EXPECT_FALSE(fs::exists(dir / "out2"));
 }
 
 // ---- An existing target, failures, --scales-dtype ----

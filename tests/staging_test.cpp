@@ -1,6 +1,7 @@
 // Stages: each run's temp file or directory is its own and locked, even where another live run
 // has the same pid (a container sharing the volume); only stages nobody holds are removed.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -52,11 +53,28 @@ TEST(Staging, AnUnheldStageIsRemovedWhateverItsPid) {
   const fs::path target = dir / "res.safetensors";
   testing::WriteText(StagePathFor(target, ::getpid()), "left by a killed run");
   testing::WriteText(StagePathFor(target, 99, 3), "left by another");
+  // Names a stage never has are the user's, however alike: a date, the old directory set aside.
+  const fs::path dated = dir / ".res.safetensors.ms2vllm-2024-01-01.tmp";
+  const fs::path aside = dir / ".res.safetensors.ms2vllm-99-old.tmp";
+  testing::WriteText(dated, "the user's");
+  testing::WriteText(aside, "an old directory to recover");
   auto staging = Staging::ForFile(target);
   ASSERT_TRUE(staging.ok()) << staging.error().message;
   EXPECT_EQ(staging->stage(), StagePathFor(target, ::getpid()));
   EXPECT_EQ(testing::ReadText(staging->stage()), "");  // a new, empty stage
   EXPECT_FALSE(fs::exists(StagePathFor(target, 99, 3)));
+  EXPECT_TRUE(fs::exists(dated));
+  EXPECT_TRUE(fs::exists(aside));
+}
+
+// A directory stage is made as any new directory is: all permissions, less the umask.
+TEST(Staging, ADirectoryStageFollowsTheUmask) {
+  testing::TempDir dir;
+  const mode_t before = ::umask(002);
+  auto staging = Staging::ForDirectory(dir / "out", false);
+  ::umask(before);
+  ASSERT_TRUE(staging.ok()) << staging.error().message;
+  EXPECT_EQ(fs::status(staging->stage()).permissions() & fs::perms::all, fs::perms::all & ~fs::perms::others_write);
 }
 
 // Where there is no atomic exchange, --force moves the old directory aside first, and back when

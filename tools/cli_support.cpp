@@ -30,8 +30,13 @@ void InstallInterruptHandlers() {
   struct sigaction action {};
   action.sa_handler = &OnSignal;
   sigemptyset(&action.sa_mask);
-  // SIGHUP: the ssh session or terminal the run was started from went away.
-  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(signal, &action, nullptr);
+  // SIGHUP: the ssh session or terminal the run was started from went away. A signal the caller
+  // ignores stays ignored: nohup's SIGHUP, a background job's SIGINT.
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+    struct sigaction current {};
+    if (sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;
+    sigaction(signal, &action, nullptr);
+  }
   // Past a file size limit, fail the write with EFBIG and report it, instead of dying.
   std::signal(SIGXFSZ, SIG_IGN);
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -42,9 +43,12 @@ int RunCatchingExhaustion(int argc, char** argv) {
     return RunCommand(argc, argv);
   } catch (const std::bad_alloc&) {
     return ms2vllm::ReportError(ms2vllm::MakeError(ErrorCode::kResources, "out of memory (see ulimit -v and the memory limit)"));
+  } catch (const std::logic_error& e) {
+    return ms2vllm::ReportError(
+        ms2vllm::MakeError(ErrorCode::kOutput, std::string("internal error (please report it): ") + e.what()));
   } catch (const std::exception& e) {
     // For instance oneTBB's "pthread_create has failed: Resource temporarily unavailable".
-    return ms2vllm::ReportError(ms2vllm::MakeError(ErrorCode::kResources, std::string("out of resources: ") + e.what()));
+    return ms2vllm::ReportError(ms2vllm::MakeError(ErrorCode::kResources, std::string("cannot go on: ") + e.what()));
   }
 }
 
