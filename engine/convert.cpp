@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_set>
 
 #include "engine/cancel.h"
 #include "engine/input_error.h"
@@ -42,10 +43,11 @@ Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& chec
   std::vector<fs::path> inputs = checkpoint.Files();
   inputs.push_back(description);
   if (base_model) inputs.push_back(*base_model);
+  std::unordered_set<std::string> visited;  // a sharded input's files share their ancestors
   for (const auto& input : inputs) {
     std::error_code ec;
     fs::path path = fs::weakly_canonical(fs::absolute(input, ec), ec);
-    for (;; path = path.parent_path()) {
+    for (; visited.insert(path.string()).second; path = path.parent_path()) {
       struct stat info {};
       if (::stat(path.c_str(), &info) == 0 && info.st_dev == directory.st_dev && info.st_ino == directory.st_ino) {
         return MakeError(ErrorCode::kUsage,

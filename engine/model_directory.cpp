@@ -43,10 +43,11 @@ Result<BaseFiles> ListBaseFiles(const ConvertReport& report) {
   fs::directory_iterator it(base_model, ec);
   for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
     std::error_code entry_ec;  // a dangling link fails these checks; that is not a failed listing
+    const std::string name = it->path().filename().string();
     if (it->is_symlink(entry_ec) && !fs::exists(it->path(), entry_ec)) {
       files.dangling.push_back(it->path());
-    } else if (it->is_regular_file(entry_ec) && !IsLeftOutOfModelDirectory(it->path().filename().string()) &&
-               (!report.base_beside_weights || copied_by_msmodelslim(it->path().filename().string()))) {
+    } else if (it->is_regular_file(entry_ec) && !IsLeftOutOfModelDirectory(name) &&
+               (!report.base_beside_weights || copied_by_msmodelslim(name))) {
       files.copied.push_back(it->path());
     }
   }
@@ -172,7 +173,7 @@ void WarnOfLoaders(ConvertReport& report, const std::optional<nlohmann::ordered_
     return;
   }
   nlohmann::ordered_json changed = *base_config;
-  for (const auto& change : StateFloat16ForVllm(report.plan, report.symmetric, changed)) {
+  for (const auto& change : StateFloat16(changed)) {
     report.warnings.Add(WarningKind::kFloat16ForVllm, "config.json " + change);
   }
 }
@@ -261,7 +262,6 @@ nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool
   }
   return config;
 }
-
 
 std::vector<std::string> DescribeModelDirectoryFiles(const ConvertReport& report) {
   std::vector<std::string> lines;

@@ -19,14 +19,19 @@ std::optional<fs::path> IfFile(const fs::path& path) {
   return std::nullopt;
 }
 
-// The quantization_config a file declares: quantize_config.json is one; config.json holds one.
+// The quantization_config a parsed file declares: quantize_config.json is one; config.json holds one.
+std::optional<Json> DeclaredIn(const Json& file, bool nested) {
+  if (!file.is_object()) return std::nullopt;
+  if (!nested) return file;
+  auto it = file.find("quantization_config");
+  if (it == file.end() || !it->is_object()) return std::nullopt;
+  return *it;
+}
+
 std::optional<Json> DeclaredConfig(const fs::path& path, bool nested) {
   auto json = ReadJsonFile(path);
-  if (!json || !json->is_object()) return std::nullopt;
-  if (!nested) return std::move(json).value();
-  auto it = json->find("quantization_config");
-  if (it == json->end() || !it->is_object()) return std::nullopt;
-  return *it;
+  if (!json) return std::nullopt;
+  return DeclaredIn(*json, nested);
 }
 
 // A value as a message shows it: `dynamic` lists a rule per float linear, a few KB on a MoE.
@@ -126,7 +131,7 @@ Result<std::vector<VerifyProblem>> CheckConfigs(const ConvertedFiles& files, con
       continue;
     }
     // A config.json without quantization_config loads as a float model: wrong for quantized weights.
-    auto declared = DeclaredConfig(**path, nested);
+    auto declared = DeclaredIn(*json, nested);
     if (!declared) {
       problems.push_back({(*path)->filename().string(), "has no quantization_config object", {}});
       continue;

@@ -102,14 +102,13 @@ std::string Quantization(const Inspection& s) {
 // Names and messages come from the files: escaped, as the error lines are, so a crafted tensor
 // name cannot drive the terminal.
 void PrintText(const Inspection& s) {
-  const auto shown = [](const std::string& text) { return Printable(text); };
-  std::printf("weights:       %s (%zu file(s), %.2f MB)\n", s.weights.empty() ? "-" : shown(s.weights.string()).c_str(),
+  std::printf("weights:       %s (%zu file(s), %.2f MB)\n", s.weights.empty() ? "-" : Printable(s.weights.string()).c_str(),
               s.files.size(), s.file_bytes / 1e6);
-  std::printf("description:   %s\n", s.description ? shown(s.description->string()).c_str() : "-");
+  std::printf("description:   %s\n", s.description ? Printable(s.description->string()).c_str() : "-");
   std::printf("tensors:       %zu (%.2f MB)\n", s.tensors.size(), s.tensor_bytes / 1e6);
   std::vector<std::string> names;
   size_t width = 4;
-  for (const auto& t : s.tensors) width = std::max(width, names.emplace_back(shown(t.name)).size());
+  for (const auto& t : s.tensors) width = std::max(width, names.emplace_back(Printable(t.name)).size());
   if (!s.tensors.empty()) {
     std::printf("  %-*s %-7s %-18s %14s  %s\n", static_cast<int>(width), "name", "dtype", "shape", "bytes", "label");
   }
@@ -117,20 +116,20 @@ void PrintText(const Inspection& s) {
     const auto& t = s.tensors[i];
     std::printf("  %-*s %-7s %-18s %14llu  %s\n", static_cast<int>(width), names[i].c_str(), DTypeName(t.dtype).data(),
                 ShapeString(t.shape).c_str(), static_cast<unsigned long long>(t.bytes),
-                t.label.empty() ? "-" : shown(t.label).c_str());
+                t.label.empty() ? "-" : Printable(t.label).c_str());
   }
   std::printf("quantization:  %s\n", Quantization(s).c_str());
-  if (!s.packing.empty()) std::printf("packed:        %s\n", shown(s.packing).c_str());
+  if (!s.packing.empty()) std::printf("packed:        %s\n", Printable(s.packing).c_str());
   if (!s.float_linears.empty()) {
-    std::printf("float linears: %zu (e.g. %s)\n", s.float_linears.size(), shown(s.float_linears.front()).c_str());
+    std::printf("float linears: %zu (e.g. %s)\n", s.float_linears.size(), Printable(s.float_linears.front()).c_str());
   }
   std::printf("targets:\n");
   for (const auto& t : s.targets) {
-    std::printf("  %-8s %s%s\n", t.target.c_str(), t.ok ? "yes" : "no: ", shown(t.reason).c_str());
+    std::printf("  %-8s %s%s\n", t.target.c_str(), t.ok ? "yes" : "no: ", Printable(t.reason).c_str());
   }
-  for (const auto& w : s.warnings) std::printf("warning:       %s\n", shown(w).c_str());
+  for (const auto& w : s.warnings) std::printf("warning:       %s\n", Printable(w).c_str());
   if (s.problems.empty()) std::printf("problems:      none\n");
-  for (const auto& p : s.problems) std::printf("problem:       %s\n", shown(p.message).c_str());
+  for (const auto& p : s.problems) std::printf("problem:       %s\n", Printable(p.message).c_str());
 }
 
 }  // namespace
