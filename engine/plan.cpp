@@ -11,10 +11,6 @@
 namespace ms2vllm {
 namespace {
 
-constexpr std::string_view kWeight = ".weight";
-constexpr std::string_view kScale = ".weight_scale";
-constexpr std::string_view kOffset = ".weight_offset";
-
 bool IsQuantLabel(std::string_view label) { return label == "W4A16" || label == "W8A16"; }
 bool Contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 // The layer vLLM loads `linear` into when it fuses it with its siblings ("x.qkv_proj" for
@@ -111,7 +107,8 @@ class Planner {
  public:
   Planner(const TensorTable& table, const Description& description, const PlanOptions& options, int bits,
           const std::atomic<bool>* cancel)
-      : table_(table), description_(description), options_(options), bits_(bits), per_word_(32 / bits), cancel_(cancel) {
+      : table_(table), description_(description), options_(options), bits_(bits), per_word_(32 / bits),
+        geometry_rules_{bits, description.has_version && bits == 4, options.packed}, cancel_(cancel) {
     plan_.bits = bits;
     plan_.target = options.target;
     plan_.gptq_format = options.gptq_format;
@@ -152,18 +149,18 @@ class Planner {
   Status ApplyRule(const std::string& name, const std::string& label, const TensorInfo& source) {
     if (!IsQuantLabel(label)) {
       if (label != "FLOAT") plan_.warnings.Add(WarningKind::kOtherLabel, name + " (" + label + ")");
-      if (name.ends_with(kScale) || name.ends_with(kOffset)) float_scales_and_offsets_.push_back(name);
+      if (name.ends_with(kScaleSuffix) || name.ends_with(kOffsetSuffix)) float_scales_and_offsets_.push_back(name);
       NoteFloatLinear(name, source);
       Emit(Copy(name, source));
       return Ok{};
     }
-    if (name.ends_with(kWeight) && !Contains(name, ".module.weight")) {
-      const std::string linear = Strip(name, kWeight);
+    if (name.ends_with(kWeightSuffix) && !Contains(name, ".module.weight")) {
+      const std::string linear = Strip(name, kWeightSuffix);
       if (table_.Contains(linear + ".module.weight")) return Ok{};
       return EmitQWeight(linear);
     }
-    if (name.ends_with(kScale)) return EmitScales(Strip(name, kScale));
-    if (name.ends_with(kOffset)) return EmitQZeros(Strip(name, kOffset));
+    if (name.ends_with(kScaleSuffix)) return EmitScales(Strip(name, kScaleSuffix));
+    if (name.ends_with(kOffsetSuffix)) return EmitQZeros(Strip(name, kOffsetSuffix));
     if (Contains(name, "module.weight") && !Contains(name, "model.norm")) {
       Emit(Copy(ReplaceAll(name, "module.weight", "weight"), source));
       return Ok{};
@@ -187,10 +184,10 @@ class Planner {
              index_.contains(linear + ".qzeros");
     };
     for (const auto& linear : plan_.float_linears) {
-      if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeight));
+      if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
     for (const auto& name : float_scales_and_offsets_) {
-      const std::string linear = Strip(name, name.ends_with(kScale) ? kScale : kOffset);
+      const std::string linear = Strip(name, name.ends_with(kScaleSuffix) ? kScaleSuffix : kOffsetSuffix);
       if (has_quantized_part(linear)) return contradiction(linear, name);
     }
     return Ok{};
@@ -201,12 +198,12 @@ class Planner {
     MS2VLLM_TRY(AddUndescribedWeights());
     for (const auto& linear : linears_) {
       if (!index_.contains(linear + ".scales")) {
-        UseUndescribed(linear + std::string(kScale));
+        UseUndescribed(linear + std::string(kScaleSuffix));
         MS2VLLM_TRY(EmitScales(linear));
       }
       if (index_.contains(linear + ".qzeros")) continue;
-      if (table_.Contains(linear + std::string(kOffset))) {
-        UseUndescribed(linear + std::string(kOffset));
+      if (table_.Contains(linear + std::string(kOffsetSuffix))) {
+        UseUndescribed(linear + std::string(kOffsetSuffix));
         MS2VLLM_TRY(EmitQZeros(linear));
         continue;
       }
@@ -233,7 +230,7 @@ class Planner {
       if (!index_.contains(linear + ".qweight")) parts_only.push_back(std::move(linear));
     }
     for (const auto& linear : parts_only) {
-      const std::string weight = linear + std::string(kWeight);
+      const std::string weight = linear + std::string(kWeightSuffix);
       if (index_.contains(linear + ".qweight") || used_.contains(weight) || table_.Contains(linear + ".module.weight")) continue;
       UseUndescribed(weight);
       MS2VLLM_TRY(EmitQWeight(linear));
@@ -251,7 +248,7 @@ class Planner {
   Status EmitQWeight(const std::string& linear) {
     MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
     OutputTensor tensor =
-        QuantTensor(linear + ".qweight", TransformKind::kQWeight, table_.Find(linear + std::string(kWeight)), g);
+        QuantTensor(linear + ".qweight", TransformKind::kQWeight, table_.Find(linear + std::string(kWeightSuffix)), g);
     tensor.shape = options_.target == TargetTool::kAwq ? std::vector<uint64_t>{g.in, g.out / 8}
                                                        : std::vector<uint64_t>{g.in / per_word_, g.out};
     Emit(std::move(tensor));
@@ -261,7 +258,7 @@ class Planner {
 
   Status EmitScales(const std::string& linear) {
     MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
-    const TensorInfo* scale = table_.Find(linear + std::string(kScale));
+    const TensorInfo* scale = table_.Find(linear + std::string(kScaleSuffix));
     OutputTensor tensor = QuantTensor(linear + ".scales", TransformKind::kScales, scale, g);
     tensor.dtype = options_.scales_dtype == ScalesDType::kF16    ? DType::kF16
                    : options_.scales_dtype == ScalesDType::kBF16 ? DType::kBF16
@@ -274,7 +271,7 @@ class Planner {
   Status EmitQZeros(const std::string& linear) {
     MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, Geometry(linear));
     OutputTensor tensor =
-        QuantTensor(linear + ".qzeros", TransformKind::kQZeros, table_.Find(linear + std::string(kOffset)), g);
+        QuantTensor(linear + ".qzeros", TransformKind::kQZeros, table_.Find(linear + std::string(kOffsetSuffix)), g);
     tensor.shape = {g.groups, g.out / per_word_};
     plan_.all_offsets_missing = false;
     Emit(std::move(tensor));
@@ -303,9 +300,9 @@ class Planner {
 
   // A linear msModelSlim left in float: a 2-D weight that is neither an embedding nor the head.
   void NoteFloatLinear(const std::string& name, const TensorInfo& source) {
-    if (!name.ends_with(kWeight) || Contains(name, "module.weight") || source.rank() != 2) return;
+    if (!name.ends_with(kWeightSuffix) || Contains(name, "module.weight") || source.rank() != 2) return;
     if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;
-    plan_.float_linears.push_back(Strip(name, kWeight));
+    plan_.float_linears.push_back(Strip(name, kWeightSuffix));
   }
 
   // An ascendV1 description states its group_size. The tensors' shapes decide; one that
@@ -353,103 +350,11 @@ class Planner {
 
   Result<LinearGeometry> Geometry(const std::string& linear) {
     if (auto it = geometry_.find(linear); it != geometry_.end()) return it->second;
-    MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, ComputeGeometry(linear));
-    MS2VLLM_TRY(CheckTargetLayout(linear, g));
+    MS2VLLM_ASSIGN_OR_RETURN(LinearGeometry g, ReadLinearGeometry(table_, linear, geometry_rules_, plan_.warnings));
+    MS2VLLM_TRY(CheckTargetLayout(linear, g, options_.target, bits_));
     geometry_order_.push_back(linear);
     geometry_.emplace(linear, g);
     return g;
-  }
-
-  Result<LinearGeometry> ComputeGeometry(const std::string& linear) {
-    const std::string weight_name = linear + std::string(kWeight);
-    const std::string scale_name = linear + std::string(kScale);
-    const TensorInfo* weight = table_.Find(weight_name);
-    const TensorInfo* scale = table_.Find(scale_name);
-    if (weight == nullptr) return Invalid(linear + ": has a weight_scale or weight_offset but no " + weight_name);
-    if (weight->dtype != DType::kI8) {
-      return Invalid(weight_name + ": a quantized weight must be I8, it is " + std::string(DTypeName(weight->dtype)));
-    }
-    if (weight->rank() != 2 || weight->numel() == 0) {
-      return Invalid(weight_name + ": a quantized weight must be a non-empty 2-D [out, in] tensor, it is " +
-                     ShapeString(weight->shape));
-    }
-    if (scale == nullptr) return Invalid(weight_name + ": its scale " + scale_name + " is missing from the checkpoint");
-    if (scale->dtype != DType::kF32 && scale->dtype != DType::kF16 && scale->dtype != DType::kBF16) {
-      return Invalid(scale_name + ": a scale must be F32, F16 or BF16, it is " + std::string(DTypeName(scale->dtype)));
-    }
-    const uint64_t rows = weight->shape[0], cols = weight->shape[1];
-    const bool ascend_v1 = description_.has_version && bits_ == 4;
-    const auto may_be_packed = [&](bool shape_fits) {
-      return options_.packed == PackedMode::kYes || (options_.packed == PackedMode::kAuto && ascend_v1 && shape_fits);
-    };
-    LinearGeometry g;
-    if (scale->rank() == 2 && scale->shape[1] > 1) {  // per-group [out, G]
-      g.out = scale->shape[0];
-      g.groups = scale->shape[1];
-      g.in = cols;
-      if (may_be_packed(rows * 2 == g.out && rows != g.out)) {
-        if (rows * 2 != g.out) return PackedShapeError(weight_name, *weight, *scale);
-        g.packing = LinearGeometry::Packing::kPairsAlongOut;
-      } else if (rows != g.out) {
-        return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
-                           ShapeString(weight->shape) + " (expected [" + std::to_string(rows) + ", G])");
-      }
-    } else if (scale->rank() == 1 || scale->rank() == 2) {  // per-channel [out, 1] or legacy [out*G, 1] / [out]
-      const uint64_t count = scale->numel();
-      if (may_be_packed(count == rows)) {
-        if (count != rows) return PackedShapeError(weight_name, *weight, *scale);
-        g.out = rows;
-        g.in = cols * 2;
-        g.packing = LinearGeometry::Packing::kPairsAlongIn;
-      } else {
-        if (count == 0 || count % rows != 0) {
-          return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
-                             ShapeString(weight->shape));
-        }
-        g.out = rows;
-        g.in = cols;
-        g.groups = count / rows;
-        if (scale->rank() == 1 || g.groups > 1) plan_.warnings.Add(WarningKind::kLegacyScaleShape, scale_name);
-      }
-    } else {
-      return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " is not [out, G]");
-    }
-    if (g.packing != LinearGeometry::Packing::kNone) {
-      if (bits_ != 4) return Unsupported(weight_name + ": --packed applies to W4A16 only");
-      plan_.warnings.Add(WarningKind::kPackedInput, weight_name);
-    }
-    if (g.in % g.groups != 0) {
-      return Unsupported(scale_name + ": " + std::to_string(g.groups) + " groups do not divide the " +
-                         std::to_string(g.in) + " input columns of " + weight_name);
-    }
-    if (const TensorInfo* offset = table_.Find(linear + std::string(kOffset))) {
-      if (offset->numel() != g.out * g.groups || offset->rank() > 2 || offset->dtype == DType::kBool) {
-        return Unsupported(offset->name + ": " + std::string(DTypeName(offset->dtype)) + " " +
-                           ShapeString(offset->shape) + " does not fit its scale " + ShapeString(scale->shape));
-      }
-    }
-    return g;
-  }
-
-  Error PackedShapeError(const std::string& weight_name, const TensorInfo& weight, const TensorInfo& scale) const {
-    return Unsupported(weight_name + ": packed W4A16 weight " + ShapeString(weight.shape) + " does not fit its scale " +
-                       ShapeString(scale.shape) + " (expected [out/2, in] per-group or [out, in/2] per-channel)");
-  }
-
-  // SPEC 4: shapes the target layout cannot hold are refused, never reshaped by guess.
-  Status CheckTargetLayout(const std::string& linear, const LinearGeometry& g) const {
-    const std::string weight_name = linear + std::string(kWeight);
-    if (options_.target == TargetTool::kAwq) {
-      if (g.out % 8 != 0) {
-        return Unsupported(weight_name + ": AWQ packs 8 output channels per word, but out = " + std::to_string(g.out));
-      }
-      return Ok{};
-    }
-    if (g.in % per_word_ != 0 || g.out % per_word_ != 0) {
-      return Unsupported(weight_name + ": GPTQ " + std::to_string(bits_) + "-bit packs " + std::to_string(per_word_) +
-                         " values per word, but the weight is [" + std::to_string(g.out) + ", " + std::to_string(g.in) + "]");
-    }
-    return Ok{};
   }
 
   // SPEC 5: the model's one group size. msModelSlim writes a [out, 1] scale for a linear whose
@@ -467,7 +372,7 @@ class Planner {
       const LinearGeometry& g = geometry_.at(linear);
       const bool own_group_size = g.in / g.groups == *plan_.group_size;
       if (options_.target == TargetTool::kAwq && g.groups == 1 && (plan_.per_channel || !own_group_size)) {
-        return Unsupported(linear + std::string(kWeight) +
+        return Unsupported(linear + std::string(kWeightSuffix) +
                            ": AWQ has no per-channel layout (no single group_size describes it); use --target_tool gptq");
       }
       if (own_group_size || plan_.per_channel || plan_.group_size_conflict) continue;
@@ -485,6 +390,7 @@ class Planner {
   const PlanOptions& options_;
   const int bits_;
   const uint64_t per_word_;
+  const GeometryRules geometry_rules_;
   const std::atomic<bool>* cancel_;
   Plan plan_;
   std::unordered_map<std::string, size_t> index_;
@@ -517,7 +423,7 @@ Result<Plan> BuildPlan(const TensorTable& table, const Description& description,
   if (options.target == TargetTool::kAwq && bits == 8) {
     std::string first;
     for (const auto& entry : description.entries) {
-      if (IsQuantLabel(entry.label) && entry.name.ends_with(kWeight) && table.Contains(entry.name)) {
+      if (IsQuantLabel(entry.label) && entry.name.ends_with(kWeightSuffix) && table.Contains(entry.name)) {
         first = entry.name + ": ";
         break;
       }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/linear_geometry.h"
 #include "engine/options.h"
 #include "engine/warnings.h"
 #include "io/description.h"
@@ -16,14 +17,6 @@
 #include "io/tensor_table.h"
 
 namespace ms2vllm {
-
-// How the int8 values of one quantized linear are stored and how they group.
-struct LinearGeometry {
-  uint64_t out = 0;
-  uint64_t in = 0;
-  uint64_t groups = 1;  // G: scale columns; in / G is the group size
-  enum class Packing { kNone, kPairsAlongOut, kPairsAlongIn } packing = Packing::kNone;
-};
 
 enum class TransformKind {
   kCopy,            // bytes unchanged

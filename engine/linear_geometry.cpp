@@ -1,0 +1,103 @@
+#include "engine/linear_geometry.h"
+
+namespace ms2vllm {
+namespace {
+
+Error Unsupported(const std::string& what) { return MakeError(ErrorCode::kUnsupported, what); }
+Error Invalid(const std::string& what) { return MakeError(ErrorCode::kInvalidInput, what); }
+
+Error PackedShapeError(const std::string& weight_name, const TensorInfo& weight, const TensorInfo& scale) {
+  return Unsupported(weight_name + ": packed W4A16 weight " + ShapeString(weight.shape) + " does not fit its scale " +
+                     ShapeString(scale.shape) + " (expected [out/2, in] per-group or [out, in/2] per-channel)");
+}
+
+}  // namespace
+
+Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::string& linear,
+                                          const GeometryRules& rules, Warnings& warnings) {
+  const std::string weight_name = linear + std::string(kWeightSuffix);
+  const std::string scale_name = linear + std::string(kScaleSuffix);
+  const TensorInfo* weight = table.Find(weight_name);
+  const TensorInfo* scale = table.Find(scale_name);
+  if (weight == nullptr) return Invalid(linear + ": has a weight_scale or weight_offset but no " + weight_name);
+  if (weight->dtype != DType::kI8) {
+    return Invalid(weight_name + ": a quantized weight must be I8, it is " + std::string(DTypeName(weight->dtype)));
+  }
+  if (weight->rank() != 2 || weight->numel() == 0) {
+    return Invalid(weight_name + ": a quantized weight must be a non-empty 2-D [out, in] tensor, it is " +
+                   ShapeString(weight->shape));
+  }
+  if (scale == nullptr) return Invalid(weight_name + ": its scale " + scale_name + " is missing from the checkpoint");
+  if (scale->dtype != DType::kF32 && scale->dtype != DType::kF16 && scale->dtype != DType::kBF16) {
+    return Invalid(scale_name + ": a scale must be F32, F16 or BF16, it is " + std::string(DTypeName(scale->dtype)));
+  }
+  const uint64_t rows = weight->shape[0], cols = weight->shape[1];
+  const auto may_be_packed = [&](bool shape_fits) {
+    return rules.packed == PackedMode::kYes || (rules.packed == PackedMode::kAuto && rules.ascend_v1 && shape_fits);
+  };
+  LinearGeometry g;
+  if (scale->rank() == 2 && scale->shape[1] > 1) {  // per-group [out, G]
+    g.out = scale->shape[0];
+    g.groups = scale->shape[1];
+    g.in = cols;
+    if (may_be_packed(rows * 2 == g.out && rows != g.out)) {
+      if (rows * 2 != g.out) return PackedShapeError(weight_name, *weight, *scale);
+      g.packing = LinearGeometry::Packing::kPairsAlongOut;
+    } else if (rows != g.out) {
+      return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
+                         ShapeString(weight->shape) + " (expected [" + std::to_string(rows) + ", G])");
+    }
+  } else if (scale->rank() == 1 || scale->rank() == 2) {  // per-channel [out, 1] or legacy [out*G, 1] / [out]
+    const uint64_t count = scale->numel();
+    if (may_be_packed(count == rows)) {
+      if (count != rows) return PackedShapeError(weight_name, *weight, *scale);
+      g.out = rows;
+      g.in = cols * 2;
+      g.packing = LinearGeometry::Packing::kPairsAlongIn;
+    } else {
+      if (count == 0 || count % rows != 0) {
+        return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
+                           ShapeString(weight->shape));
+      }
+      g.out = rows;
+      g.in = cols;
+      g.groups = count / rows;
+      if (scale->rank() == 1 || g.groups > 1) warnings.Add(WarningKind::kLegacyScaleShape, scale_name);
+    }
+  } else {
+    return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " is not [out, G]");
+  }
+  if (g.packing != LinearGeometry::Packing::kNone) {
+    if (rules.bits != 4) return Unsupported(weight_name + ": --packed applies to W4A16 only");
+    warnings.Add(WarningKind::kPackedInput, weight_name);
+  }
+  if (g.in % g.groups != 0) {
+    return Unsupported(scale_name + ": " + std::to_string(g.groups) + " groups do not divide the " +
+                       std::to_string(g.in) + " input columns of " + weight_name);
+  }
+  if (const TensorInfo* offset = table.Find(linear + std::string(kOffsetSuffix))) {
+    if (offset->numel() != g.out * g.groups || offset->rank() > 2 || offset->dtype == DType::kBool) {
+      return Unsupported(offset->name + ": " + std::string(DTypeName(offset->dtype)) + " " +
+                         ShapeString(offset->shape) + " does not fit its scale " + ShapeString(scale->shape));
+    }
+  }
+  return g;
+}
+
+Status CheckTargetLayout(const std::string& linear, const LinearGeometry& g, TargetTool target, int bits) {
+  const std::string weight_name = linear + std::string(kWeightSuffix);
+  if (target == TargetTool::kAwq) {
+    if (g.out % 8 != 0) {
+      return Unsupported(weight_name + ": AWQ packs 8 output channels per word, but out = " + std::to_string(g.out));
+    }
+    return Ok{};
+  }
+  const uint64_t per_word = 32 / bits;
+  if (g.in % per_word != 0 || g.out % per_word != 0) {
+    return Unsupported(weight_name + ": GPTQ " + std::to_string(bits) + "-bit packs " + std::to_string(per_word) +
+                       " values per word, but the weight is [" + std::to_string(g.out) + ", " + std::to_string(g.in) + "]");
+  }
+  return Ok{};
+}
+
+}  // namespace ms2vllm

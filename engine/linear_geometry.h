@@ -1,0 +1,43 @@
+// How one quantized linear's int8 values are stored and grouped, read from the shapes of its
+// weight, scale and offset (SPEC 1), and whether the target layout can hold it (SPEC 4).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "engine/options.h"
+#include "engine/warnings.h"
+#include "io/status.h"
+#include "io/tensor_table.h"
+
+namespace ms2vllm {
+
+// The names of a quantized linear X's input tensors are X plus these.
+inline constexpr std::string_view kWeightSuffix = ".weight";
+inline constexpr std::string_view kScaleSuffix = ".weight_scale";
+inline constexpr std::string_view kOffsetSuffix = ".weight_offset";
+
+struct LinearGeometry {
+  uint64_t out = 0;
+  uint64_t in = 0;
+  uint64_t groups = 1;  // G: scale columns; in / G is the group size
+  enum class Packing { kNone, kPairsAlongOut, kPairsAlongIn } packing = Packing::kNone;
+};
+
+// What decides a linear's geometry besides its tensors.
+struct GeometryRules {
+  int bits = 4;
+  bool ascend_v1 = false;  // the description has a `version` key: its W4A16 weights may be packed
+  PackedMode packed = PackedMode::kAuto;
+};
+
+// Reads `linear`'s geometry from `linear`.weight, .weight_scale and .weight_offset. Warns of
+// legacy scale shapes and of packed weights; refuses tensors whose dtypes or shapes do not fit.
+Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::string& linear,
+                                          const GeometryRules& rules, Warnings& warnings);
+
+// Shapes the target layout cannot hold are refused, never reshaped by guess.
+Status CheckTargetLayout(const std::string& linear, const LinearGeometry& g, TargetTool target, int bits);
+
+}  // namespace ms2vllm
