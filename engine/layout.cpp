@@ -5,8 +5,8 @@
 #include <string_view>
 
 #include "engine/cancel.h"
+#include "io/durable_file.h"
 #include "io/json_append.h"
-#include "io/json_file.h"
 
 namespace ms2vllm {
 namespace {

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <optional>
 
+#include "io/durable_file.h"
 #include "io/json_file.h"
 
 namespace ms2vllm {
