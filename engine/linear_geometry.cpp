@@ -11,7 +11,40 @@ Error PackedShapeError(const std::string& weight_name, const TensorInfo& weight,
                      ShapeString(scale.shape) + " (expected [out/2, in] per-group or [out, in/2] per-channel)");
 }
 
+// SPEC 1: an ascendV1 save pairs a one-column scale's weight along `in`. Its shape cannot tell
+// packed from unpacked, so the checkpoint's per-group weights decide, or the `version` key alone
+// when there are none (a per-channel checkpoint).
+// Under --packed auto.
+Result<bool> OneColumnWeightIsPacked(const std::string& weight_name, const GeometryRules& rules) {
+  if (!rules.ascend_v1) return false;
+  switch (rules.evidence) {
+    case PackedEvidence::kNone: return true;
+    case PackedEvidence::kPacked: return true;
+    case PackedEvidence::kUnpacked: return false;
+    case PackedEvidence::kBoth: break;
+  }
+  return Unsupported(weight_name + ": cannot tell whether it holds two 4-bit values per byte: the checkpoint's "
+                     "per-group weights are saved both ways; say which with --packed yes or --packed no");
+}
+
 }  // namespace
+
+PackedEvidence FindPackedEvidence(const TensorTable& table, const Description& description) {
+  bool packed = false, unpacked = false;
+  for (const auto& entry : description.entries) {
+    if (entry.label != "W4A16" || !entry.name.ends_with(kScaleSuffix)) continue;
+    const TensorInfo* scale = table.Find(entry.name);
+    const TensorInfo* weight =
+        table.Find(entry.name.substr(0, entry.name.size() - kScaleSuffix.size()) + std::string(kWeightSuffix));
+    if (scale == nullptr || weight == nullptr || scale->rank() != 2 || scale->shape[1] < 2 || weight->rank() != 2) continue;
+    packed |= weight->shape[0] * 2 == scale->shape[0];
+    unpacked |= weight->shape[0] == scale->shape[0];
+  }
+  return packed && unpacked ? PackedEvidence::kBoth
+         : packed           ? PackedEvidence::kPacked
+         : unpacked         ? PackedEvidence::kUnpacked
+                            : PackedEvidence::kNone;
+}
 
 Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::string& linear,
                                           const GeometryRules& rules, Warnings& warnings) {
@@ -49,7 +82,15 @@ Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::s
     }
   } else if (scale->rank() == 1 || scale->rank() == 2) {  // per-channel [out, 1] or legacy [out*G, 1] / [out]
     const uint64_t count = scale->numel();
-    if (may_be_packed(count == rows)) {
+    if (scale->rank() == 1 && count != rows) {  // [out] per channel is the only 1-D scale msModelSlim writes
+      return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
+                         ShapeString(weight->shape) + " (expected [" + std::to_string(rows) + ", G])");
+    }
+    bool packed = rules.packed == PackedMode::kYes;
+    if (rules.packed == PackedMode::kAuto && count == rows) {
+      MS2VLLM_ASSIGN_OR_RETURN(packed, OneColumnWeightIsPacked(weight_name, rules));
+    }
+    if (packed) {
       if (count != rows) return PackedShapeError(weight_name, *weight, *scale);
       g.out = rows;
       g.in = cols * 2;
@@ -67,16 +108,13 @@ Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::s
   } else {
     return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " is not [out, G]");
   }
-  if (g.packing != LinearGeometry::Packing::kNone) {
-    if (rules.bits != 4) return Unsupported(weight_name + ": --packed applies to W4A16 only");
-    warnings.Add(WarningKind::kPackedInput, weight_name);
-  }
+  if (g.packing != LinearGeometry::Packing::kNone) warnings.Add(WarningKind::kPackedInput, weight_name);
   if (g.in % g.groups != 0) {
     return Unsupported(scale_name + ": " + std::to_string(g.groups) + " groups do not divide the " +
                        std::to_string(g.in) + " input columns of " + weight_name);
   }
   if (const TensorInfo* offset = table.Find(linear + std::string(kOffsetSuffix))) {
-    if (offset->numel() != g.out * g.groups || offset->rank() > 2 || offset->dtype == DType::kBool) {
+    if (offset->shape != scale->shape || offset->dtype == DType::kBool) {
       return Unsupported(offset->name + ": " + std::string(DTypeName(offset->dtype)) + " " +
                          ShapeString(offset->shape) + " does not fit its scale " + ShapeString(scale->shape));
     }

@@ -8,6 +8,7 @@
 
 #include "engine/options.h"
 #include "engine/warnings.h"
+#include "io/description.h"
 #include "io/status.h"
 #include "io/tensor_table.h"
 
@@ -25,11 +26,19 @@ struct LinearGeometry {
   enum class Packing { kNone, kPairsAlongOut, kPairsAlongIn } packing = Packing::kNone;
 };
 
+// How the checkpoint's own per-group W4A16 weights are stored, which their shapes show: [out/2, in]
+// packed, [out, in] not. A weight beside a one-column scale shows nothing ([out, in/2] packed looks
+// like an unpacked [out, in]), and one checkpoint is saved one way, so the others decide for it.
+enum class PackedEvidence { kNone, kPacked, kUnpacked, kBoth };
+
+// Reads the evidence from the linears the description labels W4A16.
+PackedEvidence FindPackedEvidence(const TensorTable& table, const Description& description);
+
 // What decides a linear's geometry besides its tensors.
 struct GeometryRules {
-  int bits = 4;
   bool ascend_v1 = false;  // the description has a `version` key: its W4A16 weights may be packed
   PackedMode packed = PackedMode::kAuto;
+  PackedEvidence evidence = PackedEvidence::kNone;  // decides one-column scales' weights under kAuto
 };
 
 // Reads `linear`'s geometry from `linear`.weight, .weight_scale and .weight_offset. Warns of

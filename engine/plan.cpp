@@ -108,7 +108,7 @@ class Planner {
   Planner(const TensorTable& table, const Description& description, const PlanOptions& options, int bits,
           const std::atomic<bool>* cancel)
       : table_(table), description_(description), options_(options), bits_(bits), per_word_(32 / bits),
-        geometry_rules_{bits, description.has_version && bits == 4, options.packed}, cancel_(cancel) {
+        geometry_rules_(RulesFor(table, description, options, bits)), cancel_(cancel) {
     plan_.bits = bits;
     plan_.target = options.target;
     plan_.gptq_format = options.gptq_format;
@@ -120,6 +120,7 @@ class Planner {
       if (Cancelled(cancel_)) return Interrupted();
       const TensorInfo* source = table_.Find(entry.name);
       if (source == nullptr) {  // a key that is no tensor (version, model_quant_type, ...), or a missing tensor
+        MS2VLLM_TRY(CheckNoListedOffsetIsMissing(entry));
         if (LooksLikeATensor(entry)) plan_.warnings.Add(WarningKind::kNotInCheckpoint, entry.name);
         continue;
       }
@@ -168,6 +169,18 @@ class Planner {
     if (Contains(name, "model.norm.module.bias") || Contains(name, "model.norm.module.weight")) return Ok{};
     Emit(Copy(name, source));
     return Ok{};
+  }
+
+  // A linear whose listed offset is missing would be written as symmetric, and an asymmetric
+  // model would dequantize wrongly with nothing to show for it. Other missing tensors are missing
+  // from the output too, which loaders refuse loudly.
+  Status CheckNoListedOffsetIsMissing(const DescriptionEntry& entry) const {
+    if (!IsQuantLabel(entry.label) || !entry.name.ends_with(kOffsetSuffix)) return Ok{};
+    const std::string linear = Strip(entry.name, kOffsetSuffix);
+    if (!table_.Contains(linear + std::string(kWeightSuffix))) return Ok{};
+    return Invalid(description_.path + " lists " + entry.name +
+                   ", which the checkpoint lacks: " + linear + " would be taken as symmetric (offset 0) and "
+                   "dequantize wrongly; give the whole checkpoint (its index or directory), not one shard");
   }
 
   // A weight labelled FLOAT beside a scale or offset labelled quantized, or the reverse: written as
@@ -381,6 +394,13 @@ class Planner {
     return Ok{};
   }
 
+  static GeometryRules RulesFor(const TensorTable& table, const Description& description, const PlanOptions& options,
+                                int bits) {
+    GeometryRules rules{.ascend_v1 = description.has_version && bits == 4, .packed = options.packed};
+    if (rules.ascend_v1 && rules.packed == PackedMode::kAuto) rules.evidence = FindPackedEvidence(table, description);
+    return rules;
+  }
+
   static std::string GroupText(const LinearGeometry& g) {
     return g.groups == 1 ? "per-channel" : std::to_string(g.in / g.groups);
   }
@@ -429,6 +449,9 @@ Result<Plan> BuildPlan(const TensorTable& table, const Description& description,
       }
     }
     return Unsupported(first + "W8A16 cannot be converted to AWQ: AutoAWQ and vLLM's AWQ kernels are 4-bit only; use --target_tool gptq");
+  }
+  if (options.packed == PackedMode::kYes && bits != 4) {
+    return Unsupported("--packed yes: only W4A16 weights are stored two per byte; W8A16 weights never are");
   }
   Planner planner(table, description, options, bits, cancel);
   return planner.Run();

@@ -703,6 +703,36 @@ TEST_F(PlanTest, RefusesAnOffsetThatDoesNotFitItsScale) {
   EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported), "l.weight_offset");
 }
 
+TEST_F(PlanTest, RefusesAnOffsetOfTheRightSizeInAnotherShape) {
+  // [G, out] (already transposed) or flat: reading either as [out, G] would be a guess.
+  for (const Shape& shape : {Shape{2, 24}, Shape{48}, Shape{48, 1}}) {
+    SCOPED_TRACE(ShapeString(shape));
+    table_ = {};
+    description_ = {};
+    Described("l.weight", DType::kI8, {24, 96}, "W4A16");
+    Described("l.weight_scale", DType::kF32, {24, 2}, "W4A16");
+    Described("l.weight_offset", DType::kF32, shape, "W4A16");
+    EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported), "l.weight_offset");
+  }
+}
+
+TEST_F(PlanTest, RefusesAFlatScaleOfSeveralGroups) {
+  // Only [out] is a 1-D scale msModelSlim writes (per channel); [out*G] would be reshaped by guess.
+  Described("l.weight", DType::kI8, {24, 96}, "W4A16");
+  Described("l.weight_scale", DType::kF32, {48}, "W4A16");
+  EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, Gptq()), "l.weight_scale");
+}
+
+TEST_F(PlanTest, RefusesAListedOffsetTheCheckpointLacks) {
+  // One shard given alone: converted as symmetric, an asymmetric linear would dequantize wrongly.
+  Described("l.weight", DType::kI8, {24, 96}, "W4A16");
+  Described("l.weight_scale", DType::kF32, {24, 2}, "W4A16");
+  Entry("l.weight_offset", "W4A16");
+  const std::string message = BuildError(ErrorCode::kInvalidInput);
+  EXPECT_CONTAINS(message, "desc.json lists l.weight_offset");
+  EXPECT_CONTAINS(message, "not one shard");
+}
+
 TEST_F(PlanTest, RefusesAQuantizedWeightThatIsNotI8) {
   Described("l.weight", DType::kI32, {24, 96}, "W4A16");
   Described("l.weight_scale", DType::kF32, {24, 2}, "W4A16");
@@ -827,7 +857,55 @@ TEST_F(PlanTest, W8A16IsNeverPacked) {
   description_.entries.clear();
   Described("l.weight", DType::kI8, {24, 48}, "W8A16");
   Described("l.weight_scale", DType::kF32, {24, 1}, "W8A16");
-  EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, options), "W4A16 only");
+  EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, options), "W8A16 weights never are");
+  // Per group too: said as such, not as a weight that does not fit its scale.
+  table_ = {};
+  description_.entries.clear();
+  Linear("g", 24, 96, 2, "W8A16");
+  EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, options), "W8A16 weights never are");
+}
+
+// A one-column scale's weight has the same shape packed ([out, in/2]) as unpacked [out, in]
+// would have at half the width: the checkpoint's per-group weights say how it was saved.
+TEST_F(PlanTest, OneColumnLinearFollowsItsPerGroupSiblings) {
+  for (const bool siblings_packed : {false, true}) {
+    SCOPED_TRACE(siblings_packed);
+    table_ = {};
+    description_ = {};
+    description_.has_version = true;
+    description_.group_size = 64;
+    if (siblings_packed) {
+      Described("q.weight", DType::kI8, {12, 128}, "W4A16");  // [out/2, in]
+      Described("q.weight_scale", DType::kF32, {24, 2}, "W4A16");
+    } else {
+      Linear("q", 24, 128, 2);
+    }
+    // A linear as wide as one group: [out, 1] scale.
+    Described("one.weight", DType::kI8, {24, siblings_packed ? 32u : 64u}, "W4A16");
+    Described("one.weight_scale", DType::kF32, {24, 1}, "W4A16");
+    const Plan plan = BuildOk(Gptq());
+    const OutputTensor& one = Get(plan, "one.qweight");
+    EXPECT_EQ(one.geometry.packing,
+              siblings_packed ? LinearGeometry::Packing::kPairsAlongIn : LinearGeometry::Packing::kNone);
+    EXPECT_EQ(one.geometry.in, 64u);
+    EXPECT_EQ(one.shape, (Shape{8, 24}));
+    EXPECT_EQ(plan.group_size, 64u);
+  }
+}
+
+TEST_F(PlanTest, OneColumnLinearBesideSiblingsSavedBothWaysNeedsPacked) {
+  description_.has_version = true;
+  Described("p.weight", DType::kI8, {12, 128}, "W4A16");  // packed
+  Described("p.weight_scale", DType::kF32, {24, 2}, "W4A16");
+  Linear("u", 24, 128, 2);  // unpacked
+  Described("one.weight", DType::kI8, {24, 64}, "W4A16");
+  Described("one.weight_scale", DType::kF32, {24, 1}, "W4A16");
+  const std::string message = BuildError(ErrorCode::kUnsupported, Gptq());
+  EXPECT_CONTAINS(message, "one.weight");
+  EXPECT_CONTAINS(message, "--packed");
+  PlanOptions options = Gptq();
+  options.packed = PackedMode::kNo;  // then the packed sibling does not fit: the user decides
+  EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, options), "p.weight_scale");
 }
 
 }  // namespace
