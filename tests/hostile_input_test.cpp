@@ -234,6 +234,8 @@ std::vector<Case> Cases() {
      {"shape-overflow-dtype.safetensors", "tensor 't.weight' shape is too large (overflow)"}},
     {"shape_mismatch", Weights("header/shape-mismatch.safetensors"), 3,
      {"shape-mismatch.safetensors", "tensor 't.weight' holds 8 bytes but F32 [4] needs 16"}},
+    {"shape_mismatch_larger", Weights("header/shape-mismatch-larger.safetensors"), 3,
+     {"shape-mismatch-larger.safetensors", "tensor 't.weight' holds 32 bytes but F32 [4] needs 16"}},
     {"offsets_one_number", Weights("header/offsets-one-number.safetensors"), 3,
      {"offsets-one-number.safetensors", "tensor 't.weight' data_offsets must hold 2 numbers"}},
     {"offsets_three_numbers", Weights("header/offsets-three-numbers.safetensors"), 3,

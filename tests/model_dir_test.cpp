@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/convert.h"
+#include "engine/model_directory.h"
 #include "kernels/float_convert.h"
 #include "tests/test_support.h"
 
@@ -408,6 +409,10 @@ TEST(ModelDirectory, ABaseConfigOfAnotherShapeIsRefusedInADryRun) {
   EXPECT_CONTAINS(message, "vocab_size 151936 but model.embed_tokens.weight is [32, 96]");
   EXPECT_CONTAINS(message, "hidden_size 128 but model.embed_tokens.weight is [32, 96]");
   EXPECT_CONTAINS(message, "num_hidden_layers 28 but the checkpoint has 2 layer(s)");
+  // One layer more than the checkpoint holds is refused too: a loader would find it missing.
+  const auto one_more = dry_run_with(R"({"hidden_size": 96, "vocab_size": 32, "num_hidden_layers": 3})");
+  ASSERT_FALSE(one_more.ok());
+  EXPECT_CONTAINS(one_more.error().message, "num_hidden_layers 3 but the checkpoint has 2 layer(s)");
   EXPECT_FALSE(fs::exists(dir / "out"));
 }
 
@@ -615,6 +620,34 @@ TEST(ModelDirectory, ConfigStatesFloat16WhereVllmRunsTheLayoutInFloat16Only) {
       EXPECT_EQ(line.empty(), std::string(c.warned).empty()) << line;
       EXPECT_NE(line.find(c.warned), std::string::npos) << line;
     }
+  }
+}
+
+// The group sizes of Marlin, vLLM's kernels that also run in bfloat16, are decided on the plan
+// alone; the test models above are too narrow for 64 and 128.
+TEST(ModelDirectory, Float16IsStatedForTheGroupSizesMarlinLacks) {
+  struct Case {
+    std::optional<uint64_t> group_size;  // nullopt: per channel
+    TargetTool target;
+    bool symmetric;
+    bool float16;
+  };
+  const Case cases[] = {{32, TargetTool::kAwq, false, false},     {64, TargetTool::kAwq, false, false},
+                        {128, TargetTool::kAwq, false, false},    {64, TargetTool::kGptq, true, false},
+                        {128, TargetTool::kGptq, true, false},    {std::nullopt, TargetTool::kGptq, true, false},
+                        {48, TargetTool::kAwq, false, true},      {256, TargetTool::kGptq, true, true},
+                        {128, TargetTool::kGptq, false, true}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << c.group_size.value_or(0) << (c.target == TargetTool::kAwq ? " awq" : " gptq")
+                                    << (c.symmetric ? " sym" : " asym"));
+    Plan plan;
+    plan.target = c.target;
+    plan.group_size = c.group_size.value_or(96);
+    plan.per_channel = !c.group_size;
+    ordered_json config = ordered_json::parse(R"({"model_type": "qwen2", "torch_dtype": "bfloat16"})");
+    const std::vector<std::string> changes = StateFloat16ForVllm(plan, c.symmetric, config);
+    EXPECT_EQ(!changes.empty(), c.float16);
+    EXPECT_EQ(config["torch_dtype"], c.float16 ? "float16" : "bfloat16");
   }
 }
 

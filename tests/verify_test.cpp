@@ -671,6 +671,65 @@ TEST_F(VerifyDamageTest, CommandExitsZeroThenSixNamingTheTensor) {
   EXPECT_EQ(wrong_format.exit_code, 6) << wrong_format.output;
 }
 
+// Damage anywhere is found: the first and the last byte of every tensor, in both layouts, and both
+// ways a check reads (a tile's last rows and a copy's last chunk are where a check could stop short).
+class VerifyEveryTensorTest : public ::testing::TestWithParam<TargetTool> {};
+
+TEST_P(VerifyEveryTensorTest, AFlippedByteAtEitherEndOfAnyTensorIsFound) {
+  const fs::path model = GoldenDir() / "w4a16-g64-gptq";
+  TempDir out;
+  const fs::path converted = out / "res.safetensors";
+  PlanOptions plan;
+  plan.target = GetParam();
+  ConvertOrDie(model, converted, plan);
+  std::vector<std::pair<std::string, uint64_t>> tensors;
+  {
+    auto checkpoint = Checkpoint::Open(converted);
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.error().message;
+    for (const auto& tensor : checkpoint->table().tensors()) tensors.emplace_back(tensor.name, tensor.byte_size);
+  }
+  ASSERT_GT(tensors.size(), 20u);
+  VerifyRequest request = RequestFor(model, converted);
+  request.target = GetParam();
+  for (const auto& [name, size] : tensors) {
+    for (const uint64_t byte : {uint64_t{0}, size - 1}) {
+      FlipByte(converted, name, byte);
+      for (const uint64_t copy_below : {uint64_t{0}, UINT64_MAX}) {
+        request.settings.copy_below_bytes = copy_below;
+        const VerifyReport report = VerifyOrDie(request);
+        EXPECT_TRUE(NamesTensor(report, name)) << name << " byte " << byte << " copy_below " << copy_below;
+      }
+      FlipByte(converted, name, byte);  // mended for the next
+    }
+  }
+  EXPECT_TRUE(VerifyOrDie(request).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, VerifyEveryTensorTest, ::testing::Values(TargetTool::kAwq, TargetTool::kGptq),
+                         [](const auto& info) { return info.param == TargetTool::kAwq ? "awq" : "gptq"; });
+
+// The format and scale dtype flags reach the check: an undamaged output verifies with the flags
+// it was written with, and fails with the others.
+TEST(VerifyCommandTest, GptqFormatAndScalesDTypeFlagsAreObeyed) {
+  const fs::path model = GoldenDir() / "w4a16-g64-gptq";
+  TempDir out;
+  const fs::path v2 = out / "v2.safetensors", bf16 = out / "bf16.safetensors";
+  const std::string convert = "--model " + model.string() + " --target_tool gptq -q";
+  ASSERT_EQ(RunMs2vllm(convert + " --gptq-format v2 --save_path " + v2.string()).exit_code, 0);
+  ASSERT_EQ(RunMs2vllm(convert + " --scales-dtype bf16 --save_path " + bf16.string()).exit_code, 0);
+  auto written = Checkpoint::Open(bf16);
+  ASSERT_TRUE(written.ok()) << written.error().message;
+  EXPECT_EQ(written->table().Find("model.layers.0.mlp.up_proj.scales")->dtype, DType::kBF16);
+
+  const std::string verify = "verify --model " + model.string() + " --target_tool gptq --converted ";
+  EXPECT_EQ(RunMs2vllm(verify + v2.string() + " --gptq-format v2").exit_code, 0);
+  EXPECT_EQ(RunMs2vllm(verify + v2.string() + " --gptq-format v1").exit_code, 6);
+  EXPECT_EQ(RunMs2vllm(verify + bf16.string() + " --scales-dtype bf16").exit_code, 0);
+  EXPECT_EQ(RunMs2vllm(verify + bf16.string() + " --scales-dtype f16").exit_code, 6);
+  EXPECT_EQ(RunMs2vllm(verify + bf16.string() + " --scales-dtype keep").exit_code, 6);
+  EXPECT_EQ(RunMs2vllm(verify + bf16.string()).exit_code, 0);  // unstated: the input's dtype or a cast of it
+}
+
 TEST(VerifyCommandTest, ConvertWithVerifyChecksItsOutput) {
   TempDir out;
   const fs::path dir = GoldenDir() / "w4a16-g32-awq-antioutlier-bf16";

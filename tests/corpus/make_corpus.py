@@ -137,6 +137,7 @@ def header_cases():
         "shape-overflow": raw(obj(entry("t.weight", shape=(4294967296, 4294967296, 2), offsets=(0, 0)))),
         "shape-overflow-dtype": raw(obj(entry("t.weight", dtype="F64", shape=(2305843009213693952,), offsets=(0, 0)))),
         "shape-mismatch": raw(obj(entry("t.weight", shape=(4,), offsets=(0, 8))), ok_data),
+        "shape-mismatch-larger": raw(obj(entry("t.weight", shape=(4,), offsets=(0, 32))), bytes(32)),
         "offsets-one-number": raw(b'{"t.weight":{"dtype":"F32","shape":[2],"data_offsets":[8]}}', ok_data),
         "offsets-three-numbers": raw(b'{"t.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8,16]}}', ok_data),
         "offsets-negative": raw(b'{"t.weight":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}', ok_data),
