@@ -1,11 +1,13 @@
 #include "io/output_file.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "io/mapped_file.h"
 #include "io/staging.h"
@@ -13,10 +15,19 @@
 namespace ms2vllm {
 namespace {
 
+// EFBIG is the file system's limit, or the process's own (ulimit -f), which the user can lift.
+std::string FileTooLarge() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    return "larger than this process's file size limit (ulimit -f) of " + std::to_string(limit.rlim_cur) + " bytes";
+  }
+  return "file too large for this file system";
+}
+
 Error OutputError(const std::filesystem::path& path, const std::string& what, int error_number) {
   std::string reason = std::strerror(error_number);
   if (error_number == ENOSPC) reason = "no space left on the device";
-  if (error_number == EFBIG) reason = "file too large for this file system";
+  if (error_number == EFBIG) reason = FileTooLarge();
   // The stage is an implementation detail: the message names the file the user asked for.
   return MakeError(ErrorCode::kOutput, UserPathFor(path).string() + ": " + what + ": " + reason);
 }

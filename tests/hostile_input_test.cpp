@@ -384,7 +384,7 @@ std::vector<Case> Cases() {
        fs::permissions(p.out / "locked", fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
                                              fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
      }, Privilege::kNoOverride},
-    {"output_file_size_limit", Flags({}), 5, {"res.safetensors", "file too large for this file system"},
+    {"output_file_size_limit", Flags({}), 5, {"res.safetensors", "file size limit (ulimit -f) of 100 bytes"},
      {}, Privilege::kAsIs, /*file_size_limit=*/100},
 
     // --- flag values (tools/convert_command.cpp, CLI11) ---
