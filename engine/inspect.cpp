@@ -55,7 +55,9 @@ std::string PackingName(const Plan& plan) {
     along_in |= t.geometry.packing == Packing::kPairsAlongIn;
     unpacked |= t.geometry.packing == Packing::kNone;
   }
-  if (along_out + along_in + unpacked > 1) return "mixed: some weights packed (ascendV1), some not";
+  // An ascendV1 save pairs along out beside [out, G] scales and along in beside [out, 1] ones.
+  if ((along_out || along_in) && unpacked) return "mixed: some weights packed (ascendV1), some not";
+  if (along_out && along_in) return "ascendV1: two 4-bit values per byte, paired along out (along in beside one-column scales)";
   if (along_out) return "ascendV1: two 4-bit values per byte, paired along out";
   if (along_in) return "ascendV1: two 4-bit values per byte, paired along in";
   return "none: one value per byte";

@@ -11,39 +11,56 @@ Error PackedShapeError(const std::string& weight_name, const TensorInfo& weight,
                      ShapeString(scale.shape) + " (expected [out/2, in] per-group or [out, in/2] per-channel)");
 }
 
+// [rows] or [rows, G], as a scale that does not fit its weight is told.
+Error ScaleMisfit(const std::string& scale_name, const TensorInfo& scale, const TensorInfo& weight) {
+  const std::string rows = std::to_string(weight.shape[0]);
+  return Unsupported(scale_name + ": shape " + ShapeString(scale.shape) + " does not fit weight " +
+                     ShapeString(weight.shape) + " (expected [" + rows + ", G], or [" + rows + "] per channel)");
+}
+
+// Shapes that differ only by trailing 1s hold the same values in the same order: an [out] offset
+// beside an [out, 1] scale is the same per-channel data.
+bool SameValuesInOrder(std::vector<uint64_t> a, std::vector<uint64_t> b) {
+  while (!a.empty() && a.back() == 1) a.pop_back();
+  while (!b.empty() && b.back() == 1) b.pop_back();
+  return a == b;
+}
+
 // SPEC 1: an ascendV1 save pairs a one-column scale's weight along `in`. Its shape cannot tell
-// packed from unpacked, so the checkpoint's per-group weights decide, or the `version` key alone
-// when there are none (a per-channel checkpoint).
-// Under --packed auto.
+// packed from unpacked (under --packed auto), so the checkpoint's per-group weights decide, or,
+// when there are none (a per-channel checkpoint), whether the description starts as the
+// ascendV1 saver's does.
 Result<bool> OneColumnWeightIsPacked(const std::string& weight_name, const GeometryRules& rules) {
   if (!rules.ascend_v1) return false;
-  switch (rules.evidence) {
-    case PackedEvidence::kNone: return true;
-    case PackedEvidence::kPacked: return true;
-    case PackedEvidence::kUnpacked: return false;
-    case PackedEvidence::kBoth: break;
+  const PackedEvidence& evidence = rules.evidence;
+  if (evidence.packed && evidence.unpacked) {
+    return Invalid(weight_name + ": cannot tell whether it holds two 4-bit values per byte: the checkpoint mixes packed "
+                   "weights (" + *evidence.packed + ") and unpacked ones (" + *evidence.unpacked +
+                   "), which no msModelSlim save does");
   }
-  return Unsupported(weight_name + ": cannot tell whether it holds two 4-bit values per byte: the checkpoint's "
-                     "per-group weights are saved both ways; say which with --packed yes or --packed no");
+  if (evidence.packed || evidence.unpacked) return evidence.packed.has_value();
+  return rules.version_first;
 }
 
 }  // namespace
 
 PackedEvidence FindPackedEvidence(const TensorTable& table, const Description& description) {
-  bool packed = false, unpacked = false;
+  PackedEvidence evidence;
   for (const auto& entry : description.entries) {
     if (entry.label != "W4A16" || !entry.name.ends_with(kScaleSuffix)) continue;
     const TensorInfo* scale = table.Find(entry.name);
-    const TensorInfo* weight =
-        table.Find(entry.name.substr(0, entry.name.size() - kScaleSuffix.size()) + std::string(kWeightSuffix));
-    if (scale == nullptr || weight == nullptr || scale->rank() != 2 || scale->shape[1] < 2 || weight->rank() != 2) continue;
-    packed |= weight->shape[0] * 2 == scale->shape[0];
-    unpacked |= weight->shape[0] == scale->shape[0];
+    const std::string weight_name =
+        entry.name.substr(0, entry.name.size() - kScaleSuffix.size()) + std::string(kWeightSuffix);
+    const TensorInfo* weight = table.Find(weight_name);
+    if (scale == nullptr || weight == nullptr || scale->rank() != 2 || scale->shape[1] < 2 || weight->rank() != 2 ||
+        weight->numel() == 0) {
+      continue;  // no evidence, or a tensor the geometry refuses with its own message
+    }
+    if (!evidence.packed && weight->shape[0] * 2 == scale->shape[0]) evidence.packed = weight_name;
+    if (!evidence.unpacked && weight->shape[0] == scale->shape[0]) evidence.unpacked = weight_name;
+    if (evidence.packed && evidence.unpacked) break;
   }
-  return packed && unpacked ? PackedEvidence::kBoth
-         : packed           ? PackedEvidence::kPacked
-         : unpacked         ? PackedEvidence::kUnpacked
-                            : PackedEvidence::kNone;
+  return evidence;
 }
 
 Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::string& linear,
@@ -77,14 +94,12 @@ Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::s
       if (rows * 2 != g.out) return PackedShapeError(weight_name, *weight, *scale);
       g.packing = LinearGeometry::Packing::kPairsAlongOut;
     } else if (rows != g.out) {
-      return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
-                         ShapeString(weight->shape) + " (expected [" + std::to_string(rows) + ", G])");
+      return ScaleMisfit(scale_name, *scale, *weight);
     }
   } else if (scale->rank() == 1 || scale->rank() == 2) {  // per-channel [out, 1] or legacy [out*G, 1] / [out]
     const uint64_t count = scale->numel();
     if (scale->rank() == 1 && count != rows) {  // [out] per channel is the only 1-D scale msModelSlim writes
-      return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
-                         ShapeString(weight->shape) + " (expected [" + std::to_string(rows) + ", G])");
+      return ScaleMisfit(scale_name, *scale, *weight);
     }
     bool packed = rules.packed == PackedMode::kYes;
     if (rules.packed == PackedMode::kAuto && count == rows) {
@@ -96,10 +111,7 @@ Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::s
       g.in = cols * 2;
       g.packing = LinearGeometry::Packing::kPairsAlongIn;
     } else {
-      if (count == 0 || count % rows != 0) {
-        return Unsupported(scale_name + ": shape " + ShapeString(scale->shape) + " does not fit weight " +
-                           ShapeString(weight->shape));
-      }
+      if (count == 0 || count % rows != 0) return ScaleMisfit(scale_name, *scale, *weight);
       g.out = rows;
       g.in = cols;
       g.groups = count / rows;
@@ -114,7 +126,7 @@ Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::s
                        std::to_string(g.in) + " input columns of " + weight_name);
   }
   if (const TensorInfo* offset = table.Find(linear + std::string(kOffsetSuffix))) {
-    if (offset->shape != scale->shape || offset->dtype == DType::kBool) {
+    if (!SameValuesInOrder(offset->shape, scale->shape) || offset->dtype == DType::kBool) {
       return Unsupported(offset->name + ": " + std::string(DTypeName(offset->dtype)) + " " +
                          ShapeString(offset->shape) + " does not fit its scale " + ShapeString(scale->shape));
     }

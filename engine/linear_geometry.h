@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,16 +30,23 @@ struct LinearGeometry {
 // How the checkpoint's own per-group W4A16 weights are stored, which their shapes show: [out/2, in]
 // packed, [out, in] not. A weight beside a one-column scale shows nothing ([out, in/2] packed looks
 // like an unpacked [out, in]), and one checkpoint is saved one way, so the others decide for it.
-enum class PackedEvidence { kNone, kPacked, kUnpacked, kBoth };
+struct PackedEvidence {
+  std::optional<std::string> packed;    // the first per-group weight of half height
+  std::optional<std::string> unpacked;  // the first of full height
+};
 
 // Reads the evidence from the linears the description labels W4A16.
 PackedEvidence FindPackedEvidence(const TensorTable& table, const Description& description);
 
 // What decides a linear's geometry besides its tensors.
 struct GeometryRules {
-  bool ascend_v1 = false;  // the description has a `version` key: its W4A16 weights may be packed
+  bool ascend_v1 = false;  // a `version` key and 4 bits: W4A16 weights may be packed
+  // The description starts with `version`, as the ascendV1 saver writes it (a newer layout of
+  // unpacked saves has it after the tensors): one-column weights are packed when no per-group
+  // weight says otherwise.
+  bool version_first = false;
   PackedMode packed = PackedMode::kAuto;
-  PackedEvidence evidence = PackedEvidence::kNone;  // decides one-column scales' weights under kAuto
+  PackedEvidence evidence;  // decides one-column scales' weights under kAuto
 };
 
 // Reads `linear`'s geometry from `linear`.weight, .weight_scale and .weight_offset. Warns of

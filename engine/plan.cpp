@@ -120,7 +120,7 @@ class Planner {
       if (Cancelled(cancel_)) return Interrupted();
       const TensorInfo* source = table_.Find(entry.name);
       if (source == nullptr) {  // a key that is no tensor (version, model_quant_type, ...), or a missing tensor
-        MS2VLLM_TRY(CheckNoListedOffsetIsMissing(entry));
+        NoteAListedOffsetMissing(entry);
         if (LooksLikeATensor(entry)) plan_.warnings.Add(WarningKind::kNotInCheckpoint, entry.name);
         continue;
       }
@@ -129,6 +129,7 @@ class Planner {
     }
     MS2VLLM_TRY(CheckLinearsAreLabelledAlike());
     MS2VLLM_TRY(CompleteLinears());
+    MS2VLLM_TRY(CheckMissingOffsetsAreTheRule());
     MS2VLLM_TRY(ResolveGroupSize());
     WarnOfAContradictedGroupSize();
     NoteFloatFusedLayers();
@@ -171,16 +172,23 @@ class Planner {
     return Ok{};
   }
 
-  // A linear whose listed offset is missing would be written as symmetric, and an asymmetric
-  // model would dequantize wrongly with nothing to show for it. Other missing tensors are missing
-  // from the output too, which loaders refuse loudly.
-  Status CheckNoListedOffsetIsMissing(const DescriptionEntry& entry) const {
-    if (!IsQuantLabel(entry.label) || !entry.name.ends_with(kOffsetSuffix)) return Ok{};
-    const std::string linear = Strip(entry.name, kOffsetSuffix);
-    if (!table_.Contains(linear + std::string(kWeightSuffix))) return Ok{};
-    return Invalid(description_.path + " lists " + entry.name +
-                   ", which the checkpoint lacks: " + linear + " would be taken as symmetric (offset 0) and "
-                   "dequantize wrongly; give the whole checkpoint (its index or directory), not one shard");
+  // A listed offset the checkpoint lacks, of a linear whose weight it holds.
+  void NoteAListedOffsetMissing(const DescriptionEntry& entry) {
+    if (!IsQuantLabel(entry.label) || !entry.name.ends_with(kOffsetSuffix)) return;
+    if (table_.Contains(Strip(entry.name, kOffsetSuffix) + std::string(kWeightSuffix))) {
+      listed_missing_offsets_.push_back(entry.name);
+    }
+  }
+
+  // A checkpoint without offsets is symmetric (SPEC 4), but one that holds some linears' offsets
+  // and lacks others the description lists is incomplete (one shard given instead of the whole
+  // checkpoint): taken as 0, those offsets would make their linears dequantize wrongly.
+  Status CheckMissingOffsetsAreTheRule() const {
+    if (listed_missing_offsets_.empty() || plan_.all_offsets_missing) return Ok{};
+    const std::string& first = listed_missing_offsets_.front();
+    return Invalid(description_.path + ": lists " + first + ", which the checkpoint lacks though it holds other " +
+                   "linears' offsets; taken as 0, " + Strip(first, kOffsetSuffix) +
+                   " would dequantize wrongly (one shard given instead of the whole checkpoint?)");
   }
 
   // A weight labelled FLOAT beside a scale or offset labelled quantized, or the reverse: written as
@@ -396,7 +404,9 @@ class Planner {
 
   static GeometryRules RulesFor(const TensorTable& table, const Description& description, const PlanOptions& options,
                                 int bits) {
-    GeometryRules rules{.ascend_v1 = description.has_version && bits == 4, .packed = options.packed};
+    GeometryRules rules{.ascend_v1 = description.has_version && bits == 4,
+                        .version_first = description.version_first,
+                        .packed = options.packed};
     if (rules.ascend_v1 && rules.packed == PackedMode::kAuto) rules.evidence = FindPackedEvidence(table, description);
     return rules;
   }
@@ -418,6 +428,7 @@ class Planner {
   std::vector<std::string> linears_;
   std::unordered_set<std::string_view> used_;  // input tensors the description lists or a linear needs
   std::vector<std::string> geometry_order_;  // linears in the order their geometry was first needed
+  std::vector<std::string> listed_missing_offsets_;  // of linears whose weight is here
   std::vector<std::string> float_scales_and_offsets_;  // weight_scale / weight_offset not labelled quantized
 };
 

@@ -33,10 +33,15 @@ Result<Description> ParseDescription(const std::string& label, std::string_view 
   Description description;
   description.path = label;
   std::unordered_map<std::string, size_t> position;
+  size_t members = 0;
   MS2VLLM_TRY(ForEachMember(
       json, label, "description",
       [&](std::string_view key, od::value value) -> Status {
-        if (key == "version") description.has_version = true;
+        if (key == "version") {
+          description.has_version = true;
+          description.version_first |= members == 0;
+        }
+        ++members;
         if (key == "group_size") {
           description.group_size = ReadGroupSize(value);
           return Ok{};

@@ -25,6 +25,7 @@ struct Description {
   std::optional<std::string> model_quant_type;
   std::optional<int64_t> group_size;  // given as an integer or as a string such as "128"
   bool has_version = false;           // the `ascendV1` saver writes "version"
+  bool version_first = false;         // ... as the first key; a newer layout of unpacked saves, after the tensors
   // Keys whose value is not a string (metadata, or a tensor labelled 4 or null by mistake).
   std::vector<std::string> non_string_keys;
 

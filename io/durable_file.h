@@ -1,9 +1,11 @@
-// Small files written whole or in pieces, each fsynced before it counts as written, so a
-// committed output directory never holds a config or index the disk has not got.
+// Files other than the weights (configs, the shard index, the base model's files), written
+// whole or in pieces and fsynced before they count as written, so a committed output directory
+// never holds one the disk has not got.
 #pragma once
 
 #include <filesystem>
 #include <string_view>
+#include <utility>
 
 #include "io/status.h"
 

@@ -18,10 +18,11 @@ namespace {
 // EFBIG is the file system's limit, or the process's own (ulimit -f), which the user can lift.
 std::string FileTooLarge() {
   rlimit limit{};
+  std::string reason = "file too large for this file system";
   if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
-    return "larger than this process's file size limit (ulimit -f) of " + std::to_string(limit.rlim_cur) + " bytes";
+    reason += ", or for this process's file size limit (ulimit -f) of " + std::to_string(limit.rlim_cur) + " bytes";
   }
-  return "file too large for this file system";
+  return reason;
 }
 
 Error OutputError(const std::filesystem::path& path, const std::string& what, int error_number) {

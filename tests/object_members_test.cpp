@@ -150,6 +150,7 @@ TEST(ObjectMembersTest, DescriptionReadInRunsEqualsOneRead) {
     EXPECT_EQ(runs->model_quant_type, whole->model_quant_type);
     EXPECT_EQ(runs->group_size, whole->group_size);
     EXPECT_EQ(runs->has_version, whole->has_version);
+    EXPECT_EQ(runs->version_first, whole->version_first);
     EXPECT_EQ(runs->non_string_keys, whole->non_string_keys);
     ASSERT_EQ(runs->entries.size(), whole->entries.size());
     for (size_t i = 0; i < whole->entries.size(); ++i) {

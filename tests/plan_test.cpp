@@ -723,14 +723,28 @@ TEST_F(PlanTest, RefusesAFlatScaleOfSeveralGroups) {
   EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, Gptq()), "l.weight_scale");
 }
 
-TEST_F(PlanTest, RefusesAListedOffsetTheCheckpointLacks) {
+TEST_F(PlanTest, RefusesAListedOffsetTheCheckpointLacksBesideOthersItHolds) {
   // One shard given alone: converted as symmetric, an asymmetric linear would dequantize wrongly.
+  Linear("a", 24, 96, 2);
   Described("l.weight", DType::kI8, {24, 96}, "W4A16");
   Described("l.weight_scale", DType::kF32, {24, 2}, "W4A16");
   Entry("l.weight_offset", "W4A16");
   const std::string message = BuildError(ErrorCode::kInvalidInput);
-  EXPECT_CONTAINS(message, "desc.json lists l.weight_offset");
-  EXPECT_CONTAINS(message, "not one shard");
+  EXPECT_CONTAINS(message, "desc.json: lists l.weight_offset, which the checkpoint lacks");
+  EXPECT_CONTAINS(message, "one shard given instead of the whole checkpoint?");
+}
+
+TEST_F(PlanTest, ListedOffsetsAllMissingAreASymmetricCheckpoint) {
+  // No offset at all is SPEC 4's symmetric case, whatever the description lists.
+  for (const char* linear : {"a", "l"}) {
+    Described(std::string(linear) + ".weight", DType::kI8, {24, 96}, "W4A16");
+    Described(std::string(linear) + ".weight_scale", DType::kF32, {24, 2}, "W4A16");
+    Entry(std::string(linear) + ".weight_offset", "W4A16");
+  }
+  const Plan plan = BuildOk();
+  EXPECT_EQ(Get(plan, "l.qzeros").kind, TransformKind::kQZerosConstant);
+  EXPECT_CONTAINS(WarningWith(plan.warnings, "no weight_offset"), "a, l");
+  EXPECT_CONTAINS(WarningWith(plan.warnings, "not in the checkpoint"), "a.weight_offset, l.weight_offset");
 }
 
 TEST_F(PlanTest, RefusesAQuantizedWeightThatIsNotI8) {
@@ -784,8 +798,9 @@ TEST_F(PlanTest, PackedPerGroupDetectedFromVersionAndHalfShape) {
   EXPECT_CONTAINS(WarningWith(plan.warnings, "two 4-bit values per byte"), "l.weight");
 }
 
-TEST_F(PlanTest, PackedPerChannelDetectedFromVersionAlone) {
+TEST_F(PlanTest, PackedPerChannelDetectedFromTheVersionFirst) {
   description_.has_version = true;
+  description_.version_first = true;  // as the ascendV1 saver writes its description
   Described("l.weight", DType::kI8, {24, 48}, "W4A16");  // [out, in/2]
   Described("l.weight_scale", DType::kF32, {24, 1}, "W4A16");
   const Plan plan = BuildOk(Gptq());
@@ -794,6 +809,17 @@ TEST_F(PlanTest, PackedPerChannelDetectedFromVersionAlone) {
   EXPECT_EQ(qweight->geometry.packing, LinearGeometry::Packing::kPairsAlongIn);
   EXPECT_EQ(qweight->geometry.in, 96u);
   EXPECT_EQ(qweight->shape, (Shape{12, 24}));
+}
+
+TEST_F(PlanTest, PerChannelUnderAVersionAfterTheTensorsIsNotPacked) {
+  // The newer description layout of unpacked saves (golden w4a16-g64-gptq-v1desc-sym) puts
+  // version after the tensors; per channel, nothing else tells the two apart.
+  description_.has_version = true;
+  Described("l.weight", DType::kI8, {24, 48}, "W4A16");
+  Described("l.weight_scale", DType::kF32, {24, 1}, "W4A16");
+  const Plan plan = BuildOk(Gptq());
+  EXPECT_EQ(Get(plan, "l.qweight").geometry.packing, LinearGeometry::Packing::kNone);
+  EXPECT_EQ(Get(plan, "l.qweight").geometry.in, 48u);
 }
 
 TEST_F(PlanTest, VersionWithFullShapePerGroupIsNotPacked) {
@@ -893,19 +919,36 @@ TEST_F(PlanTest, OneColumnLinearFollowsItsPerGroupSiblings) {
   }
 }
 
-TEST_F(PlanTest, OneColumnLinearBesideSiblingsSavedBothWaysNeedsPacked) {
+TEST_F(PlanTest, OneColumnLinearBesideSiblingsSavedBothWaysIsInvalid) {
   description_.has_version = true;
+  description_.version_first = true;
+  // The one-column linear first: the evidence is the whole checkpoint's, not what came before.
+  Described("one.weight", DType::kI8, {24, 64}, "W4A16");
+  Described("one.weight_scale", DType::kF32, {24, 1}, "W4A16");
   Described("p.weight", DType::kI8, {12, 128}, "W4A16");  // packed
   Described("p.weight_scale", DType::kF32, {24, 2}, "W4A16");
   Linear("u", 24, 128, 2);  // unpacked
+  const std::string message = BuildError(ErrorCode::kInvalidInput, Gptq());
+  EXPECT_CONTAINS(message, "one.weight: cannot tell");
+  EXPECT_CONTAINS(message, "mixes packed weights (p.weight) and unpacked ones (u.weight)");
+}
+
+TEST_F(PlanTest, AnEmptyWeightIsNoEvidenceOfPacking) {
+  description_.has_version = true;
+  Described("e.weight", DType::kI8, {0, 128}, "W4A16");  // counts as neither half nor full height
+  Described("e.weight_scale", DType::kF32, {0, 2}, "W4A16");
+  Linear("u", 24, 128, 2);
   Described("one.weight", DType::kI8, {24, 64}, "W4A16");
   Described("one.weight_scale", DType::kF32, {24, 1}, "W4A16");
-  const std::string message = BuildError(ErrorCode::kUnsupported, Gptq());
-  EXPECT_CONTAINS(message, "one.weight");
-  EXPECT_CONTAINS(message, "--packed");
-  PlanOptions options = Gptq();
-  options.packed = PackedMode::kNo;  // then the packed sibling does not fit: the user decides
-  EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, options), "p.weight_scale");
+  EXPECT_CONTAINS(BuildError(ErrorCode::kInvalidInput, Gptq()), "e.weight: a quantized weight must be a non-empty");
+}
+
+TEST_F(PlanTest, AnOffsetMayDropTheScalesTrailingOne) {
+  // [out] beside [out, 1] holds the same per-channel values in the same order.
+  Described("l.weight", DType::kI8, {24, 96}, "W4A16");
+  Described("l.weight_scale", DType::kF32, {24, 1}, "W4A16");
+  Described("l.weight_offset", DType::kF32, {24}, "W4A16");
+  EXPECT_EQ(Get(BuildOk(Gptq()), "l.qzeros").shape, (Shape{1, 3}));
 }
 
 }  // namespace
