@@ -883,12 +883,12 @@ TEST_F(PlanTest, W8A16IsNeverPacked) {
   description_.entries.clear();
   Described("l.weight", DType::kI8, {24, 48}, "W8A16");
   Described("l.weight_scale", DType::kF32, {24, 1}, "W8A16");
-  EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, options), "W8A16 weights never are");
+  EXPECT_CONTAINS(BuildError(ErrorCode::kUsage, options), "W8A16 weights never are");
   // Per group too: said as such, not as a weight that does not fit its scale.
   table_ = {};
   description_.entries.clear();
   Linear("g", 24, 96, 2, "W8A16");
-  EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported, options), "W8A16 weights never are");
+  EXPECT_CONTAINS(BuildError(ErrorCode::kUsage, options), "W8A16 weights never are");
 }
 
 // A one-column scale's weight has the same shape packed ([out, in/2]) as unpacked [out, in]
