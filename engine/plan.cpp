@@ -380,7 +380,7 @@ class Planner {
 
   // SPEC 5: the model's one group size. msModelSlim writes a [out, 1] scale for a linear whose
   // width is the group size, so a linear with one group is per-group when its width is the group
-  // size of the others, and per-channel otherwise. AWQ has no per-channel layout.
+  // size of others, and per-channel otherwise. AWQ has no per-channel layout.
   Status ResolveGroupSize() {
     if (geometry_order_.empty()) return Ok{};
     const auto grouped = std::find_if(geometry_order_.begin(), geometry_order_.end(),
@@ -389,10 +389,15 @@ class Planner {
     const LinearGeometry& first_g = geometry_.at(first);
     plan_.group_size = first_g.in / first_g.groups;
     plan_.per_channel = grouped == geometry_order_.end();
+    std::unordered_set<uint64_t> group_sizes;  // of the grouped linears: a few
+    for (const auto& linear : geometry_order_) {
+      const LinearGeometry& g = geometry_.at(linear);
+      if (g.groups > 1) group_sizes.insert(g.in / g.groups);
+    }
     for (const auto& linear : geometry_order_) {
       const LinearGeometry& g = geometry_.at(linear);
       const bool own_group_size = g.in / g.groups == *plan_.group_size;
-      if (options_.target == TargetTool::kAwq && g.groups == 1 && (plan_.per_channel || !own_group_size)) {
+      if (options_.target == TargetTool::kAwq && g.groups == 1 && !group_sizes.contains(g.in)) {
         return Unsupported(linear + std::string(kWeightSuffix) +
                            ": AWQ has no per-channel layout (no single group_size describes it); use --target_tool gptq");
       }

@@ -486,6 +486,23 @@ TEST_F(PlanTest, AwqRefusesAOneGroupLinearThatIsNotTheGroupSize) {
   EXPECT_CONTAINS(BuildError(ErrorCode::kUnsupported), "narrow.weight");
 }
 
+TEST_F(PlanTest, AwqJudgesAOneGroupLinearByEveryGroupSizeInWhateverOrder) {
+  // Group sizes 64 and 32 (a conflict, which --out-dir refuses); a 64-wide one-group linear is
+  // per-group whichever grouped linear the description lists first.
+  for (const bool sixty_four_first : {true, false}) {
+    SCOPED_TRACE(sixty_four_first);
+    table_ = {};
+    description_ = {};
+    if (sixty_four_first) Linear("g64", 24, 128, 2);
+    Linear("g32", 24, 128, 4);
+    if (!sixty_four_first) Linear("g64", 24, 128, 2);
+    Linear("one", 24, 64, 1);
+    const Plan plan = BuildOk();
+    EXPECT_TRUE(plan.group_size_conflict);
+    EXPECT_EQ(Get(plan, "one.qweight").shape, (Shape{64, 3}));
+  }
+}
+
 TEST_F(PlanTest, WBitDisagreeingWithTheDescriptionIsAnError) {
   description_.model_quant_type = "W8A16";
   Linear("l", 24, 96, 2, "W8A16");
