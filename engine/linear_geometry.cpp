@@ -11,7 +11,7 @@ Error PackedShapeError(const std::string& weight_name, const TensorInfo& weight,
                      ShapeString(scale.shape) + " (expected [out/2, in] per-group or [out, in/2] per-channel)");
 }
 
-// [rows] or [rows, G], as a scale that does not fit its weight is told.
+// A scale that does not fit its weight, told with the two shapes a scale may have.
 Error ScaleMisfit(const std::string& scale_name, const TensorInfo& scale, const TensorInfo& weight) {
   const std::string rows = std::to_string(weight.shape[0]);
   return Unsupported(scale_name + ": shape " + ShapeString(scale.shape) + " does not fit weight " +
