@@ -120,8 +120,10 @@ class Planner {
       if (Cancelled(cancel_)) return Interrupted();
       const TensorInfo* source = table_.Find(entry.name);
       if (source == nullptr) {  // a key that is no tensor (version, model_quant_type, ...), or a missing tensor
-        NoteAListedOffsetMissing(entry);
-        if (LooksLikeATensor(entry)) plan_.warnings.Add(WarningKind::kNotInCheckpoint, entry.name);
+        // A missing offset is its linear's to tell: symmetric, or an error when others have theirs.
+        if (!NoteAListedOffsetMissing(entry) && LooksLikeATensor(entry)) {
+          plan_.warnings.Add(WarningKind::kNotInCheckpoint, entry.name);
+        }
         continue;
       }
       used_.insert(source->name);
@@ -172,12 +174,13 @@ class Planner {
     return Ok{};
   }
 
-  // A listed offset the checkpoint lacks, of a linear whose weight it holds.
-  void NoteAListedOffsetMissing(const DescriptionEntry& entry) {
-    if (!IsQuantLabel(entry.label) || !entry.name.ends_with(kOffsetSuffix)) return;
-    if (table_.Contains(Strip(entry.name, kOffsetSuffix) + std::string(kWeightSuffix))) {
-      listed_missing_offsets_.push_back(entry.name);
-    }
+  // Notes a listed offset the checkpoint lacks, of a linear whose weight it holds; false for
+  // any other entry.
+  bool NoteAListedOffsetMissing(const DescriptionEntry& entry) {
+    if (!IsQuantLabel(entry.label) || !entry.name.ends_with(kOffsetSuffix)) return false;
+    if (!table_.Contains(Strip(entry.name, kOffsetSuffix) + std::string(kWeightSuffix))) return false;
+    listed_missing_offsets_.push_back(entry.name);
+    return true;
   }
 
   // A checkpoint without offsets is symmetric (SPEC 4), but one that holds some linears' offsets
