@@ -30,7 +30,6 @@ class OutputFile {
   OutputFile& operator=(OutputFile&&) = delete;
   ~OutputFile();
 
-
   // Writes `bytes` at `offset`. Safe to call from several threads for disjoint ranges.
   Status Write(uint64_t offset, std::span<const uint8_t> bytes);
   // Writes `rows` (back to back in the file: file_stride == row_bytes) from `from`, where they

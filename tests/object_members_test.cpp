@@ -161,6 +161,23 @@ TEST(ObjectMembersTest, DescriptionReadInRunsEqualsOneRead) {
   EXPECT_EQ(whole->entries[2].name, "l.weight");
   EXPECT_EQ(whole->entries[2].label, "W8A16");  // first position, last value
   EXPECT_EQ(whole->non_string_keys, std::vector<std::string>{"meta"});  // group_size is read as a number
+  EXPECT_TRUE(whole->has_version);
+  EXPECT_FALSE(whole->version_first);
+}
+
+// The ascendV1 saver writes `version` as the first key; msModelSlim's newer layout of unpacked
+// saves writes it after the tensors.
+TEST(ObjectMembersTest, DescriptionTellsWhetherVersionIsItsFirstKey) {
+  const std::pair<const char*, bool> cases[] = {{R"({"version":"1.0.0","l.weight":"W4A16"})", true},
+                                                {R"({"l.weight":"W4A16","version":"1.0.0"})", false},
+                                                {R"({"l.weight":"W4A16"})", false}};
+  for (const auto& [json, first] : cases) {
+    for (size_t run_bytes : {size_t{0}, size_t{5}, kOneRun}) {
+      const auto parsed = ParseDescription("d.json", json, run_bytes);
+      ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+      EXPECT_EQ(parsed->version_first, first) << json << " in runs of " << run_bytes;
+    }
+  }
 }
 
 }  // namespace

@@ -951,12 +951,14 @@ TEST_F(PlanTest, OneColumnLinearBesideSiblingsSavedBothWaysIsInvalid) {
 }
 
 TEST_F(PlanTest, AnEmptyWeightIsNoEvidenceOfPacking) {
+  // The one-column linear first, so its packing is decided before the empty weight is refused:
+  // counted as both half and full height, the empty weight would make it "mixed".
   description_.has_version = true;
-  Described("e.weight", DType::kI8, {0, 128}, "W4A16");  // counts as neither half nor full height
-  Described("e.weight_scale", DType::kF32, {0, 2}, "W4A16");
-  Linear("u", 24, 128, 2);
   Described("one.weight", DType::kI8, {24, 64}, "W4A16");
   Described("one.weight_scale", DType::kF32, {24, 1}, "W4A16");
+  Described("e.weight", DType::kI8, {0, 128}, "W4A16");
+  Described("e.weight_scale", DType::kF32, {0, 2}, "W4A16");
+  Linear("u", 24, 128, 2);
   EXPECT_CONTAINS(BuildError(ErrorCode::kInvalidInput, Gptq()), "e.weight: a quantized weight must be a non-empty");
 }
 

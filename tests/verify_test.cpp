@@ -707,7 +707,7 @@ TEST_P(VerifyEveryTensorTest, AFlippedByteAtEitherEndOfAnyTensorIsFound) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, VerifyEveryTensorTest, ::testing::Values(TargetTool::kAwq, TargetTool::kGptq),
-                         [](const auto& info) { return info.param == TargetTool::kAwq ? "awq" : "gptq"; });
+                         [](const auto& info) { return ::testing::PrintToString(info.param); });
 
 // The format and scale dtype flags reach the check: an undamaged output verifies with the flags
 // it was written with, and fails with the others.
