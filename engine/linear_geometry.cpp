@@ -3,9 +3,6 @@
 namespace ms2vllm {
 namespace {
 
-Error Unsupported(const std::string& what) { return MakeError(ErrorCode::kUnsupported, what); }
-Error Invalid(const std::string& what) { return MakeError(ErrorCode::kInvalidInput, what); }
-
 Error PackedShapeError(const std::string& weight_name, const TensorInfo& weight, const TensorInfo& scale) {
   return Unsupported(weight_name + ": packed W4A16 weight " + ShapeString(weight.shape) + " does not fit its scale " +
                      ShapeString(scale.shape) + " (expected [out/2, in] per-group or [out, in/2] per-channel)");
@@ -34,9 +31,9 @@ Result<bool> OneColumnWeightIsPacked(const std::string& weight_name, const Geome
   if (!rules.ascend_v1) return false;
   const PackedEvidence& evidence = rules.evidence;
   if (evidence.packed && evidence.unpacked) {
-    return Invalid(weight_name + ": cannot tell whether it holds two 4-bit values per byte: the checkpoint mixes packed "
-                   "weights (" + *evidence.packed + ") and unpacked ones (" + *evidence.unpacked +
-                   "), which no msModelSlim save does");
+    return InvalidInput(weight_name + ": cannot tell whether it holds two 4-bit values per byte: the checkpoint "
+                        "mixes packed weights (" + *evidence.packed + ") and unpacked ones (" + *evidence.unpacked +
+                        "), which no msModelSlim save does");
   }
   if (evidence.packed || evidence.unpacked) return evidence.packed.has_value();
   return rules.version_first;
@@ -69,17 +66,21 @@ Result<LinearGeometry> ReadLinearGeometry(const TensorTable& table, const std::s
   const std::string scale_name = linear + std::string(kScaleSuffix);
   const TensorInfo* weight = table.Find(weight_name);
   const TensorInfo* scale = table.Find(scale_name);
-  if (weight == nullptr) return Invalid(linear + ": has a weight_scale or weight_offset but no " + weight_name);
+  if (weight == nullptr) return InvalidInput(linear + ": has a weight_scale or weight_offset but no " + weight_name);
   if (weight->dtype != DType::kI8) {
-    return Invalid(weight_name + ": a quantized weight must be I8, it is " + std::string(DTypeName(weight->dtype)));
+    return InvalidInput(weight_name + ": a quantized weight must be I8, it is " +
+                        std::string(DTypeName(weight->dtype)));
   }
   if (weight->rank() != 2 || weight->numel() == 0) {
-    return Invalid(weight_name + ": a quantized weight must be a non-empty 2-D [out, in] tensor, it is " +
-                   ShapeString(weight->shape));
+    return InvalidInput(weight_name + ": a quantized weight must be a non-empty 2-D [out, in] tensor, it is " +
+                        ShapeString(weight->shape));
   }
-  if (scale == nullptr) return Invalid(weight_name + ": its scale " + scale_name + " is missing from the checkpoint");
+  if (scale == nullptr) {
+    return InvalidInput(weight_name + ": its scale " + scale_name + " is missing from the checkpoint");
+  }
   if (scale->dtype != DType::kF32 && scale->dtype != DType::kF16 && scale->dtype != DType::kBF16) {
-    return Invalid(scale_name + ": a scale must be F32, F16 or BF16, it is " + std::string(DTypeName(scale->dtype)));
+    return InvalidInput(scale_name + ": a scale must be F32, F16 or BF16, it is " +
+                        std::string(DTypeName(scale->dtype)));
   }
   const uint64_t rows = weight->shape[0], cols = weight->shape[1];
   const auto may_be_packed = [&](bool shape_fits) {

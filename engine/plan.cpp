@@ -42,16 +42,13 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
   return text;
 }
 
-Error Unsupported(const std::string& what) { return MakeError(ErrorCode::kUnsupported, what); }
-Error Invalid(const std::string& what) { return MakeError(ErrorCode::kInvalidInput, what); }
-
 // The description must name tensors of this checkpoint and label some of them quantized:
 // otherwise the "conversion" would be a copy whose quantization config invents a bit width.
 Status CheckSomethingToConvert(const TensorTable& table, const Description& description) {
   // Else the tensor would be warned of as missing from the description, which names it.
   for (const auto& key : description.non_string_keys) {
     if (table.Contains(key)) {
-      return Invalid(description.path + ": " + key + ": its label is not a string such as \"FLOAT\" or \"W4A16\"");
+      return InvalidInput(description.path + ": " + key + ": its label is not a string such as \"FLOAT\" or \"W4A16\"");
     }
   }
   bool names_a_tensor = false, labels_one_quantized = false;
@@ -61,7 +58,9 @@ Status CheckSomethingToConvert(const TensorTable& table, const Description& desc
     labels_one_quantized |= IsQuantLabel(entry.label);
   }
   // Neither message starts with a tensor, so the caller names the weights file first.
-  if (!names_a_tensor) return Invalid("none of the checkpoint's tensors is named in the description " + description.path);
+  if (!names_a_tensor) {
+    return InvalidInput("none of the checkpoint's tensors is named in the description " + description.path);
+  }
   if (!labels_one_quantized) {
     return Unsupported("the description " + description.path +
                        " labels none of the checkpoint's tensors W4A16 or W8A16: nothing to convert");
@@ -90,8 +89,8 @@ Result<int> ResolveBits(const Description& description, std::optional<int> w_bit
   const std::string type = description.model_quant_type.value_or("");
   const std::optional<int> typed = BitsOfLabel(type);  // other types (W8A8_DYNAMIC, ...) leave it to the labels
   if (typed && labelled && *typed != *labelled) {
-    return Invalid(description.path + ": model_quant_type " + type + " contradicts its tensor labels, which are all W" +
-                   std::to_string(*labelled) + "A16");
+    return InvalidInput(description.path + ": model_quant_type " + type +
+                        " contradicts its tensor labels, which are all W" + std::to_string(*labelled) + "A16");
   }
   const std::optional<int> described = typed ? typed : labelled;
   const std::string source =
@@ -189,9 +188,9 @@ class Planner {
   Status CheckMissingOffsetsAreTheRule() const {
     if (listed_missing_offsets_.empty() || plan_.all_offsets_missing) return Ok{};
     const std::string& first = listed_missing_offsets_.front();
-    return Invalid(description_.path + ": lists " + first + ", which the checkpoint lacks though it holds other " +
-                   "linears' offsets; taken as 0, " + Strip(first, kOffsetSuffix) +
-                   " would dequantize wrongly (one shard given instead of the whole checkpoint?)");
+    return InvalidInput(description_.path + ": lists " + first + ", which the checkpoint lacks though it holds other " +
+                        "linears' offsets; taken as 0, " + Strip(first, kOffsetSuffix) +
+                        " would dequantize wrongly (one shard given instead of the whole checkpoint?)");
   }
 
   // A weight labelled FLOAT beside a scale or offset labelled quantized, or the reverse: written as
@@ -199,9 +198,9 @@ class Planner {
   // to a stray float copy of its scale), and verify could not tell. No layout reads that.
   Status CheckLinearsAreLabelledAlike() const {
     const auto contradiction = [&](const std::string& linear, const std::string& float_part) {
-      return Invalid(description_.path + ": " + linear + ": " + float_part +
-                     " is labelled FLOAT (or not quantized) but other parts of the linear are labelled quantized; "
-                     "the description contradicts itself about this linear");
+      return InvalidInput(description_.path + ": " + linear + ": " + float_part +
+                          " is labelled FLOAT (or not quantized) but other parts of the linear are labelled quantized; "
+                          "the description contradicts itself about this linear");
     };
     const auto has_quantized_part = [&](const std::string& linear) {
       return index_.contains(linear + ".qweight") || index_.contains(linear + ".scales") ||
@@ -414,7 +413,8 @@ class Planner {
                                 int bits) {
     GeometryRules rules{.ascend_v1 = description.has_version && bits == 4,
                         .version_first = description.version_first,
-                        .packed = options.packed};
+                        .packed = options.packed,
+                        .evidence = {}};
     if (rules.ascend_v1 && rules.packed == PackedMode::kAuto) rules.evidence = FindPackedEvidence(table, description);
     return rules;
   }

@@ -57,6 +57,8 @@ struct Ok {};
 using Status = Result<Ok>;
 
 inline Error MakeError(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+inline Error InvalidInput(std::string message) { return MakeError(ErrorCode::kInvalidInput, std::move(message)); }
+inline Error Unsupported(std::string message) { return MakeError(ErrorCode::kUnsupported, std::move(message)); }
 
 }  // namespace ms2vllm
 

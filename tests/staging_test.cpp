@@ -35,7 +35,9 @@ TEST(Staging, ARunOfTheSamePidGetsAStageOfItsOwn) {
     EXPECT_EQ(second->stage(), StagePathFor(target, ::getpid(), 1));
     // The first run's stage was held: neither removed by the second's cleanup nor shared.
     EXPECT_TRUE(fs::exists(first->stage()));
-    if (directory) EXPECT_EQ(testing::ReadText(first->PathFor("model.safetensors")), "first run");
+    if (directory) {
+      EXPECT_EQ(testing::ReadText(first->PathFor("model.safetensors")), "first run");
+    }
 
     testing::WriteText(second->PathFor("model.safetensors"), "second run");
     ASSERT_TRUE(second->Commit().ok());
