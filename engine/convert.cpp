@@ -61,13 +61,32 @@ Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& chec
 
 // msModelSlim's saver copies the float model's .json and .py files (config.json, tokenizer,
 // generation config) beside its weights: without --base-model, those make the directory load.
-std::optional<fs::path> BaseModelFor(const ConvertRequest& request, const ModelFiles& files, Warnings& warnings) {
-  if (request.base_model) return request.base_model;
+// Without either, the directory would have no config.json, and no loader reads one without it:
+// refused before the work rather than written and warned of, which a script would deploy.
+Result<fs::path> BaseModelFor(const ConvertRequest& request, const ModelFiles& files) {
+  if (request.base_model) return *request.base_model;
   const fs::path beside = files.weights.has_parent_path() ? files.weights.parent_path() : fs::path(".");
   std::error_code ec;
-  if (!fs::is_regular_file(beside / "config.json", ec)) return std::nullopt;
-  warnings.Add(WarningKind::kBaseBesideWeights, beside.string());
-  return beside;
+  if (fs::is_regular_file(beside / "config.json", ec)) return beside;
+  return MakeError(ErrorCode::kUsage, (beside / "config.json").string() +
+                                          ": not found, and no --base-model: --out-dir writes a model directory, "
+                                          "which needs the float model's config.json; give its directory with "
+                                          "--base-model (or --save_path for the weights alone)");
+}
+
+// The script converts what one file holds, so a shard given alone is converted, and warned of.
+// A model directory without some of the model's tensors does not load as it is (transformers
+// starts them random, vLLM fails or runs them as zeros): refused.
+Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files) {
+  if (plan.not_in_checkpoint.empty()) return Ok{};
+  std::string named;
+  for (size_t i = 0; i < plan.not_in_checkpoint.size() && i < 3; ++i) {
+    named += (i == 0 ? "" : ", ") + plan.not_in_checkpoint[i];
+  }
+  if (plan.not_in_checkpoint.size() > 3) named += ", ...";
+  return InvalidInput(files.weights.string() + ": lacks " + std::to_string(plan.not_in_checkpoint.size()) +
+                      " tensor(s) the description lists (" + named + "), without which --out-dir's model does not "
+                      "load; give the whole checkpoint (its index or directory), not one shard");
 }
 
 Status WriteWeights(const ConvertRequest& request, const ConvertReport& report, const Checkpoint& checkpoint,
@@ -94,6 +113,10 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   const auto start = std::chrono::steady_clock::now();
   const std::atomic<bool>* cancel = request.execution.cancel;
   MS2VLLM_ASSIGN_OR_RETURN(ModelFiles files, LocateModel(request.model, request.json));
+  std::optional<fs::path> base_model;
+  if (request.out_dir) {
+    MS2VLLM_ASSIGN_OR_RETURN(base_model, BaseModelFor(request, files));
+  }
   MS2VLLM_ASSIGN_OR_RETURN(Description description, LoadDescription(files.description.string()));
   if (Cancelled(cancel)) return Interrupted();
   MS2VLLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(files.weights));
@@ -121,8 +144,10 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   const bool directory = request.out_dir.has_value();
   report.target = directory ? *request.out_dir : request.save_path;
   if (directory) {
-    report.base_model = BaseModelFor(request, files, report.warnings);
-    report.base_beside_weights = report.base_model && !request.base_model;
+    MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files));
+    report.base_model = base_model;
+    report.base_beside_weights = !request.base_model;
+    if (report.base_beside_weights) report.warnings.Add(WarningKind::kBaseBesideWeights, base_model->string());
     MS2VLLM_TRY(CheckModelDirectoryRequest(report));
     MS2VLLM_TRY(CheckDirectoryHoldsNoInput(report.target, checkpoint, files.description, report.base_model));
   }

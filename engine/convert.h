@@ -43,8 +43,8 @@ struct ConvertReport {
   uint64_t output_bytes = 0;  // bytes of the output weight files
   double seconds = 0;
   std::filesystem::path target;
-  // --out-dir's base model: --base-model, else the weights' directory when it holds a config.json
-  // (msModelSlim copies the float model's JSON files beside its weights).
+  // --out-dir's base model: --base-model, else the weights' directory, which must then hold a
+  // config.json (msModelSlim copies the float model's JSON files beside its weights).
   std::optional<std::filesystem::path> base_model;
   bool base_beside_weights = false;  // base_model is the weights' directory, not --base-model
 };

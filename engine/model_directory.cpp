@@ -27,6 +27,21 @@ bool IsLeftOutOfModelDirectory(const std::string& name) {
          any(kSuffixes, [&](std::string_view suffix) { return name.ends_with(suffix); });
 }
 
+// Beside msModelSlim's weights, where the user may keep anything: the float model's files, which
+// are what msModelSlim's saver copies there (.json and .py files) and its tokenizer's other
+// files (a SentencePiece or tiktoken model, BPE merges, a vocabulary, a chat template).
+bool IsFloatModelFile(const std::string& name) {
+  static constexpr std::string_view kSuffixes[] = {".json", ".py", ".model", ".tiktoken", ".jinja"};
+  return name == "merges.txt" || name == "vocab.txt" ||
+         std::any_of(std::begin(kSuffixes), std::end(kSuffixes), [&](std::string_view s) { return name.ends_with(s); });
+}
+
+// The files a tokenizer is built from; tokenizer_config.json alone only configures one.
+bool IsTokenizerFile(const std::string& name) {
+  return name == "tokenizer.json" || name == "vocab.json" || name == "vocab.txt" || name.ends_with(".model") ||
+         name.ends_with(".tiktoken");
+}
+
 // The base model's directory: the files copied as they are (every regular file but weights,
 // configs and leftovers), and the symlinks to nothing, which cannot be.
 struct BaseFiles {
@@ -36,9 +51,6 @@ struct BaseFiles {
 
 Result<BaseFiles> ListBaseFiles(const ConvertReport& report) {
   const fs::path& base_model = *report.base_model;
-  // The weights' directory holds whatever else the user keeps there: only what msModelSlim's
-  // saver copies into it (the float model's .json and .py files) is the base model's.
-  const auto copied_by_msmodelslim = [](const std::string& name) { return name.ends_with(".json") || name.ends_with(".py"); };
   BaseFiles files;
   std::error_code ec;
   fs::directory_iterator it(base_model, ec);
@@ -48,7 +60,7 @@ Result<BaseFiles> ListBaseFiles(const ConvertReport& report) {
     if (it->is_symlink(entry_ec) && !fs::exists(it->path(), entry_ec)) {
       files.dangling.push_back(it->path());
     } else if (it->is_regular_file(entry_ec) && !IsLeftOutOfModelDirectory(name) &&
-               (!report.base_beside_weights || copied_by_msmodelslim(name))) {
+               (!report.base_beside_weights || IsFloatModelFile(name))) {
       files.copied.push_back(it->path());
     }
   }
@@ -160,20 +172,16 @@ std::vector<std::string> StateFloat16(nlohmann::ordered_json& config) {
 
 // What --out-dir will say of the directory's loaders, known before anything is written, so a
 // --dry-run says it too.
-void WarnOfLoaders(ConvertReport& report, const std::optional<nlohmann::ordered_json>& base_config) {
+void WarnOfLoaders(ConvertReport& report, const nlohmann::ordered_json& base_config) {
   if (report.plan.target == TargetTool::kGptq && !report.symmetric && report.plan.gptq_format == GptqFormat::kV1) {
     report.warnings.Add(WarningKind::kGptqV1Asymmetric, report.target.string());
   }
-  if (!report.base_model) {
-    report.warnings.Add(WarningKind::kNoBaseModel, report.target.string());
-    return;
-  }
-  if (!base_config || !VllmRunsOnlyFloat16(report.plan, report.symmetric)) return;
-  if (const auto type = RefusedInFloat16(*base_config)) {
+  if (!VllmRunsOnlyFloat16(report.plan, report.symmetric)) return;
+  if (const auto type = RefusedInFloat16(base_config)) {
     report.warnings.Add(WarningKind::kNoDtypeForVllm, "config.json model_type " + *type);
     return;
   }
-  nlohmann::ordered_json changed = *base_config;
+  nlohmann::ordered_json changed = base_config;
   for (const auto& change : StateFloat16(changed)) {
     report.warnings.Add(WarningKind::kFloat16ForVllm, "config.json " + change);
   }
@@ -191,44 +199,43 @@ Status CheckModelDirectoryRequest(ConvertReport& report) {
     return MakeError(ErrorCode::kUnsupported, "linears disagree on the group size: " + *report.plan.group_size_conflict +
                                                   "; one quantization_config cannot describe both");
   }
-  std::optional<nlohmann::ordered_json> base_config;
-  if (report.base_model) {
-    std::error_code ec;
-    if (!fs::exists(*report.base_model, ec)) {
-      return MakeError(ErrorCode::kInvalidInput, report.base_model->string() +
-                                                     ": no such directory (--base-model is the float model's local "
-                                                     "directory: download a Hugging Face model first)");
-    }
-    if (!fs::is_directory(*report.base_model, ec)) {
-      return MakeError(ErrorCode::kInvalidInput,
-                       report.base_model->string() + ": not a directory; --base-model is the float model's directory");
-    }
-    if (!fs::exists(*report.base_model / "config.json", ec)) {
-      return MakeError(ErrorCode::kInvalidInput, report.base_model->string() + ": has no config.json");
-    }
-    // Refused now, not after the weights: a --dry-run says it too.
-    MS2VLLM_ASSIGN_OR_RETURN(base_config, ReadBaseConfig(*report.base_model));
+  const fs::path& base_model = *report.base_model;
+  std::error_code ec;
+  if (!fs::exists(base_model, ec)) {
+    return MakeError(ErrorCode::kInvalidInput, base_model.string() +
+                                                   ": no such directory (--base-model is the float model's local "
+                                                   "directory: download a Hugging Face model first)");
   }
-  if (base_config) {
-    // Refused rather than warned of: no loader reads the directory, and a script checking the exit
-    // status would go on to deploy it.
-    const std::vector<std::string> mismatches = BaseConfigMismatches(report.plan, *base_config);
-    if (!mismatches.empty()) {
-      std::string problems;
-      for (const auto& mismatch : mismatches) problems += (problems.empty() ? "" : "; ") + mismatch;
-      // The config beside the weights was not named by the user: say where it came from.
-      const std::string whose = report.base_beside_weights
-                                    ? "taken as the base model's for want of --base-model; give the float model's "
-                                      "directory with --base-model"
-                                    : "is it the config of the float model this checkpoint was quantized from?";
-      return MakeError(ErrorCode::kInvalidInput, (*report.base_model / "config.json").string() +
-                                                     ": does not describe this checkpoint, so no loader would read "
-                                                     "the directory (" + whose + "): " + problems);
-    }
-    // The copy takes regular files; a link to nothing (tokenizer.json, say) would go missing unsaid.
-    MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(report));
-    for (const auto& link : files.dangling) report.warnings.Add(WarningKind::kBrokenBaseFile, link.string());
+  if (!fs::is_directory(base_model, ec)) {
+    return MakeError(ErrorCode::kInvalidInput,
+                     base_model.string() + ": not a directory; --base-model is the float model's directory");
   }
+  if (!fs::exists(base_model / "config.json", ec)) {
+    return MakeError(ErrorCode::kInvalidInput, base_model.string() + ": has no config.json");
+  }
+  // Refused now, not after the weights: a --dry-run says it too.
+  MS2VLLM_ASSIGN_OR_RETURN(const nlohmann::ordered_json base_config, ReadBaseConfig(base_model));
+  // Refused rather than warned of: no loader reads the directory, and a script checking the exit
+  // status would go on to deploy it.
+  const std::vector<std::string> mismatches = BaseConfigMismatches(report.plan, base_config);
+  if (!mismatches.empty()) {
+    std::string problems;
+    for (const auto& mismatch : mismatches) problems += (problems.empty() ? "" : "; ") + mismatch;
+    // The config beside the weights was not named by the user: say where it came from.
+    const std::string whose = report.base_beside_weights
+                                  ? "taken as the base model's for want of --base-model; give the float model's "
+                                    "directory with --base-model"
+                                  : "is it the config of the float model this checkpoint was quantized from?";
+    return MakeError(ErrorCode::kInvalidInput, (base_model / "config.json").string() +
+                                                   ": does not describe this checkpoint, so no loader would read "
+                                                   "the directory (" + whose + "): " + problems);
+  }
+  // The copy takes regular files; a link to nothing (tokenizer.json, say) would go missing unsaid.
+  MS2VLLM_ASSIGN_OR_RETURN(const BaseFiles files, ListBaseFiles(report));
+  for (const auto& link : files.dangling) report.warnings.Add(WarningKind::kBrokenBaseFile, link.string());
+  const bool tokenizer = std::any_of(files.copied.begin(), files.copied.end(),
+                                     [](const fs::path& file) { return IsTokenizerFile(file.filename().string()); });
+  if (!tokenizer) report.warnings.Add(WarningKind::kNoTokenizer, base_model.string());
   WarnOfLoaders(report, base_config);
   return Ok{};
 }
@@ -268,10 +275,9 @@ std::vector<std::string> DescribeModelDirectoryFiles(const ConvertReport& report
   std::vector<std::string> lines;
   if (report.layout.files.size() > 1) lines.push_back("model.safetensors.index.json: the shards' weight_map");
   const std::string quantization = QuantizationConfig(report.plan, report.symmetric).dump();
-  const std::string base = report.base_model ? report.base_model->string() : "";
-  if (report.base_model) lines.push_back("config.json: " + base + "'s, with quantization_config " + quantization);
+  const std::string base = report.base_model->string();
+  lines.push_back("config.json: " + base + "'s, with quantization_config " + quantization);
   if (report.plan.target == TargetTool::kGptq) lines.push_back("quantize_config.json: " + quantization);
-  if (!report.base_model) return lines;
   std::string copied;
   if (auto files = ListBaseFiles(report)) {
     for (const auto& file : files->copied) copied += (copied.empty() ? "" : ", ") + file.filename().string();
@@ -288,7 +294,6 @@ Status WriteModelDirectoryFiles(const ConvertReport& report, const Staging& stag
   if (report.plan.target == TargetTool::kGptq) {
     MS2VLLM_TRY(WriteJsonFile(staging.PathFor("quantize_config.json"), quantization));
   }
-  if (!report.base_model) return Ok{};  // warned of by CheckModelDirectoryRequest
   MS2VLLM_ASSIGN_OR_RETURN(nlohmann::ordered_json config, ReadBaseConfig(*report.base_model));
   StateFloat16ForVllm(report.plan, report.symmetric, config);
   config["quantization_config"] = quantization;

@@ -13,8 +13,8 @@ namespace ms2vllm {
 
 // Refuses what would produce a directory that does not load: mixed group sizes, a base model
 // that is not a directory, a base config.json that states another shape than the checkpoint's.
-// Warns, in `report`, of a missing base model and of what some loaders will not read.
-// Needs report.plan and report.symmetric.
+// Warns, in `report`, of what some loaders will not read. Needs report.plan, report.symmetric
+// and report.base_model.
 Status CheckModelDirectoryRequest(ConvertReport& report);
 
 // The quantization_config object for config.json (and, for GPTQ, quantize_config.json).

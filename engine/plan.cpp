@@ -122,6 +122,7 @@ class Planner {
         // A missing offset is its linear's to tell: symmetric, or an error when others have theirs.
         if (!NoteAListedOffsetMissing(entry) && LooksLikeATensor(entry)) {
           plan_.warnings.Add(WarningKind::kNotInCheckpoint, entry.name);
+          plan_.not_in_checkpoint.push_back(entry.name);
         }
         continue;
       }

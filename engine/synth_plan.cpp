@@ -68,10 +68,35 @@ class SynthBuilder {
     }
     Norm("model.norm");
     Float("lm_head.weight", {s.vocab, s.hidden});
+    out_.config = FloatModelConfig();
     return std::move(out_);
   }
 
  private:
+  nlohmann::ordered_json FloatModelConfig() const {
+    const ModelShape& s = o_.shape;
+    const bool moe = s.experts > 0;
+    const bool qwen2 = !moe && s.qkv_bias;  // Qwen2's q/k/v have biases, Llama's do not
+    nlohmann::ordered_json config;
+    config["architectures"] = {moe ? "Qwen3MoeForCausalLM" : qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+    config["model_type"] = moe ? "qwen3_moe" : qwen2 ? "qwen2" : "llama";
+    config["hidden_size"] = s.hidden;
+    config["intermediate_size"] = s.intermediate;
+    if (moe) {
+      config["moe_intermediate_size"] = s.intermediate;
+      config["num_experts"] = s.experts;
+      config["num_experts_per_tok"] = 8;
+    }
+    config["num_hidden_layers"] = s.layers;
+    config["num_attention_heads"] = s.heads;
+    config["num_key_value_heads"] = s.kv_heads;
+    config["head_dim"] = s.head_dim;
+    config["vocab_size"] = s.vocab;
+    config["tie_word_embeddings"] = false;  // lm_head.weight is a tensor of its own
+    config["torch_dtype"] = o_.float_dtype == DType::kF16 ? "float16" : "bfloat16";
+    return config;
+  }
+
   void Add(const std::string& name, const std::string& label, DType dtype, std::vector<uint64_t> shape,
            GenerateSpec::Kind kind, double low, double high) {
     OutputTensor tensor;

@@ -46,6 +46,9 @@ struct SynthOptions {
 struct SynthCheckpoint {
   Plan plan;                          // kGenerate tensors only
   nlohmann::ordered_json description; // quant_model_description JSON
+  // The float model's config.json, which msModelSlim's saver copies beside its weights: the
+  // architecture and the shape fields, which loaders and --out-dir's checks read.
+  nlohmann::ordered_json config;
 };
 
 // `cancel` (the interrupt flag, may be null) is checked per layer.

@@ -37,6 +37,7 @@ Result<SynthReport> WriteSynthCheckpoint(const SynthRequest& request) {
   }
   const std::string description_name = "quant_model_description_" + tag + ".json";
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor(description_name), checkpoint.description));
+  MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), checkpoint.config));
   if (Cancelled(cancel)) return Interrupted();
   MS2VLLM_TRY(staging.Commit());
   report.weights = staging.target() / weights_name;

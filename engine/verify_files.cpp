@@ -152,6 +152,10 @@ std::vector<VerifyProblem> CheckDirectoryFiles(const ConvertedFiles& files, Targ
                                              "the shards",
                         {}});
   }
+  if (!files.config) {
+    problems.push_back({"config.json", "is missing: vLLM and transformers read the model and its quantization from it",
+                        {}});
+  }
   if (target == TargetTool::kGptq && !files.quantize_config) {
     problems.push_back({"quantize_config.json", "is missing: AutoGPTQ reads the quantization from it", {}});
   }

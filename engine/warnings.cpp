@@ -27,16 +27,16 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return std::to_string(values) + " scale value(s) in " + n + " tensor(s) are NaN or infinite in the input";
     case WarningKind::kPackedInput:
       return n + " W4A16 weight(s) hold two 4-bit values per byte (msModelSlim ascendV1): unpacked while converting";
-    case WarningKind::kNoBaseModel:
-      return "no --base-model, and no config.json beside the weights: the directory gets no config.json, where "
-             "loaders read the model and its quantization_config (GPTQ also gets quantize_config.json); run again "
-             "with --base-model FLOAT_MODEL_DIR for a directory that loads";
     case WarningKind::kBaseBesideWeights:
       return "no --base-model: config.json and the tokenizer files beside the weights (msModelSlim copies the "
              "float model's) are the base model's";
     case WarningKind::kOldTargetLeft:
       return "the directory --force replaced could not be removed whole (files this user may not delete?): what "
              "is left of it stays, under a temp name";
+    case WarningKind::kNoTokenizer:
+      return "the base model holds no tokenizer (tokenizer.json, tokenizer.model, vocab.json, ...): the directory "
+             "gets none, and vLLM and transformers load the tokenizer from it unless told another; give the float "
+             "model's directory with --base-model";
     case WarningKind::kBrokenBaseFile:
       return n + " file(s) of the --base-model are symlinks to nothing (a partly downloaded cache?): not copied, "
              "so the directory lacks them";

@@ -29,8 +29,8 @@ enum class WarningKind {
   kPartlyFloatFusedLayer,  // q/k/v_proj or gate/up_proj partly float: vLLM fuses them, one precision
   kDescribedGroupSize, // the description's group_size is not the tensors': theirs is used
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged
-  kNoBaseModel,        // --out-dir without --base-model or a config.json beside the weights: no config.json
   kBaseBesideWeights,  // --out-dir without --base-model: the configs beside the weights are the base
+  kNoTokenizer,        // --out-dir's base model has no tokenizer file to copy
   kBrokenBaseFile,     // --base-model's files that are symlinks to nothing: not copied
   kOldTargetLeft,      // --force: the replaced directory could not be removed whole
 };

@@ -90,6 +90,8 @@ std::vector<std::string> StageLeftovers(const fs::path& dir) {
 struct Inputs {
   fs::path model, json;
 };
+// The golden checkpoint's weights and description, with a config.json beside them as
+// msModelSlim's saver leaves one (the float model's): --out-dir's base model.
 Inputs CopyGolden(const std::string& name, const fs::path& dir) {
   Inputs inputs{dir / "model.safetensors", dir / "desc.json"};
   for (const auto& entry : fs::directory_iterator(testing::GoldenDir() / name)) {
@@ -97,6 +99,7 @@ Inputs CopyGolden(const std::string& name, const fs::path& dir) {
     if (file.starts_with("quant_model_weight")) fs::copy_file(entry.path(), inputs.model);
     if (file.starts_with("quant_model_description")) fs::copy_file(entry.path(), inputs.json);
   }
+  testing::WriteText(dir / "config.json", R"({"model_type": "qwen2"})");
   return inputs;
 }
 

@@ -159,6 +159,12 @@ ConvertRequest DirectoryRequest(const fs::path& model, const fs::path& out_dir, 
   return request;
 }
 
+// The float model's config.json, as msModelSlim's saver copies it beside the weights: with it,
+// --out-dir needs no --base-model. It states no shape, so any test checkpoint fits it.
+void WriteConfigBeside(const fs::path& weights_dir) {
+  testing::WriteText(weights_dir / "config.json", R"({"model_type": "qwen2"})");
+}
+
 std::set<std::string> FileNames(const fs::path& dir) {
   std::set<std::string> names;
   for (const auto& entry : fs::directory_iterator(dir)) names.insert(entry.path().filename().string());
@@ -278,6 +284,7 @@ TEST(ModelDirectory, ShardsNeverSplitATensorAndTheIndexCoversEveryTensor) {
   ASSERT_LT(largest, limit * 2);
   fs::create_directories(dir / "sharded");
   ConvertRequest request = DirectoryRequest(WriteSharded(checkpoint, dir / "sharded", 2), dir / "out");
+  WriteConfigBeside(dir / "sharded");
   request.max_shard_bytes = limit;
   auto report = Convert(request);
   ASSERT_TRUE(report.ok()) << report.error().message;
@@ -325,9 +332,10 @@ TEST(ModelDirectory, OneModelSafetensorsAndNoIndexWhenItFits) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
   const Tensors reference = ReferenceConversion(checkpoint, dir.path(), TargetTool::kAwq);
+  WriteConfigBeside(dir / "reference");
   auto report = Convert(DirectoryRequest(dir / "reference", dir / "out"));
   ASSERT_TRUE(report.ok()) << report.error().message;
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors", "config.json"}));
   EXPECT_EQ(testing::HeaderMetadata(dir / "out/model.safetensors"), R"({"format":"pt"})");
   EXPECT_EQ(testing::LoadTensors(dir / "out/model.safetensors"), reference);
 }
@@ -682,22 +690,50 @@ TEST(ModelDirectory, WarnsWhichGptqLoadersReadTheFormatWritten) {
   }
 }
 
-TEST(ModelDirectory, WithoutABaseModelWritesWeightsAndQuantizeConfigWithAWarning) {
+// No loader reads a directory without config.json: a script checking the exit status would
+// deploy one, so it is refused, before any work (a --dry-run says it too).
+TEST(ModelDirectory, WithoutABaseModelOrAConfigBesideTheWeightsIsAUsageError) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
-  for (TargetTool target : {TargetTool::kAwq, TargetTool::kGptq}) {
-    const fs::path out = dir / (target == TargetTool::kAwq ? "awq" : "gptq");
-    auto report = Convert(DirectoryRequest(dir / "input", out, target));
-    ASSERT_TRUE(report.ok()) << report.error().message;
-    std::set<std::string> expected = {"model.safetensors"};
-    if (target == TargetTool::kGptq) expected.insert("quantize_config.json");
-    EXPECT_EQ(FileNames(out), expected);
-    bool warned = false;
-    for (const auto& line : report->warnings.Lines()) warned |= line.find("no --base-model, and no config.json") != std::string::npos;
-    EXPECT_TRUE(warned);
+  for (bool dry_run : {false, true}) {
+    ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+    request.dry_run = dry_run;
+    auto report = Convert(request);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.error().code, ErrorCode::kUsage);
+    EXPECT_CONTAINS(report.error().message, (dir / "input/config.json").string());
+    EXPECT_CONTAINS(report.error().message, "--base-model");
+    EXPECT_FALSE(fs::exists(dir / "out"));
+    EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
   }
+}
+
+// The script converts one file, so a shard given alone is converted (with a warning); a model
+// directory without some of the model's tensors does not load, so it is refused.
+TEST(ModelDirectory, TensorsTheDescriptionListsButTheCheckpointLacksAreRefused) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  const fs::path weights = checkpoint.WriteInto(dir / "input");
+  WriteConfigBeside(dir / "input");
+  const fs::path description = dir / "input/quant_model_description_w4a16.json";
+  ordered_json listed = ReadJson(description);
+  listed["model.layers.99.input_layernorm.weight"] = "FLOAT";  // in another shard
+  testing::WriteText(description, listed.dump());
+  auto report = Convert(DirectoryRequest(dir / "input", dir / "out"));
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
+  EXPECT_CONTAINS(report.error().message, weights.string());
+  EXPECT_CONTAINS(report.error().message, "lacks 1 tensor(s) the description lists (model.layers.99.input_layernorm.weight)");
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  ConvertRequest one_file;  // as the script does
+  one_file.model = weights;
+  one_file.save_path = dir / "one.safetensors";
+  auto converted = Convert(one_file);
+  ASSERT_TRUE(converted.ok()) << converted.error().message;
+  EXPECT_CONTAINS(WarningLine(*converted, "not in the checkpoint"), "model.layers.99.input_layernorm.weight");
 }
 
 // msModelSlim's saver copies the float model's .json and .py files beside its weights.
@@ -713,20 +749,27 @@ TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
   EXPECT_EQ(report->base_model, dir / "input");
   EXPECT_CONTAINS(WarningLine(*report, "config.json and the tokenizer files beside the weights"),
                   (dir / "input").string());
-  EXPECT_EQ(WarningLine(*report, "no --base-model, and no config.json"), "");
-  // What msModelSlim's saver copies (.json and .py files); not the other files kept beside its
-  // output (merges.txt, README.md and the like would be the user's own there).
+  EXPECT_EQ(WarningLine(*report, "holds no tokenizer"), "");
+  // The float model's files: what msModelSlim's saver copies (.json and .py files) and the
+  // tokenizer's (tokenizer.model, merges.txt); not the other files kept beside its output
+  // (README.md and the like would be the user's own there).
   std::set<std::string> expected = {"model.safetensors", "config.json", "quantize_config.json"};
   for (const auto& name : beside.copied) {
-    if (!name.ends_with(".json") && !name.ends_with(".py")) continue;
+    if (name == "README.md") continue;
     expected.insert(name);
     EXPECT_EQ(testing::ReadText(dir / "out" / name), testing::ReadText(dir / "input" / name)) << name;
   }
-  EXPECT_EQ(expected.size(), 9u);
+  EXPECT_EQ(expected.size(), 11u);
   EXPECT_EQ(FileNames(dir / "out"), expected);  // neither msModelSlim's weights nor its description
   const ordered_json config = ReadJson(dir / "out/config.json");
   EXPECT_EQ(config["quantization_config"]["quant_method"], "gptq");
   EXPECT_EQ(config["model_type"], "qwen2");
+
+  // With no file a tokenizer is built from, the directory loads with none: warned of.
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "vocab.json"}) fs::remove(dir / "input" / name);
+  auto untokenized = Convert(DirectoryRequest(dir / "input", dir / "out3", TargetTool::kGptq));
+  ASSERT_TRUE(untokenized.ok()) << untokenized.error().message;
+  EXPECT_CONTAINS(WarningLine(*untokenized, "holds no tokenizer"), (dir / "input").string());
 
   // A config of another model there: refused, saying where it came from and what to give instead.
   testing::WriteText(dir / "input/config.json", R"({"model_type": "qwen2", "hidden_size": 4096})");
@@ -743,6 +786,7 @@ TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
 ConvertRequest IntoAnOlderDirectory(const TempDir& dir) {
   fs::create_directories(dir / "input");
   MakeModel({}).WriteInto(dir / "input");
+  WriteConfigBeside(dir / "input");
   fs::create_directories(dir / "out");
   testing::WriteText(dir / "out/old.txt", "old");
   return DirectoryRequest(dir / "input", dir / "out");
@@ -762,7 +806,7 @@ TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
   request.force = true;
   auto replaced = Convert(request);
   ASSERT_TRUE(replaced.ok()) << replaced.error().message;
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors", "config.json"}));
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
@@ -828,7 +872,7 @@ TEST(ModelDirectory, DryRunsAndDanglingLinksMeetTheTargetChecksUpFront) {
   request.force = true;
   ASSERT_TRUE(Convert(request).ok());
   EXPECT_FALSE(fs::is_symlink(dir / "dangling"));
-  EXPECT_EQ(FileNames(dir / "dangling"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(FileNames(dir / "dangling"), (std::set<std::string>{"model.safetensors", "config.json"}));
   EXPECT_FALSE(fs::exists(dir / "nowhere"));
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
@@ -847,13 +891,13 @@ TEST(ModelDirectory, ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTa
   auto report = Convert(request);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kVerifyFailed);
-  EXPECT_EQ(seen, (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(seen, (std::set<std::string>{"model.safetensors", "config.json"}));
   EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"old.txt"}));
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 
   request.check_before_commit = [](const fs::path&) -> Status { return Ok{}; };
   ASSERT_TRUE(Convert(request).ok());
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors", "config.json"}));
 }
 
 TEST(ModelDirectory, MixedGroupSizesAreRefusedBeforeAnythingIsWritten) {
@@ -864,6 +908,7 @@ TEST(ModelDirectory, MixedGroupSizesAreRefusedBeforeAnythingIsWritten) {
   TempDir dir;
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
+  WriteConfigBeside(dir / "input");
   auto report = Convert(DirectoryRequest(dir / "input", dir / "out"));
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kUnsupported);
@@ -899,6 +944,7 @@ TEST(ModelDirectory, AMissingParentDirectoryIsAnOutputError) {
   TempDir dir;
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
+  WriteConfigBeside(dir / "input");
   auto report = Convert(DirectoryRequest(dir / "input", dir / "no/such/out"));
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kOutput);
@@ -935,6 +981,7 @@ std::vector<double> WriteLinearWithScales(const fs::path& dir, MsCheckpoint& che
   checkpoint.AddLinear("l", linear, "W4A16");
   fs::create_directories(dir / "input");
   checkpoint.WriteInto(dir / "input");
+  WriteConfigBeside(dir / "input");
   return scales;
 }
 

@@ -417,13 +417,22 @@ TEST(VerifySynthTest, ShardedModelDirectoryVerifiesItsConfigsAndIndex) {
   ASSERT_TRUE(Convert(convert).ok());
   ASSERT_TRUE(fs::exists(dir / "out" / "model.safetensors.index.json"));
 
-  // No flags: target and format come from quantize_config.json.
+  // No flags: target and format come from config.json's quantization_config.
   VerifyRequest request = RequestFor(model, dir / "out");
   VerifyReport report = VerifyOrDie(request);
   EXPECT_TRUE(report.ok()) << Describe(report);
   EXPECT_EQ(report.target, TargetTool::kGptq);
   EXPECT_EQ(report.gptq_format, GptqFormat::kV2);
+  EXPECT_EQ(report.target_source, "config.json");
+
+  // No loader reads a directory without config.json; the target then comes from quantize_config.json.
+  const std::string config_text = testing::ReadText(dir / "out" / "config.json");
+  fs::remove(dir / "out" / "config.json");
+  report = VerifyOrDie(request);
+  EXPECT_TRUE(NamesTensor(report, "config.json")) << Describe(report);
   EXPECT_EQ(report.target_source, "quantize_config.json");
+  EXPECT_EQ(report.gptq_format, GptqFormat::kV2);
+  testing::WriteText(dir / "out" / "config.json", config_text);
 
   auto config = nlohmann::ordered_json::parse(testing::ReadText(dir / "out" / "quantize_config.json"));
   config["group_size"] = 32;
