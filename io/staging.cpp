@@ -169,17 +169,37 @@ Result<fs::path> FileTarget(const fs::path& requested) {
   return target;
 }
 
-// The same for a directory target. A symlink there (dangling too) is an existing entry: with
-// `replace`, the link is what the new directory replaces; what it points to stays.
+// A model directory, as an earlier conversion or a download leaves it: --force replaces nothing
+// else, so a mistyped --out-dir (a home directory, a project) is never deleted whole.
+bool HoldsAModel(const fs::path& directory) {
+  std::error_code ec;
+  for (fs::directory_iterator it(directory, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name == "config.json" || name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The same for a directory target. An empty directory (made for the output) is taken as new: the
+// rename replaces it. A symlink there (dangling too) is an existing entry: with `replace`, the
+// link is what the new directory replaces; what it points to stays.
 Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
   const fs::path clean = target.filename().empty() ? target.parent_path() : target;
   MS2VLLM_TRY(CheckParent(clean));
   std::error_code ec;
   const fs::file_status entry = fs::symlink_status(clean, ec);
   if (!fs::exists(entry)) return clean;
-  if (!replace) return OutputError(clean, "already exists (use --force to replace it)");
-  const bool dangling = fs::is_symlink(entry) && !fs::exists(clean, ec);
+  const bool link = fs::is_symlink(entry);
+  const bool dangling = link && !fs::exists(clean, ec);
   if (!dangling && !fs::is_directory(clean, ec)) return OutputError(clean, "exists and is not a directory");
+  if (!link && fs::is_empty(clean, ec) && !ec) return clean;
+  if (!replace) return OutputError(clean, "already exists (use --force to replace it)");
+  if (!link && !HoldsAModel(clean)) {
+    return OutputError(clean, "holds no model (no config.json or *.safetensors): --force replaces only a model "
+                              "directory; remove it yourself if it is to go");
+  }
   return clean;
 }
 

@@ -782,13 +782,13 @@ TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
 
 // ---- An existing target, failures, --scales-dtype ----
 
-// A request converting a model into <dir>/out, which already holds an older old.txt.
+// A request converting a model into <dir>/out, which already holds an older conversion's weights.
 ConvertRequest IntoAnOlderDirectory(const TempDir& dir) {
   fs::create_directories(dir / "input");
   MakeModel({}).WriteInto(dir / "input");
   WriteConfigBeside(dir / "input");
   fs::create_directories(dir / "out");
-  testing::WriteText(dir / "out/old.txt", "old");
+  testing::WriteText(dir / "out/model.safetensors", "old");
   return DirectoryRequest(dir / "input", dir / "out");
 }
 
@@ -800,13 +800,43 @@ TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
   EXPECT_EQ(refused.error().code, ErrorCode::kOutput);
   EXPECT_CONTAINS(refused.error().message, (dir / "out").string());
   EXPECT_CONTAINS(refused.error().message, "--force");
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"old.txt"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 
   request.force = true;
   auto replaced = Convert(request);
   ASSERT_TRUE(replaced.ok()) << replaced.error().message;
   EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors", "config.json"}));
+  EXPECT_NE(testing::ReadText(dir / "out/model.safetensors"), "old");
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+// An empty directory is one made for the output: taken without --force. A directory that holds
+// no model is not what --force replaces (a mistyped --out-dir, a home directory): it stays whole.
+TEST(ModelDirectory, AnEmptyTargetIsTakenAndForceReplacesOnlyAModel) {
+  TempDir dir;
+  ConvertRequest request = IntoAnOlderDirectory(dir);
+  fs::remove_all(dir / "out");
+  fs::create_directories(dir / "out");
+  auto into_empty = Convert(request);
+  ASSERT_TRUE(into_empty.ok()) << into_empty.error().message;
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors", "config.json"}));
+
+  fs::remove_all(dir / "out");
+  fs::create_directories(dir / "out/.ssh");
+  testing::WriteText(dir / "out/.ssh/id", "key");
+  testing::WriteText(dir / "out/notes.txt", "notes");
+  request.force = true;
+  for (bool dry_run : {true, false}) {
+    request.dry_run = dry_run;
+    auto refused = Convert(request);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, ErrorCode::kOutput);
+    EXPECT_CONTAINS(refused.error().message, (dir / "out").string() + ": holds no model");
+    EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{".ssh", "notes.txt"}));
+    EXPECT_EQ(testing::ReadText(dir / "out/.ssh/id"), "key");
+  }
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
@@ -835,12 +865,13 @@ TEST(ModelDirectory, AnUnusableBaseConfigIsRefusedUpFrontAndNothingAppears) {
 
   // With --force over an existing directory: the old one stays as it was.
   fs::create_directories(dir / "out");
-  testing::WriteText(dir / "out/old.txt", "old");
+  testing::WriteText(dir / "out/model.safetensors", "old");
   testing::WriteText(base.dir / "config.json", "{not json");
   request.force = true;
   auto forced = Convert(request);
   ASSERT_FALSE(forced.ok());
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"old.txt"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
@@ -892,7 +923,8 @@ TEST(ModelDirectory, ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTa
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kVerifyFailed);
   EXPECT_EQ(seen, (std::set<std::string>{"model.safetensors", "config.json"}));
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"old.txt"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 
   request.check_before_commit = [](const fs::path&) -> Status { return Ok{}; };
