@@ -19,13 +19,23 @@ std::vector<fs::path> Matching(const fs::path& directory, auto&& matches) {
   return found;
 }
 
-Result<fs::path> ExactlyOne(std::vector<fs::path> found, const fs::path& directory, const std::string& what) {
-  if (found.size() == 1) return found.front();
-  if (found.empty()) return MakeError(ErrorCode::kInvalidInput, directory.string() + ": no " + what + " found");
+std::string NameList(const std::vector<fs::path>& paths) {
   std::string list;
-  for (const auto& path : found) list += (list.empty() ? "" : ", ") + path.filename().string();
+  for (const auto& path : paths) list += (list.empty() ? "" : ", ") + path.filename().string();
+  return list;
+}
+
+// The one file of `found`, else an error saying what was looked for and that `flag` names it.
+// `none_found` adds what the directory holds instead.
+Result<fs::path> ExactlyOne(std::vector<fs::path> found, const fs::path& directory, const std::string& what,
+                            const std::string& flag, const std::string& none_found = "") {
+  if (found.size() == 1) return found.front();
+  if (found.empty()) {
+    return MakeError(ErrorCode::kInvalidInput,
+                     directory.string() + ": no " + what + " found" + none_found + "; name the file with " + flag);
+  }
   return MakeError(ErrorCode::kInvalidInput,
-                   directory.string() + ": several " + what + " candidates (" + list + "); name one explicitly");
+                   directory.string() + ": several " + what + " (" + NameList(found) + "); name one with " + flag);
 }
 
 bool IsWeightName(const std::string& name) {
@@ -79,7 +89,11 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
       if (name.ends_with(kIndexSuffix)) index_prefixes.push_back(name.substr(0, name.size() - kIndexSuffix.size()));
     }
     std::erase_if(candidates, [&](const fs::path& p) { return IsShardOfAnIndex(p, index_prefixes); });
-    MS2VLLM_ASSIGN_OR_RETURN(files.weights, ExactlyOne(std::move(candidates), model, "quant_model_weight*.safetensors"));
+    // Weights named otherwise (a float or converted model's model.safetensors) are not msModelSlim's.
+    const auto others = Matching(model, [](const std::string& name) { return name.ends_with(".safetensors"); });
+    const std::string holds = others.empty() ? "" : " (it holds " + NameList(others) + ", not named as msModelSlim's)";
+    MS2VLLM_ASSIGN_OR_RETURN(files.weights,
+                             ExactlyOne(std::move(candidates), model, "quant_model_weight*.safetensors", "--model", holds));
   } else {
     files.weights = model;
   }
@@ -91,7 +105,7 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
       return name.starts_with("quant_model_description") && name.ends_with(".json");
     });
     MS2VLLM_ASSIGN_OR_RETURN(files.description, ExactlyOne(NamedLikeTheWeights(std::move(candidates), files.weights),
-                                                           directory, "quant_model_description*.json (give --json)"));
+                                                           directory, "quant_model_description*.json", "--json"));
   }
   return files;
 }

@@ -157,12 +157,15 @@ Result<SafetensorsHeader> ParseSafetensorsHeader(const std::string& label, std::
   }
   uint64_t header_size = 0;
   std::memcpy(&header_size, file.data(), 8);  // little-endian, as every supported host
+  // A JSON file given as weights (the description, say) reads as a huge length: say what it is.
+  const bool json = file[0] == '{' || file[0] == '[';
+  const std::string is_json = json ? " (the file is JSON, not safetensors: a description goes to --json)" : "";
   if (header_size > kMaxHeaderBytes) {
-    return InvalidInput(label, "header length " + std::to_string(header_size) + " is over the 100 MB limit");
+    return InvalidInput(label, "header length " + std::to_string(header_size) + " is over the 100 MB limit" + is_json);
   }
   if (header_size > file.size() - 8) {
     return InvalidInput(label, "header length " + std::to_string(header_size) + " runs past the end of the file (" +
-                              std::to_string(file.size()) + " bytes)");
+                              std::to_string(file.size()) + " bytes)" + is_json);
   }
   const char* header = reinterpret_cast<const char*>(file.data() + 8);
   if (!simdjson::validate_utf8(header, header_size)) return InvalidInput(label, "header is not valid UTF-8");

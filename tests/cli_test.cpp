@@ -149,9 +149,26 @@ TEST(Cli, AmongSeveralDescriptionsTheOneNamedLikeTheWeightsIsUsed) {
 
   fs::copy_file(w8, dir / "renamed.safetensors");
   ExpectError(Ms2vllm({"--model", dir / "renamed.safetensors", "--save_path", dir / "o.safetensors"}), kInvalidInput,
-              "several quant_model_description*.json (give --json) candidates");
+              "several quant_model_description*.json (");
+  ExpectError(Ms2vllm({"--model", dir / "renamed.safetensors", "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              "); name one with --json");
   ExpectError(Ms2vllm({"--model", dir.path(), "--save_path", dir / "o.safetensors"}), kInvalidInput,
-              "several quant_model_weight*.safetensors candidates");
+              "several quant_model_weight*.safetensors (");
+
+  // The description given as the weights.
+  ExpectError(Ms2vllm({"--model", dir / "quant_model_description_w8a16.json", "--json",
+                       dir / "quant_model_description_w8a16.json", "--save_path", dir / "o.safetensors"}),
+              kInvalidInput, "quant_model_description_w8a16.json: header length ");
+  ExpectError(Ms2vllm({"--model", dir / "quant_model_description_w8a16.json", "--json",
+                       dir / "quant_model_description_w8a16.json", "--save_path", dir / "o.safetensors"}),
+              kInvalidInput, "(the file is JSON, not safetensors: a description goes to --json)");
+
+  // A directory of weights named otherwise (a float or converted model) says what it holds.
+  TempDir other;
+  fs::copy_file(w8, other / "model.safetensors");
+  ExpectError(Ms2vllm({"--model", other.path(), "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              other.path().string() + ": no quant_model_weight*.safetensors found (it holds model.safetensors, not "
+              "named as msModelSlim's); name the file with --model");
 }
 
 TEST(Cli, SavePathDefaultsToResSafetensorsInTheWorkingDirectory) {
@@ -413,6 +430,7 @@ TEST(Cli, ConvertVerifyNamesTheTargetNotItsStage) {
       Ms2vllm({"--model", in.model, "--json", in.json, "--target_tool", "gptq", "--out-dir", dir / "out", "--verify"});
   ASSERT_EQ(directory.exit_code, kOk) << Show(directory);
   EXPECT_CONTAINS(directory.err, "verify: OK: " + (dir / "out/model.safetensors").string());
+  EXPECT_EQ(directory.err.find("target from"), std::string::npos) << Show(directory);
   for (const Outcome* o : {&file, &directory}) EXPECT_EQ(o->err.find(".ms2vllm-"), std::string::npos) << Show(*o);
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 

@@ -402,7 +402,7 @@ std::vector<Case> Cases() {
     {"flag_chunk_size_text", Flags({"--chunk-size", "lots"}), 2, {"--chunk-size 'lots' is not a size"}},
     {"flag_max_shard_size_overflow", Flags({"--out-dir", "{out}/dir", "--max-shard-size", "99999999999999999999GB"}), 2,
      {"--max-shard-size '99999999999999999999GB' is not a size"}},
-    {"flag_kernels_unknown", Flags({"--kernels", "quantum"}), 2, {"kernel variant 'quantum' is not available"}},
+    {"flag_kernels_unknown", Flags({"--kernels", "quantum"}), 2, {"'quantum' is not a kernel variant of this build (available: "}},
     {"flag_unknown", Flags({"--frobnicate"}), 2, {"--frobnicate"}},
     {"flag_base_model_without_out_dir", Flags({"--base-model", "{in}/base"}), 2, {"--base-model requires --out-dir"}},
     {"base_model_missing", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/no-such-model"}), 3,

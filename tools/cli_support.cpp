@@ -67,11 +67,15 @@ Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag) {
   }
   const kernels::KernelTable* table = kernels::SelectKernels(forced);
   if (table == nullptr) {
-    std::string known;
+    std::string available;
+    bool compiled = false;
     for (const auto* candidate : kernels::CompiledKernels()) {
-      if (candidate->supported()) known += (known.empty() ? "" : ", ") + std::string(candidate->name);
+      if (candidate->supported()) available += (available.empty() ? "" : ", ") + std::string(candidate->name);
+      compiled = compiled || candidate->name == forced;
     }
-    return MakeError(ErrorCode::kUsage, "kernel variant '" + forced + "' is not available on this CPU (available: " + known + ")");
+    const std::string what = compiled ? "kernel variant '" + forced + "' is not available on this CPU"
+                                      : "'" + forced + "' is not a kernel variant of this build";
+    return MakeError(ErrorCode::kUsage, what + " (available: " + available + ")");
   }
   return table;
 }
