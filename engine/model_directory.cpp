@@ -4,6 +4,7 @@
 #include <charconv>
 #include <optional>
 
+#include "io/directory.h"
 #include "io/durable_file.h"
 #include "io/json_file.h"
 
@@ -52,22 +53,18 @@ struct BaseFiles {
 Result<BaseFiles> ListBaseFiles(const ConvertReport& report) {
   const fs::path& base_model = *report.base_model;
   BaseFiles files;
-  std::error_code ec;
-  fs::directory_iterator it(base_model, ec);
-  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    std::error_code entry_ec;  // a dangling link fails these checks; that is not a failed listing
-    const std::string name = it->path().filename().string();
-    if (it->is_symlink(entry_ec) && !fs::exists(it->path(), entry_ec)) {
-      files.dangling.push_back(it->path());
-    } else if (it->is_regular_file(entry_ec) && !IsLeftOutOfModelDirectory(name) &&
+  MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> entries, ListDirectory(base_model));
+  for (const auto& entry : entries) {
+    std::error_code ec;  // a dangling link fails these checks; that is not a failed listing
+    const std::string name = entry.filename().string();
+    if (fs::is_symlink(fs::symlink_status(entry, ec)) && !fs::exists(entry, ec)) {
+      files.dangling.push_back(entry);
+    } else if (fs::is_regular_file(entry, ec) && !IsLeftOutOfModelDirectory(name) &&
                (!report.base_beside_weights || IsFloatModelFile(name))) {
-      files.copied.push_back(it->path());
+      files.copied.push_back(entry);
     }
   }
-  if (ec) return MakeError(ErrorCode::kInvalidInput, base_model.string() + ": cannot list: " + ec.message());
-  std::sort(files.copied.begin(), files.copied.end());
-  std::sort(files.dangling.begin(), files.dangling.end());
-  return files;
+  return files;  // in ListDirectory's sorted order
 }
 
 // The base model's config against the checkpoint: the wrong --base-model (the 7B's directory for

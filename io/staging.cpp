@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+
+#include "io/directory.h"
 
 namespace ms2vllm {
 namespace fs = std::filesystem;
@@ -86,14 +89,15 @@ StageLock LockStage(const fs::path& stage) {
 // Removes `.<name>.ms2vllm-<run>.tmp` entries no live run holds.
 void RemoveStaleStages(const fs::path& target) {
   const std::string prefix = "." + StageStem(target.filename().string()) + std::string(kStageTag);
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(ParentOf(target), ec)) {
-    const std::string name = entry.path().filename().string();
+  auto entries = ListDirectory(ParentOf(target));
+  if (!entries) return;  // nothing known to remove; creating the stage will say what is wrong
+  for (const auto& entry : *entries) {
+    const std::string name = entry.filename().string();
     if (!name.starts_with(prefix) || !name.ends_with(kStageSuffix)) continue;
     if (!IsRunId(std::string_view(name).substr(prefix.size(), name.size() - prefix.size() - kStageSuffix.size()))) continue;
-    const StageLock lock = LockStage(entry.path());
+    const StageLock lock = LockStage(entry);
     if (lock.fd < 0) continue;  // held, or no locks on this file system: not known dead, left alone
-    fs::remove_all(entry.path(), ec);
+    RemoveTree(entry);
     ::close(lock.fd);
   }
 }
@@ -171,15 +175,11 @@ Result<fs::path> FileTarget(const fs::path& requested) {
 
 // A model directory, as an earlier conversion or a download leaves it: --force replaces nothing
 // else, so a mistyped --out-dir (a home directory, a project) is never deleted whole.
-bool HoldsAModel(const fs::path& directory) {
-  std::error_code ec;
-  for (fs::directory_iterator it(directory, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name == "config.json" || name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json")) {
-      return true;
-    }
-  }
-  return false;
+bool HoldsAModel(const std::vector<fs::path>& entries) {
+  return std::any_of(entries.begin(), entries.end(), [](const fs::path& entry) {
+    const std::string name = entry.filename().string();
+    return name == "config.json" || name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
+  });
 }
 
 // The same for a directory target. An empty directory (made for the output) is taken as new: the
@@ -194,9 +194,16 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
   const bool link = fs::is_symlink(entry);
   const bool dangling = link && !fs::exists(clean, ec);
   if (!dangling && !fs::is_directory(clean, ec)) return OutputError(clean, "exists and is not a directory");
-  if (!link && fs::is_empty(clean, ec) && !ec) return clean;
+  std::vector<fs::path> entries;
+  if (!link) {
+    auto listed = ListDirectory(clean);
+    if (!listed) return MakeError(listed.error().code == ErrorCode::kResources ? ErrorCode::kResources : ErrorCode::kOutput,
+                                  listed.error().message);
+    entries = std::move(*listed);
+    if (entries.empty()) return clean;
+  }
   if (!replace) return OutputError(clean, "already exists (use --force to replace it)");
-  if (!link && !HoldsAModel(clean)) {
+  if (!link && !HoldsAModel(entries)) {
     return OutputError(clean, "holds no model (no config.json or *.safetensors): --force replaces only a model "
                               "directory; remove it yourself if it is to go");
   }
@@ -277,10 +284,7 @@ Staging::Staging(Staging&& other) noexcept
 }
 
 Staging::~Staging() {
-  if (!committed_ && !stage_.empty()) {
-    std::error_code ec;
-    fs::remove_all(stage_, ec);
-  }
+  if (!committed_ && !stage_.empty()) RemoveTree(stage_);
   if (lock_ >= 0) ::close(lock_);  // removed first, so no other run's cleanup races this one
 }
 
@@ -323,8 +327,7 @@ Status Staging::Commit() {
       stage_ = aside;
     }
     committed_ = true;
-    fs::remove_all(stage_, ec);
-    if (fs::exists(fs::symlink_status(stage_, ec))) leftover_ = stage_;  // files the user may not delete
+    if (!RemoveTree(stage_)) leftover_ = stage_;  // files the user may not delete
   } else {
     if (::rename(stage_.c_str(), target_.c_str()) != 0) {
       return OutputError(target_, std::string("cannot rename into place: ") + std::strerror(errno));

@@ -741,5 +741,61 @@ TEST(HostileEnvironment, TheSoftLimitOfOpenFilesIsLiftedAndTooLowAHardOneIsAReso
   EXPECT_FALSE(fs::exists(root / "res.safetensors"));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Out of memory: an address-space limit (ulimit -v) at every step from the least the binary
+// starts in to past what a small conversion needs, so the allocation, mapping or thread creation
+// that fails moves through the whole run. CMakePresets.json leaves AddressSpaceLimit out of the
+// sanitizer build (its shadow memory reserves terabytes) and of qemu (which reserves the guest's
+// address space); the release build runs it.
+
+std::function<void()> AddressSpaceLimit(rlim_t bytes) {
+  return [bytes] {
+    const rlimit limit{bytes, bytes};
+    if (::setrlimit(RLIMIT_AS, &limit) != 0) _exit(126);
+  };
+}
+
+TEST(AddressSpaceLimit, WhateverFailsToBeAllocatedTheRunEndsWithOneErrorLineAndNothingLeft) {
+  testing::TempDir root;
+  const fs::path in = root / "in";
+  fs::create_directories(in);
+  for (const auto& entry : fs::directory_iterator(testing::GoldenDir() / "w4a16-g64-awq")) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("quant_model_")) fs::copy_file(entry.path(), in / name);
+  }
+  testing::WriteText(in / "config.json", R"({"model_type": "qwen2"})");
+
+  // Below this limit the loader or static initialisation fails, before any of ms2vllm's code.
+  constexpr rlim_t kStep = 64 << 10;
+  constexpr rlim_t kMost = rlim_t{512} << 20;
+  rlim_t start = 4 << 20;
+  while (start < kMost && RunBinary({"--version"}, AddressSpaceLimit(start)).exit_code != 0) start += kStep;
+  ASSERT_LT(start, kMost);
+
+  int failed = 0, converted_in_a_row = 0;
+  for (rlim_t limit = start + kStep; limit < kMost && converted_in_a_row < 32; limit += kStep) {
+    const bool directory = (limit / kStep) % 2 == 1;  // both kinds of output, in turn
+    const fs::path out = root / (directory ? "out" : "out.safetensors");
+    const ChildOutcome o = RunBinary({"--model", in.string(), "--target_tool", "gptq", "-q",
+                                      directory ? "--out-dir" : "--save_path", out.string()},
+                                     AddressSpaceLimit(limit));
+    SCOPED_TRACE("ulimit -v " + std::to_string(limit >> 10) + (directory ? ", --out-dir" : ", --save_path"));
+    ASSERT_TRUE(o.exited) << "killed by signal " << o.signal << "; stderr: " << o.err;
+    if (o.exit_code == 0) {
+      ++converted_in_a_row;
+      fs::remove_all(out);
+      continue;
+    }
+    ++failed;
+    converted_in_a_row = 0;
+    EXPECT_EQ(o.exit_code, 5) << o.err;
+    ExpectOneErrorLine(o, {});
+    EXPECT_FALSE(fs::exists(out));
+    ASSERT_FALSE(HasStageName(Take(root.path())));
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_EQ(converted_in_a_row, 32);  // the sweep reached limits the conversion fits in
+}
+
 }  // namespace
 }  // namespace ms2vllm

@@ -48,7 +48,7 @@ int RunCatchingExhaustion(int argc, char** argv) {
         ms2vllm::MakeError(ErrorCode::kOutput, std::string("internal error (please report it): ") + e.what()));
   } catch (const std::exception& e) {
     // For instance oneTBB's "pthread_create has failed: Resource temporarily unavailable".
-    return ms2vllm::ReportError(ms2vllm::MakeError(ErrorCode::kResources, std::string("cannot go on: ") + e.what()));
+    return ms2vllm::ReportError(ms2vllm::MakeError(ErrorCode::kResources, std::string("cannot go on (out of memory or threads? see ulimit -v and ulimit -u): ") + e.what()));
   }
 }
 
