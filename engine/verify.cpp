@@ -147,6 +147,8 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
   const std::string weights_name = converted.weights.filename().string();
   auto opened = Checkpoint::Open(converted.weights);
   if (!opened) {  // a converted file that does not even parse is a failed verification
+    // A machine out of memory or descriptors says nothing of the file: that is the run's error.
+    if (opened.error().code == ErrorCode::kResources) return opened.take_error();
     report.problems.push_back({weights_name, "is not a valid safetensors checkpoint: " + opened.error().message, {}});
     return report;
   }

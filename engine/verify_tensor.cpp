@@ -229,7 +229,9 @@ std::optional<VerifyProblem> Differences::Problem(const std::string& tensor, uin
 }
 
 TensorVerdict CheckTensorValues(const TensorCheckContext& context, const OutputTensor& expected, const TensorInfo& actual) {
-  thread_local std::vector<uint8_t> input_copy, output_copy;
+  // Per call, not thread_local: glibc aborts the process when it cannot register a thread_local
+  // destructor for want of memory. The copies are of small tensors only.
+  std::vector<uint8_t> input_copy, output_copy;
   const CheckedBytes bytes = BytesToCheck(context, expected, actual, input_copy, output_copy);
   TensorVerdict verdict;
   switch (expected.kind) {

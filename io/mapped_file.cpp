@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "io/mapping_guard.h"
@@ -123,9 +124,10 @@ Status MappedFile::Read(uint64_t offset, std::span<uint8_t> into) const {
 }
 
 Status MappedFile::ReadRows(const StridedRows& rows, uint8_t* into) const {
-  thread_local std::vector<uint8_t> gap;
-  gap.resize(std::max<size_t>(gap.size(), rows.file_stride - rows.row_bytes));
-  const int failure = TransferRows(fd_, &::preadv, rows, into, gap.data());
+  // The bytes between rows are read into a scratch buffer and dropped (less than a row: tens of
+  // KB). Per call, not thread_local: see TransferRows.
+  const auto gap = std::make_unique_for_overwrite<uint8_t[]>(rows.file_stride - rows.row_bytes);
+  const int failure = TransferRows(fd_, &::preadv, rows, into, gap.get());
   if (failure == 0) return Ok{};
   const std::string reason = failure > 0 ? std::strerror(failure) : "the file is shorter than when it was opened";
   return MakeError(ErrorCode::kInvalidInput, path_.string() + ": cannot read: " + reason);

@@ -10,8 +10,10 @@ namespace ms2vllm {
 int TransferRows(int fd, VectoredTransfer transfer, const StridedRows& rows, uint8_t* memory, uint8_t* gap) {
   if (rows.count == 0 || rows.row_bytes == 0) return 0;
   const uint64_t gap_bytes = rows.file_stride - rows.row_bytes;
-  thread_local std::vector<iovec> parts;  // reused: a tile has thousands of rows
-  parts.clear();
+  // Per call, not thread_local: glibc aborts the process when it cannot register a thread_local
+  // destructor for want of memory. One allocation per tile is nothing beside its read or write.
+  std::vector<iovec> parts;
+  parts.reserve(gap_bytes == 0 ? rows.count : 2 * rows.count);
   if (gap_bytes == 0 && rows.pitch == rows.row_bytes) {  // back to back on both sides: one piece
     parts.push_back({memory, rows.count * rows.row_bytes});
   } else {

@@ -755,6 +755,48 @@ std::function<void()> AddressSpaceLimit(rlim_t bytes) {
   };
 }
 
+// The least limit the binary starts in: below it the loader or static initialisation fails,
+// before any of ms2vllm's code runs.
+constexpr rlim_t kLimitStep = 64 << 10;
+constexpr rlim_t kMostLimit = rlim_t{512} << 20;
+rlim_t LeastLimitToStart() {
+  rlim_t limit = 4 << 20;
+  while (limit < kMostLimit && RunBinary({"--version"}, AddressSpaceLimit(limit)).exit_code != 0) limit += kLimitStep;
+  return limit;
+}
+
+// Runs the command `run_at` gives for each limit from `start` up, until 32 runs in a row succeed.
+// A run that fails must exit 5 with one error line, leave no stage under `root` and not create
+// `out`. Returns how many failed.
+int SweepAddressSpace(rlim_t start, const fs::path& root,
+                      const std::function<std::pair<std::vector<std::string>, fs::path>(rlim_t)>& run_at) {
+  int failed = 0, succeeded_in_a_row = 0;
+  for (rlim_t limit = start + kLimitStep; limit < kMostLimit && succeeded_in_a_row < 32; limit += kLimitStep) {
+    const auto [args, out] = run_at(limit);
+    SCOPED_TRACE("ulimit -v " + std::to_string(limit >> 10) + ": ms2vllm " + args.front() + " ... " + args.back());
+    const ChildOutcome o = RunBinary(args, AddressSpaceLimit(limit));
+    EXPECT_TRUE(o.exited) << "killed by signal " << o.signal << "; stderr: " << o.err;
+    if (o.exited && o.exit_code == 0) {
+      ++succeeded_in_a_row;
+      if (!out.empty()) fs::remove_all(out);
+      continue;
+    }
+    ++failed;
+    succeeded_in_a_row = 0;
+    EXPECT_EQ(o.exit_code, 5) << o.err;
+    ChildOutcome error = o;
+    if (args.front() == "inspect") error.out.clear();  // its report, with the problem, is on stdout
+    ExpectOneErrorLine(error, {});
+    if (!out.empty()) {
+      EXPECT_FALSE(fs::exists(out));
+    }
+    EXPECT_FALSE(HasStageName(Take(root)));
+    if (::testing::Test::HasFailure()) break;  // one failing limit says it; the next ones would repeat it
+  }
+  EXPECT_EQ(succeeded_in_a_row, 32) << "the sweep never reached a limit the command runs in";
+  return failed;
+}
+
 TEST(AddressSpaceLimit, WhateverFailsToBeAllocatedTheRunEndsWithOneErrorLineAndNothingLeft) {
   testing::TempDir root;
   const fs::path in = root / "in";
@@ -764,37 +806,31 @@ TEST(AddressSpaceLimit, WhateverFailsToBeAllocatedTheRunEndsWithOneErrorLineAndN
     if (name.starts_with("quant_model_")) fs::copy_file(entry.path(), in / name);
   }
   testing::WriteText(in / "config.json", R"({"model_type": "qwen2"})");
+  const rlim_t start = LeastLimitToStart();
+  ASSERT_LT(start, kMostLimit);
 
-  // Below this limit the loader or static initialisation fails, before any of ms2vllm's code.
-  constexpr rlim_t kStep = 64 << 10;
-  constexpr rlim_t kMost = rlim_t{512} << 20;
-  rlim_t start = 4 << 20;
-  while (start < kMost && RunBinary({"--version"}, AddressSpaceLimit(start)).exit_code != 0) start += kStep;
-  ASSERT_LT(start, kMost);
-
-  int failed = 0, converted_in_a_row = 0;
-  for (rlim_t limit = start + kStep; limit < kMost && converted_in_a_row < 32; limit += kStep) {
-    const bool directory = (limit / kStep) % 2 == 1;  // both kinds of output, in turn
-    const fs::path out = root / (directory ? "out" : "out.safetensors");
-    const ChildOutcome o = RunBinary({"--model", in.string(), "--target_tool", "gptq", "-q",
-                                      directory ? "--out-dir" : "--save_path", out.string()},
-                                     AddressSpaceLimit(limit));
-    SCOPED_TRACE("ulimit -v " + std::to_string(limit >> 10) + (directory ? ", --out-dir" : ", --save_path"));
-    ASSERT_TRUE(o.exited) << "killed by signal " << o.signal << "; stderr: " << o.err;
-    if (o.exit_code == 0) {
-      ++converted_in_a_row;
-      fs::remove_all(out);
-      continue;
-    }
-    ++failed;
-    converted_in_a_row = 0;
-    EXPECT_EQ(o.exit_code, 5) << o.err;
-    ExpectOneErrorLine(o, {});
-    EXPECT_FALSE(fs::exists(out));
-    ASSERT_FALSE(HasStageName(Take(root.path())));
-  }
-  EXPECT_GT(failed, 0);
-  EXPECT_EQ(converted_in_a_row, 32);  // the sweep reached limits the conversion fits in
+  // Both kinds of output, in turn.
+  EXPECT_GT(SweepAddressSpace(start, root.path(), [&](rlim_t limit) {
+              const bool directory = (limit / kLimitStep) % 2 == 1;
+              const fs::path out = root / (directory ? "out" : "out.safetensors");
+              return std::pair{std::vector<std::string>{"--model", in.string(), "--target_tool", "gptq", "-q",
+                                                        directory ? "--out-dir" : "--save_path", out.string()},
+                               out};
+            }),
+            0);
+  // verify's verdict is about the files: a machine out of memory is exit 5, never a failed check (6).
+  const fs::path converted = root / "converted";
+  ASSERT_EQ(RunBinary({"--model", in.string(), "--out-dir", converted.string(), "-q"}).exit_code, 0);
+  EXPECT_GT(SweepAddressSpace(start, root.path(), [&](rlim_t) {
+              return std::pair{std::vector<std::string>{"verify", "--model", in.string(), "--converted",
+                                                        converted.string(), "-q"},
+                               fs::path()};
+            }),
+            0);
+  EXPECT_GT(SweepAddressSpace(start, root.path(), [&](rlim_t) {
+              return std::pair{std::vector<std::string>{"inspect", in.string()}, fs::path()};
+            }),
+            0);
 }
 
 }  // namespace
