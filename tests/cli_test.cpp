@@ -578,6 +578,22 @@ TEST(Cli, ADescriptionOverTheSizeLimitIsInvalidInput) {
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
 }
 
+// A mistyped option names the one meant, spelt as the user spells options.
+TEST(Cli, AMistypedOptionNamesTheLikeliestOne) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  ExpectError(Ms2vllm({"--model", in.model, "--savepath", dir / "o.safetensors"}), kUsage,
+              "(--savepath: did you mean --save_path?) (see --help)");
+  ExpectError(Ms2vllm({"--model", in.model, "--target-tol", "gptq"}), kUsage, "(--target-tol: did you mean --target-tool?)");
+  ExpectError(Ms2vllm({"--model", in.model, "--w-bits=4"}), kUsage, "(--w-bits: did you mean --w-bit?)");
+  ExpectError(Ms2vllm({"verify", "--model", in.model, "--convertd", dir.path()}), kUsage,
+              "(--convertd: did you mean --converted?) (see ms2vllm verify --help)");
+  const Outcome far = Ms2vllm({"--model", in.model, "--frobnicate"});
+  ExpectError(far, kUsage, "--frobnicate");
+  EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << Show(far);
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
 TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());

@@ -6,6 +6,7 @@
 #include "engine/convert.h"
 #include "engine/verify.h"
 #include "tools/cli_support.h"
+#include "tools/command_line.h"
 #include "tools/commands.h"
 #include "tools/exit_codes.h"
 #include "tools/plan_printer.h"
@@ -145,12 +146,7 @@ int RunConvert(int argc, char** argv) {
   app.name("ms2vllm [convert]");
   ConvertFlags flags;
   AddFlags(app, flags);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    return ReportError(MakeError(ErrorCode::kUsage, std::string(e.what()) + " (see --help)"));
-  }
+  if (auto status = ParseCommandLine(app, argc, argv, "--help")) return *status;
   // A GPTQ option given for AWQ would be silently ignored: the user meant one of the two.
   if (app.count("--gptq-format") > 0 && flags.target != "gptq") {
     return ReportError(MakeError(ErrorCode::kUsage, "--gptq-format applies to --target_tool gptq (see --help)"));

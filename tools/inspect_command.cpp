@@ -10,6 +10,7 @@
 #include "io/json_scan.h"
 #include "io/tensor_table.h"
 #include "tools/cli_support.h"
+#include "tools/command_line.h"
 #include "tools/commands.h"
 #include "tools/exit_codes.h"
 
@@ -149,12 +150,7 @@ int RunInspect(int argc, char** argv) {
   app.add_option("--packed", packed, "two 4-bit values per byte (ascendV1): auto, yes or no")
       ->check(CLI::IsMember({"auto", "yes", "no"}))->capture_default_str();
   app.footer(kExamples);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    return ReportError(MakeError(ErrorCode::kUsage, std::string(e.what()) + " (see ms2vllm inspect --help)"));
-  }
+  if (auto status = ParseCommandLine(app, argc, argv, "ms2vllm inspect --help")) return *status;
   request.path = path;
   if (!json.empty()) request.json = json;
   request.packed = packed == "yes" ? PackedMode::kYes : packed == "no" ? PackedMode::kNo : PackedMode::kAuto;

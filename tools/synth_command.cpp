@@ -4,6 +4,7 @@
 
 #include "engine/synth_writer.h"
 #include "tools/cli_support.h"
+#include "tools/command_line.h"
 #include "tools/commands.h"
 #include "tools/exit_codes.h"
 #include "tools/progress.h"
@@ -51,12 +52,7 @@ int RunSynth(int argc, char** argv) {
   app.add_option("--threads", threads, "worker threads (default and most: every core)")->check(CLI::Range(1, 4096));
   app.add_flag("--force", force, "replace an existing --out directory that holds a model");
   app.add_flag("-q,--quiet", quiet, "no progress bar or summary");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    return ReportError(MakeError(ErrorCode::kUsage, std::string(e.what()) + " (see ms2vllm synth --help)"));
-  }
+  if (auto status = ParseCommandLine(app, argc, argv, "ms2vllm synth --help")) return *status;
 
   SynthRequest request;
   SynthOptions& o = request.options;

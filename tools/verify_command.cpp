@@ -5,6 +5,7 @@
 #include "engine/verify.h"
 #include "io/json_scan.h"
 #include "tools/cli_support.h"
+#include "tools/command_line.h"
 #include "tools/commands.h"
 #include "tools/exit_codes.h"
 #include "tools/progress.h"
@@ -131,12 +132,7 @@ int RunVerify(int argc, char** argv) {
   app.name("ms2vllm verify");
   VerifyFlags flags;
   AddFlags(app, flags);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    return ReportError(MakeError(ErrorCode::kUsage, std::string(e.what()) + " (see ms2vllm verify --help)"));
-  }
+  if (auto status = ParseCommandLine(app, argc, argv, "ms2vllm verify --help")) return *status;
   if (!flags.gptq_format.empty() && flags.target == "awq") {
     return ReportError(MakeError(ErrorCode::kUsage, "--gptq-format applies to --target_tool gptq (see --help)"));
   }

@@ -1,0 +1,68 @@
+#include "tools/command_line.h"
+
+#include <algorithm>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "tools/cli_support.h"
+
+namespace ms2vllm {
+namespace {
+
+// Edits between two option names; `loose`: '-' and '_' taken as one (the script's flags use '_').
+size_t EditDistance(std::string_view a, std::string_view b, bool loose) {
+  const auto same = [loose](char x, char y) {
+    return x == y || (loose && (x == '-' || x == '_') && (y == '-' || y == '_'));
+  };
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same(a[i - 1], b[j - 1]) ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (--savepath: did you mean --save_path?)" for the first long option of argv the app does
+// not know, when one it knows is at most two edits from it; else "".
+std::string Suggestion(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (!arg.starts_with("--") || arg.size() == 2) continue;
+    const std::string name(arg.substr(2, arg.find('=') == std::string_view::npos ? std::string_view::npos
+                                                                                    : arg.find('=') - 2));
+    if (app.get_option_no_throw("--" + name) != nullptr) continue;
+    // The nearest, '-' or '_' aside; among equals, the one spelt as the user spells.
+    std::string best;
+    std::pair<size_t, size_t> best_distance{3, 0};
+    for (const CLI::Option* option : app.get_options()) {
+      for (const std::string& known : option->get_lnames()) {
+        const std::pair distance{EditDistance(name, known, true), EditDistance(name, known, false)};
+        if (distance < best_distance) best = known, best_distance = distance;
+      }
+    }
+    if (!best.empty()) return " (--" + name + ": did you mean --" + best + "?)";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const std::string& help_command) {
+  try {
+    app.parse(argc, argv);
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return ReportError(
+        MakeError(ErrorCode::kUsage, std::string(e.what()) + Suggestion(app, argc, argv) + " (see " + help_command + ")"));
+  }
+}
+
+}  // namespace ms2vllm
