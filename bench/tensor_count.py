@@ -59,7 +59,8 @@ def convert(binary: Path, directory: Path, output: Path, *extra: str) -> tuple[f
 def sharded_peaks(binary: Path, cache: Path, layers: int, work: Path) -> tuple[int, int]:
     """Peak RSS in KiB of a sharded input converted into a sharded model directory, and of its verify."""
     sharded = cache / f"tiny-L{layers}-shards"
-    if not (sharded / ".complete").exists():
+    # config.json: synth writes it since December 2026, and --out-dir needs it.
+    if not (sharded / ".complete").exists() or not (sharded / "config.json").exists():
         subprocess.run([str(binary), "synth", "--preset", "tiny", "--layers", str(layers), "--max-shard-size", SHARD_SIZE,
                         "--out", str(sharded), "--force", "-q"], check=True)
         (sharded / ".complete").write_text("synth --preset tiny --layers %d --max-shard-size %s\n" % (layers, SHARD_SIZE))
