@@ -126,6 +126,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   auto plan = BuildPlan(*report.sources, description, request.plan, cancel);
   if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint, description);
   report.plan = std::move(*plan);
+  if (request.out_dir) MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files));  // before the scans read the offsets
   description.DropEntries();
   report.warnings.Merge(report.plan.warnings);
   // A scan's read cut short is the input changing under it, and said so.
@@ -144,7 +145,6 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   const bool directory = request.out_dir.has_value();
   report.target = directory ? *request.out_dir : request.save_path;
   if (directory) {
-    MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files));
     report.base_model = base_model;
     report.base_beside_weights = !request.base_model;
     if (report.base_beside_weights) report.warnings.Add(WarningKind::kBaseBesideWeights, base_model->string());
