@@ -165,6 +165,22 @@ def header_cases():
     # The file-name check of the length prefix: a length just past the end by one byte.
     header = obj(entry("t.weight"))
     cases["header-past-end-by-one"] = raw(header, b"", length=len(header) + 1)
+    # The valid model with one key given twice, the last value valid: read as "the last wins",
+    # each would convert.
+    model = safetensors(base_tensors(), metadata={"format": "pt"})
+    size = struct.unpack("<Q", model[:8])[0]
+    model_header, model_data = model[8:8 + size], model[8 + size:]
+
+    def twice(old, new):
+        assert model_header.count(old) == 1, old
+        return raw(model_header.replace(old, new), model_data)
+
+    cases["metadata-twice"] = twice(b'"__metadata__":{"format":"pt"},',
+                                    b'"__metadata__":{"format":"pt"},"__metadata__":{"format":"pt"},')
+    cases["entry-shape-twice"] = twice(b'"model.norm.weight":{"dtype":"F16","shape":[8],',
+                                       b'"model.norm.weight":{"dtype":"F16","shape":[4],"shape":[8],')
+    cases["entry-offsets-twice"] = twice(b'"shape":[8],"data_offsets":[640,656]',
+                                         b'"shape":[8],"data_offsets":[0,16],"data_offsets":[640,656]')
     for name, content in cases.items():
         write("header/%s.safetensors" % name, content)
 
