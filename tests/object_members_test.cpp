@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -163,6 +164,21 @@ TEST(ObjectMembersTest, DescriptionReadInRunsEqualsOneRead) {
   EXPECT_EQ(whole->non_string_keys, std::vector<std::string>{"meta"});  // group_size is read as a number
   EXPECT_TRUE(whole->has_version);
   EXPECT_FALSE(whole->version_first);
+}
+
+// group_size is a number or a string holding only a number: "64x" is no group size, not 64
+// (a described size that is wrong is warned of; one that is unreadable is not compared).
+TEST(ObjectMembersTest, DescriptionGroupSizeIsAWholeNumberOrNothing) {
+  const std::pair<const char*, std::optional<int64_t>> cases[] = {{R"({"group_size":64})", 64},
+                                                                  {R"({"group_size":"64"})", 64},
+                                                                  {R"({"group_size":"64x"})", std::nullopt},
+                                                                  {R"({"group_size":"x64"})", std::nullopt},
+                                                                  {R"({"group_size":""})", std::nullopt}};
+  for (const auto& [json, group_size] : cases) {
+    const auto parsed = ParseDescription("d.json", json, kOneRun);
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+    EXPECT_EQ(parsed->group_size, group_size) << json;
+  }
 }
 
 // The ascendV1 saver writes `version` as the first key; msModelSlim's newer layout of unpacked

@@ -66,9 +66,12 @@ ssize_t ShortPwritev(int fd, const iovec* parts, int count, off_t offset) {
 }
 
 // Reads `rows` from a patterned file with `transfer` and checks every row and every pad byte.
-void CheckRead(const StridedRows& rows, VectoredTransfer transfer) {
+// The file goes on 100 bytes past the last row's stride, or with `ends_at_last_row` ends there.
+void CheckRead(const StridedRows& rows, VectoredTransfer transfer, bool ends_at_last_row = false) {
   TempDir dir;
-  const std::vector<uint8_t> file = Pattern(rows.file_offset + rows.count * rows.file_stride + 100);
+  const uint64_t last_row_end = rows.file_offset + (rows.count - 1) * rows.file_stride + rows.row_bytes;
+  const std::vector<uint8_t> file =
+      Pattern(ends_at_last_row ? last_row_end : rows.file_offset + rows.count * rows.file_stride + 100);
   WriteFile(dir / "in", file);
   Fd fd(dir / "in", O_RDONLY);
   std::vector<uint8_t> memory(rows.count * rows.pitch, kUntouched);
@@ -97,6 +100,13 @@ TEST(StridedRowsTest, ReadsMoreRowsThanOneCallTakes) {
 TEST(StridedRowsTest, ResumesShortReadsInsideRowsAndGaps) {
   CheckRead({13, 100, 60, 40, 64}, &ShortPreadv);
   CheckRead({0, 48, 48, 30, 48}, &ShortPreadv);
+}
+
+// A tensor's last row may be the last bytes of the file: the gap after it is not read, and
+// is no reason to find the file short.
+TEST(StridedRowsTest, ReadsAFileThatEndsWithTheLastRow) {
+  CheckRead({13, 100, 60, 40, 64}, &::preadv, true);
+  CheckRead({13, 100, 60, 40, 64}, &ShortPreadv, true);
 }
 
 TEST(StridedRowsTest, WritesPaddedRowsBackToBackAndResumesShortWrites) {
