@@ -313,6 +313,21 @@ TEST_F(PlanTest, TensorsAbsentFromTheDescriptionAreWarnedAndNotWritten) {
   EXPECT_CONTAINS(line, "extra.0, extra.1, extra.2, ...");
 }
 
+// "..." stands for tensors left unnamed: a line naming all of them, one or three, ends with the last.
+TEST_F(PlanTest, AWarningNamingEveryTensorEndsWithTheLast) {
+  Described("kept", DType::kF32, {4}, "FLOAT");
+  for (const char* name : {"extra.0", "extra.1", "extra.2"}) Tensor(name, DType::kF32, {4});
+  Entry("ghost.weight", "FLOAT");  // described, not in the checkpoint
+  Linear("q", 24, 96, 2);  // something to convert
+  const Plan plan = BuildOk();
+  const std::string three = WarningWith(plan.warnings, "not in the description");
+  EXPECT_CONTAINS(three, "3 tensor(s)");
+  EXPECT_TRUE(three.ends_with(": extra.0, extra.1, extra.2")) << three;
+  const std::string one = WarningWith(plan.warnings, "not in the checkpoint");
+  EXPECT_CONTAINS(one, "1 tensor(s)");
+  EXPECT_TRUE(one.ends_with(": ghost.weight")) << one;
+}
+
 TEST_F(PlanTest, ListsLinearsLeftInFloat) {
   Described("model.embed_tokens.weight", DType::kBF16, {32, 24}, "FLOAT");
   Described("model.layers.0.input_layernorm.weight", DType::kBF16, {96}, "FLOAT");
