@@ -1,21 +1,28 @@
 // A mapped input cut short by another process: reads past its new end give zeros instead of
 // SIGBUS, and CheckUnchanged names the file, so the run fails with a message instead of dying.
-// The offset scan reads with pread instead, and a read cut short fails naming the file.
+// The offset scan reads with pread instead, and a read cut short fails naming the file. A
+// conversion whose input is cut short while it copies says so, whatever the copy's own error.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
+#include "engine/convert.h"
 #include "engine/offset_scan.h"
 #include "engine/plan.h"
 #include "io/checkpoint.h"
 #include "io/description.h"
 #include "io/mapped_file.h"
+#include "kernels/kernels.h"
 #include "tests/test_support.h"
 
 namespace ms2vllm {
@@ -111,6 +118,87 @@ TEST(MappedFile, AnOffsetScanOfACheckpointCutShortFailsNamingTheFile) {
   ASSERT_FALSE(scan.ok());
   EXPECT_EQ(scan.error().message, weights.string() + ": cannot read: the file is shorter than when it was opened");
   EXPECT_FALSE(checkpoint->CheckUnchanged().ok());
+}
+
+// The first kernel call of a conversion waits here until the test lets it go: a moment of the
+// conversion fixed by its own work (the linear's tiles run before the float tensor's copy), not by
+// the clock.
+struct KernelGate {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false, released = false, returned = false;
+
+  void Pass() {
+    std::unique_lock lock(mutex);
+    if (entered) return;
+    entered = true;
+    changed.notify_all();
+    changed.wait(lock, [&] { return released; });
+  }
+};
+KernelGate* gate = nullptr;  // the running test's
+
+uint64_t GatedPackRows4(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, kernels::PackOrder order,
+                        uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
+  gate->Pass();
+  return kernels::ScalarKernels().pack_rows_4(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
+}
+void GatedTranspose32(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
+                      size_t dst_stride) {
+  gate->Pass();
+  kernels::ScalarKernels().transpose_32(src, src_stride, rows, cols, dst, dst_stride);
+}
+
+// The input is cut short while the conversion waits in its first kernel (one thread: nothing runs
+// ahead), before the float tensor after the linear is copied: copy_file_range finds nothing, and the
+// write from the mapping fails with EFAULT. That is the input changing, not the output failing.
+TEST(MappedFile, AConversionWhoseInputIsCutShortDuringACopyReportsTheInputChanged) {
+  testing::TempDir dir;
+  testing::MsCheckpoint checkpoint;
+  checkpoint.Describe("model_quant_type", "W4A16");
+  checkpoint.AddLinear("model.layers.0.mlp.down_proj", testing::MakeMsLinear({}), "W4A16");
+  const std::vector<double> values(256 * 1024, 0.5);
+  checkpoint.Add("lm_head.weight", testing::MakeTensor(DType::kF32, {256, 1024}, values), "FLOAT");  // last in the file
+  const fs::path weights = checkpoint.WriteInto(dir.path());
+
+  KernelGate passage;
+  gate = &passage;
+  kernels::KernelTable gated = kernels::ScalarKernels();
+  gated.pack_rows_4 = &GatedPackRows4;
+  gated.transpose_32 = &GatedTranspose32;
+  ConvertRequest request;
+  request.model = weights;
+  request.save_path = dir / "out.safetensors";
+  request.execution.threads = 1;
+  request.execution.chunk_bytes = 64 << 10;
+  request.execution.kernels = &gated;
+
+  std::optional<Result<ConvertReport>> converted;
+  std::thread converting([&] {
+    converted.emplace(Convert(request));
+    std::lock_guard lock(passage.mutex);
+    passage.returned = true;
+    passage.changed.notify_all();
+  });
+  {
+    std::unique_lock lock(passage.mutex);
+    passage.changed.wait(lock, [&] { return passage.entered || passage.returned; });
+  }
+  const bool cut = passage.entered;
+  if (cut) fs::resize_file(weights, fs::file_size(weights) - values.size() * 4);  // the float tensor's bytes gone
+  {
+    std::lock_guard lock(passage.mutex);
+    passage.released = true;
+    passage.changed.notify_all();
+  }
+  converting.join();
+  gate = nullptr;
+  ASSERT_TRUE(cut) << "the conversion ended before its first kernel";
+  ASSERT_FALSE(converted->ok());
+  EXPECT_EQ(converted->error().code, ErrorCode::kInvalidInput) << converted->error().message;
+  EXPECT_EQ(converted->error().message.find(weights.string() + ": changed while being read"), 0u)
+      << converted->error().message;
+  EXPECT_FALSE(fs::exists(dir / "out.safetensors"));
 }
 
 }  // namespace
