@@ -387,6 +387,40 @@ TEST(ModelDirectory, AwqConfigKeepsTheBaseConfigAndAddsQuantizationConfig) {
   EXPECT_FALSE(fs::exists(dir / "out/quantize_config.json"));
 }
 
+// AWQ's qzeros hold a zero point for every group, 2^(bits-1) where the offset is 0 or absent:
+// zero_point is true for symmetric checkpoints too (unlike GPTQ's sym).
+TEST(ModelDirectory, AwqConfigStatesZeroPointForSymmetricCheckpointsToo) {
+  for (const Model& model : {Model{.zero_offsets = true}, Model{.offsets = false}}) {
+    SCOPED_TRACE(model.offsets ? "all offsets 0" : "no offsets");
+    const MsCheckpoint checkpoint = MakeModel(model);
+    TempDir dir;
+    fs::create_directories(dir / "input");
+    checkpoint.WriteInto(dir / "input");
+    WriteConfigBeside(dir / "input");
+    auto report = Convert(DirectoryRequest(dir / "input", dir / "out"));
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    ASSERT_TRUE(report->symmetric);
+    const ordered_json config = ReadJson(dir / "out/config.json");
+    EXPECT_EQ(config["quantization_config"]["zero_point"], true) << config["quantization_config"].dump();
+  }
+}
+
+// The JSON files written end with a newline, as transformers' save_pretrained writes them (and
+// as text files do: `cat` and diff tools expect it).
+TEST(ModelDirectory, WrittenJsonFilesEndWithANewline) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  WriteConfigBeside(dir / "input");
+  auto report = Convert(DirectoryRequest(dir / "input", dir / "out", TargetTool::kGptq));
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  for (const char* name : {"config.json", "quantize_config.json"}) {
+    const std::string text = testing::ReadText(dir / "out" / name);
+    EXPECT_TRUE(text.ends_with("}\n")) << name << ": " << text;
+  }
+}
+
 TEST(ModelDirectory, ABaseConfigOfAnotherShapeIsRefusedInADryRun) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
