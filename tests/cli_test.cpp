@@ -302,6 +302,37 @@ TEST(Cli, ShardSizesTakeUnitsInAnyCaseAsTransformersDoes) {
   EXPECT_GT(shard_counts.front(), std::distance(fs::directory_iterator(mib), fs::directory_iterator{}));
 }
 
+// KB is 1000 bytes, KiB 1024, as in transformers: an output of 1010 tensor bytes is sharded at
+// 1KB and fits in one file at 1KiB.
+TEST(Cli, AKilobyteIsAThousandBytesAndAKibibyte1024) {
+  TempDir dir;
+  testing::MsCheckpoint checkpoint;
+  checkpoint.Describe("model_quant_type", "W4A16");
+  testing::MsLinearOptions options;
+  options.out = 8;
+  options.in = 64;
+  checkpoint.AddLinear("model.layers.0.mlp.down_proj", testing::MakeMsLinear(options), "W4A16");  // 328 bytes converted
+  checkpoint.Add("model.norm.weight", testing::MakeTensor(DType::kF16, {8}, std::vector<double>(8, 1)), "FLOAT");
+  checkpoint.Add("lm_head.weight", testing::MakeTensor(DType::kF16, {333}, std::vector<double>(333, 1)), "FLOAT");
+  fs::create_directories(dir / "in");
+  checkpoint.WriteInto(dir / "in");
+  testing::WriteText(dir / "in/config.json", R"({"model_type": "qwen2"})");
+
+  const Outcome kib = Ms2vllm({"--model", dir / "in", "--out-dir", dir / "kib", "--max-shard-size", "1KiB", "-q"});
+  ASSERT_EQ(kib.exit_code, kOk) << Show(kib);
+  ASSERT_TRUE(fs::exists(dir / "kib/model.safetensors"));
+  uint64_t tensor_bytes = 0;
+  for (const auto& [name, tensor] : testing::LoadTensors(dir / "kib/model.safetensors")) tensor_bytes += tensor.bytes.size();
+  ASSERT_GT(tensor_bytes, 1000u);
+  ASSERT_LE(tensor_bytes, 1024u);
+
+  const Outcome kb = Ms2vllm({"--model", dir / "in", "--out-dir", dir / "kb", "--max-shard-size", "1KB", "-q"});
+  ASSERT_EQ(kb.exit_code, kOk) << Show(kb);
+  EXPECT_TRUE(fs::exists(dir / "kb/model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(dir / "kb/model-00002-of-00002.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "kb/model.safetensors"));
+}
+
 TEST(Cli, ExitCodeForUsageErrors) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
@@ -438,6 +469,33 @@ TEST(Cli, ConvertVerifyNamesTheTargetNotItsStage) {
   ExpectError(Ms2vllm({"verify", "--model", in.model, "--json", in.json, "--converted", dir / "out", "--target_tool",
                        "awq", "--gptq-format", "v2"}),
               kUsage, "--gptq-format applies to --target_tool gptq");
+}
+
+// A per-channel 4-bit weight whose description starts with "version" reads as packed two values
+// a byte (msModelSlim's ascendV1) or not: --packed decides, and --verify must read the input the
+// way the conversion did, or it finds the conversion wrong.
+TEST(Cli, ConvertVerifyReadsTheInputWithTheConversionsPacking) {
+  TempDir dir;
+  testing::MsCheckpoint checkpoint;
+  checkpoint.Describe("version", "1.0.0");
+  checkpoint.Describe("model_quant_type", "W4A16");
+  testing::MsLinearOptions options;
+  options.out = 8;
+  options.in = 64;
+  options.groups = 1;
+  checkpoint.AddLinear("model.layers.0.mlp.down_proj", testing::MakeMsLinear(options), "W4A16");  // unpacked
+  fs::create_directories(dir / "in");
+  checkpoint.WriteInto(dir / "in");
+  const std::vector<std::string> convert = {"--model", dir / "in", "--target_tool", "gptq", "--packed", "no", "-q"};
+  std::vector<std::string> plain = convert, verified = convert;
+  plain.insert(plain.end(), {"--save_path", dir / "plain.safetensors"});
+  verified.insert(verified.end(), {"--save_path", dir / "verified.safetensors", "--verify"});
+  const Outcome p = Ms2vllm(plain);
+  ASSERT_EQ(p.exit_code, kOk) << Show(p);
+  const Outcome v = Ms2vllm(verified);
+  EXPECT_EQ(v.exit_code, kOk) << Show(v);
+  ASSERT_TRUE(fs::exists(dir / "verified.safetensors"));
+  EXPECT_EQ(testing::ReadText(dir / "verified.safetensors"), testing::ReadText(dir / "plain.safetensors"));
 }
 
 TEST(Cli, NothingLabelledQuantizedIsUnsupportedNamingTheDescription) {
@@ -622,6 +680,25 @@ TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
   EXPECT_CONTAINS(g.out, "\ncopied from " + (dir / "base").string() + ": tokenizer.json\n");
   EXPECT_FALSE(fs::exists(dir / "out"));
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
+// -q silences progress, the summary and warnings, but a --dry-run is run for its plan and
+// warnings: it prints them (as --help says).
+TEST(Cli, AQuietDryRunStillPrintsItsPlanAndWarnings) {
+  TempDir dir;
+  testing::MsCheckpoint checkpoint;
+  checkpoint.AddLinear("l", testing::MakeMsLinear({}), "W4A16");
+  checkpoint.AddUndescribed("stray", testing::MakeTensor(DType::kF32, {2}, {1, 2}));
+  checkpoint.WriteWeights(dir / "w.safetensors");
+  checkpoint.WriteDescription(dir / "d.json");
+  const Outcome o = Ms2vllm(
+      {"--model", dir / "w.safetensors", "--json", dir / "d.json", "--save_path", dir / "o.safetensors", "--dry-run", "-q"});
+  EXPECT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_CONTAINS(o.out, "plan: 4-bit");
+  EXPECT_CONTAINS(o.err, "ms2vllm: warning: ");
+  EXPECT_CONTAINS(o.err, "not in the description");
+  EXPECT_CONTAINS(o.err, "stray");
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
 }
 
 TEST(Cli, SynthTinyThenConvert) {

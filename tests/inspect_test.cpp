@@ -192,5 +192,41 @@ TEST(InspectTest, JsonOutputIsOneObjectForScripts) {
   EXPECT_NE(help.find("--json-output"), std::string::npos) << help;
 }
 
+// `packing` says how msModelSlim stored the 4-bit weights; of a file that is no msModelSlim
+// checkpoint (a conversion) or has no description, nothing is known: null, not "".
+TEST(InspectTest, JsonPackingIsNullWhenTheInputTellsNothing) {
+  const fs::path golden = GoldenDir() / "w4a16-g64-awq";
+  TempDir dir;
+  fs::copy_file(FindFile(golden, "quant_model_weight"), dir / "undescribed.safetensors");
+  for (const fs::path& input : {golden / "expected.safetensors", dir / "undescribed.safetensors"}) {
+    const auto [code, output] = RunMs2vllm("inspect " + input.string() + " --json-output");
+    ASSERT_TRUE(nlohmann::json::accept(output)) << input << ": " << output;
+    const auto json = nlohmann::json::parse(output);
+    EXPECT_TRUE(json["quantization"]["packing"].is_null()) << input << ": " << json["quantization"].dump();
+  }
+  const auto [code, output] = RunMs2vllm("inspect " + golden.string() + " --json-output");
+  EXPECT_TRUE(nlohmann::json::parse(output)["quantization"]["packing"].is_string()) << output;
+}
+
+// Symmetric in two ways, told apart: offsets absent, or present and all 0.
+TEST(InspectTest, TextSaysHowACheckpointIsSymmetric) {
+  TempDir dir;
+  for (const bool with_offset : {false, true}) {
+    testing::MsCheckpoint checkpoint;
+    checkpoint.Describe("model_quant_type", "W4A16");
+    testing::MsLinearOptions options;
+    options.with_offset = with_offset;
+    options.offset_low = options.offset_high = 0;
+    checkpoint.AddLinear("l", testing::MakeMsLinear(options), "W4A16");
+    const fs::path input = dir / (with_offset ? "zero" : "none");
+    fs::create_directories(input);
+    checkpoint.WriteInto(input);
+    const auto [code, output] = RunMs2vllm("inspect " + input.string());
+    EXPECT_EQ(code, 0) << output;
+    EXPECT_NE(output.find(with_offset ? "symmetric (all offsets 0)" : "symmetric (no offsets)"), std::string::npos)
+        << output;
+  }
+}
+
 }  // namespace
 }  // namespace ms2vllm

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <sys/wait.h>
 
 #include "engine/convert.h"
@@ -674,6 +675,21 @@ TEST_F(VerifyDamageTest, CommandExitsZeroThenSixNamingTheTensor) {
 
   CommandResult wrong_format = RunMs2vllm(args + " --gptq-format v2");
   EXPECT_EQ(wrong_format.exit_code, 6) << wrong_format.output;
+}
+
+// --max-differences is how many differing values a wrong tensor lists, one indented line each.
+TEST_F(VerifyDamageTest, CommandListsAsManyDifferencesAsMaxDifferencesSays) {
+  for (uint64_t byte = 0; byte < 4; ++byte) FlipByte(converted_, "model.layers.0.mlp.gate_proj.qweight", byte);  // 8 values
+  const std::string args = "verify --model " + model_.string() + " --converted " + converted_.string() +
+                           " --target_tool gptq -q --max-differences ";
+  for (const int examples : {1, 2, 5}) {
+    const CommandResult result = RunMs2vllm(args + std::to_string(examples));
+    EXPECT_EQ(result.exit_code, 6) << result.output;
+    std::istringstream lines(result.output);
+    int listed = 0;
+    for (std::string line; std::getline(lines, line);) listed += line.starts_with("    ");
+    EXPECT_EQ(listed, examples) << result.output;
+  }
 }
 
 // Damage anywhere is found: the first and the last byte of every tensor, in both layouts, and both
