@@ -165,6 +165,14 @@ void WriteConfigBeside(const fs::path& weights_dir) {
   testing::WriteText(weights_dir / "config.json", R"({"model_type": "qwen2"})");
 }
 
+// msModelSlim's output directory: the checkpoint and the config.json beside it. Returns the weights.
+fs::path WriteMsModelSlimOutput(const MsCheckpoint& checkpoint, const fs::path& dir) {
+  fs::create_directories(dir);
+  const fs::path weights = checkpoint.WriteInto(dir);
+  WriteConfigBeside(dir);
+  return weights;
+}
+
 std::set<std::string> FileNames(const fs::path& dir) {
   std::set<std::string> names;
   for (const auto& entry : fs::directory_iterator(dir)) names.insert(entry.path().filename().string());
@@ -179,6 +187,15 @@ std::vector<std::string> StageLeftovers(const fs::path& dir) {
     if (name.find(".ms2vllm-") != std::string::npos) found.push_back(name);
   }
   return found;
+}
+
+// A refused conversion into dir/out: the error `code`, naming `named`; no dir/out, no stage left.
+void ExpectRefused(const Result<ConvertReport>& report, ErrorCode code, const std::string& named, const TempDir& dir) {
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, code);
+  EXPECT_CONTAINS(report.error().message, named);
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
 ordered_json ReadJson(const fs::path& path) { return ordered_json::parse(testing::ReadText(path)); }
@@ -410,9 +427,7 @@ TEST(ModelDirectory, AwqConfigStatesZeroPointForSymmetricCheckpointsToo) {
 TEST(ModelDirectory, WrittenJsonFilesEndWithANewline) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
-  fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
-  WriteConfigBeside(dir / "input");
+  WriteMsModelSlimOutput(checkpoint, dir / "input");
   auto report = Convert(DirectoryRequest(dir / "input", dir / "out", TargetTool::kGptq));
   ASSERT_TRUE(report.ok()) << report.error().message;
   for (const char* name : {"config.json", "quantize_config.json"}) {
@@ -735,12 +750,8 @@ TEST(ModelDirectory, WithoutABaseModelOrAConfigBesideTheWeightsIsAUsageError) {
     ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
     request.dry_run = dry_run;
     auto report = Convert(request);
-    ASSERT_FALSE(report.ok());
-    EXPECT_EQ(report.error().code, ErrorCode::kUsage);
-    EXPECT_CONTAINS(report.error().message, (dir / "input/config.json").string());
+    ExpectRefused(report, ErrorCode::kUsage, (dir / "input/config.json").string(), dir);
     EXPECT_CONTAINS(report.error().message, "--base-model");
-    EXPECT_FALSE(fs::exists(dir / "out"));
-    EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
   }
 }
 
@@ -749,9 +760,7 @@ TEST(ModelDirectory, WithoutABaseModelOrAConfigBesideTheWeightsIsAUsageError) {
 TEST(ModelDirectory, TensorsTheDescriptionListsButTheCheckpointLacksAreRefused) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
-  fs::create_directories(dir / "input");
-  const fs::path weights = checkpoint.WriteInto(dir / "input");
-  WriteConfigBeside(dir / "input");
+  const fs::path weights = WriteMsModelSlimOutput(checkpoint, dir / "input");
   const fs::path description = dir / "input/quant_model_description_w4a16.json";
   ordered_json listed = ReadJson(description);
   listed["model.layers.99.input_layernorm.weight"] = "FLOAT";  // in another shard
@@ -972,15 +981,9 @@ TEST(ModelDirectory, MixedGroupSizesAreRefusedBeforeAnythingIsWritten) {
   o.groups = 3;  // group 32, where the rest uses 48
   checkpoint.AddLinear("model.layers.0.self_attn.v_proj", testing::MakeMsLinear(o), "W4A16");
   TempDir dir;
-  fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
-  WriteConfigBeside(dir / "input");
-  auto report = Convert(DirectoryRequest(dir / "input", dir / "out"));
-  ASSERT_FALSE(report.ok());
-  EXPECT_EQ(report.error().code, ErrorCode::kUnsupported);
-  EXPECT_CONTAINS(report.error().message, "model.layers.0.self_attn.v_proj");
-  EXPECT_FALSE(fs::exists(dir / "out"));
-  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+  WriteMsModelSlimOutput(checkpoint, dir / "input");
+  ExpectRefused(Convert(DirectoryRequest(dir / "input", dir / "out")), ErrorCode::kUnsupported,
+                "model.layers.0.self_attn.v_proj", dir);
 }
 
 TEST(ModelDirectory, ForceNeverReplacesTheInputOrTheBaseModel) {
@@ -1008,9 +1011,7 @@ TEST(ModelDirectory, ForceNeverReplacesTheInputOrTheBaseModel) {
 TEST(ModelDirectory, AMissingParentDirectoryIsAnOutputError) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
-  fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
-  WriteConfigBeside(dir / "input");
+  WriteMsModelSlimOutput(checkpoint, dir / "input");
   auto report = Convert(DirectoryRequest(dir / "input", dir / "no/such/out"));
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kOutput);
@@ -1045,9 +1046,7 @@ std::vector<double> WriteLinearWithScales(const fs::path& dir, MsCheckpoint& che
   linear.scale = MakeTensor(DType::kF32, linear.scale.shape, scales);
   linear.offset = MakeTensor(DType::kF32, linear.scale.shape, std::vector<double>(scales.size(), 1.0));
   checkpoint.AddLinear("l", linear, "W4A16");
-  fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
-  WriteConfigBeside(dir / "input");
+  WriteMsModelSlimOutput(checkpoint, dir / "input");
   return scales;
 }
 
