@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "io/directory.h"
+#include "io/json_file.h"
 
 namespace ms2vllm {
 namespace fs = std::filesystem;
@@ -173,13 +174,39 @@ Result<fs::path> FileTarget(const fs::path& requested) {
   return target;
 }
 
-// A model directory, as an earlier conversion or a download leaves it: --force replaces nothing
-// else, so a mistyped --out-dir (a home directory, a project) is never deleted whole.
-bool HoldsAModel(const std::vector<fs::path>& entries) {
+// An earlier output: a conversion (its config.json declares an AWQ or GPTQ quantization_config)
+// or a checkpoint from synth (msModelSlim's description). Nothing else is replaced, so a mistyped
+// --out-dir (a home directory, a project, the float model) is never deleted whole.
+bool IsAnEarlierOutput(const std::vector<fs::path>& entries) {
   return std::any_of(entries.begin(), entries.end(), [](const fs::path& entry) {
     const std::string name = entry.filename().string();
-    return name == "config.json" || name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
+    if (name.starts_with("quant_model_description") && name.ends_with(".json")) return true;
+    if (name != "config.json") return false;
+    const auto config = ReadJsonFile(entry);
+    if (!config || !config->is_object()) return false;
+    const auto quantization = config->find("quantization_config");
+    if (quantization == config->end() || !quantization->is_object()) return false;
+    const auto method = quantization->find("quant_method");
+    return method != quantization->end() && (*method == "awq" || *method == "gptq");
   });
+}
+
+// Refuses a directory --force must not replace, with or without --force (so the message never
+// sends the user to a --force that would be refused in turn).
+Status CheckReplaceable(const fs::path& directory, const std::vector<fs::path>& entries) {
+  std::error_code ec;
+  for (const auto& entry : entries) {
+    if (fs::is_directory(fs::symlink_status(entry, ec))) {
+      return OutputError(directory, "holds a directory, " + entry.filename().string() +
+                                        ", which no conversion writes: only an earlier conversion is replaced; "
+                                        "remove it yourself if it is to go");
+    }
+  }
+  if (!IsAnEarlierOutput(entries)) {
+    return OutputError(directory, "is not an earlier conversion (no config.json with an AWQ or GPTQ "
+                                  "quantization_config): only one is replaced; remove it yourself if it is to go");
+  }
+  return Ok{};
 }
 
 // The same for a directory target. An empty directory (made for the output) is taken as new: the
@@ -201,12 +228,9 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
                                   listed.error().message);
     entries = std::move(*listed);
     if (entries.empty()) return clean;
+    MS2VLLM_TRY(CheckReplaceable(clean, entries));
   }
   if (!replace) return OutputError(clean, "already exists (use --force to replace it)");
-  if (!link && !HoldsAModel(entries)) {
-    return OutputError(clean, "holds no model (no config.json or *.safetensors): --force replaces only a model "
-                              "directory; remove it yourself if it is to go");
-  }
   return clean;
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -825,13 +826,20 @@ TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
 
 // ---- An existing target, failures, --scales-dtype ----
 
-// A request converting a model into <dir>/out, which already holds an older conversion's weights.
+// What --force may replace: an earlier conversion, its weights "old".
+const char kEarlierConfig[] = R"({"quantization_config": {"quant_method": "awq"}})";
+void WriteAnEarlierConversion(const fs::path& dir) {
+  fs::create_directories(dir);
+  testing::WriteText(dir / "model.safetensors", "old");
+  testing::WriteText(dir / "config.json", kEarlierConfig);
+}
+
+// A request converting a model into <dir>/out, which already holds an earlier conversion.
 ConvertRequest IntoAnOlderDirectory(const TempDir& dir) {
   fs::create_directories(dir / "input");
   MakeModel({}).WriteInto(dir / "input");
   WriteConfigBeside(dir / "input");
-  fs::create_directories(dir / "out");
-  testing::WriteText(dir / "out/model.safetensors", "old");
+  WriteAnEarlierConversion(dir / "out");
   return DirectoryRequest(dir / "input", dir / "out");
 }
 
@@ -843,7 +851,7 @@ TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
   EXPECT_EQ(refused.error().code, ErrorCode::kOutput);
   EXPECT_CONTAINS(refused.error().message, (dir / "out").string());
   EXPECT_CONTAINS(refused.error().message, "--force");
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"config.json", "model.safetensors"}));
   EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 
@@ -855,9 +863,10 @@ TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
-// An empty directory is one made for the output: taken without --force. A directory that holds
-// no model is not what --force replaces (a mistyped --out-dir, a home directory): it stays whole.
-TEST(ModelDirectory, AnEmptyTargetIsTakenAndForceReplacesOnlyAModel) {
+// An empty directory is one made for the output: taken without --force. --force replaces only an
+// earlier conversion: a mistyped --out-dir (a home directory, a project, the float model) stays
+// whole, and the message says so at once, not after sending the user to --force.
+TEST(ModelDirectory, AnEmptyTargetIsTakenAndForceReplacesOnlyAnEarlierConversion) {
   TempDir dir;
   ConvertRequest request = IntoAnOlderDirectory(dir);
   fs::remove_all(dir / "out");
@@ -866,19 +875,34 @@ TEST(ModelDirectory, AnEmptyTargetIsTakenAndForceReplacesOnlyAModel) {
   ASSERT_TRUE(into_empty.ok()) << into_empty.error().message;
   EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors", "config.json"}));
 
-  fs::remove_all(dir / "out");
-  fs::create_directories(dir / "out/.ssh");
-  testing::WriteText(dir / "out/.ssh/id", "key");
-  testing::WriteText(dir / "out/notes.txt", "notes");
-  request.force = true;
-  for (bool dry_run : {true, false}) {
-    request.dry_run = dry_run;
-    auto refused = Convert(request);
-    ASSERT_FALSE(refused.ok());
-    EXPECT_EQ(refused.error().code, ErrorCode::kOutput);
-    EXPECT_CONTAINS(refused.error().message, (dir / "out").string() + ": holds no model");
-    EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{".ssh", "notes.txt"}));
-    EXPECT_EQ(testing::ReadText(dir / "out/.ssh/id"), "key");
+  // A home directory; a float model; a project with a config.json; an earlier conversion the user
+  // keeps a subdirectory in.
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>> kept = {
+      {{{".ssh/id", "key"}, {"notes.txt", "notes"}}, "holds a directory, .ssh,"},
+      {{{"config.json", R"({"model_type": "qwen2"})"}, {"model.safetensors", "float"}}, "is not an earlier conversion"},
+      {{{"config.json", "{}"}, {"src/a.c", "code"}}, "holds a directory, src,"},
+      {{{"config.json", kEarlierConfig}, {".git/HEAD", "ref"}}, "holds a directory, .git,"},
+  };
+  for (const auto& [files, refusal] : kept) {
+    fs::remove_all(dir / "out");
+    for (const auto& [name, text] : files) {
+      fs::create_directories((dir / "out" / name).parent_path());
+      testing::WriteText(dir / "out" / name, text);
+    }
+    const std::set<std::string> before = FileNames(dir / "out");
+    for (bool force : {false, true}) {
+      for (bool dry_run : {true, false}) {
+        request.force = force;
+        request.dry_run = dry_run;
+        auto refused = Convert(request);
+        ASSERT_FALSE(refused.ok());
+        EXPECT_EQ(refused.error().code, ErrorCode::kOutput);
+        EXPECT_CONTAINS(refused.error().message, (dir / "out").string() + ": " + refusal);
+        EXPECT_EQ(refused.error().message.find("--force"), std::string::npos) << refused.error().message;
+        EXPECT_EQ(FileNames(dir / "out"), before);
+        for (const auto& [name, text] : files) EXPECT_EQ(testing::ReadText(dir / "out" / name), text) << name;
+      }
+    }
   }
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
@@ -907,13 +931,12 @@ TEST(ModelDirectory, AnUnusableBaseConfigIsRefusedUpFrontAndNothingAppears) {
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 
   // With --force over an existing directory: the old one stays as it was.
-  fs::create_directories(dir / "out");
-  testing::WriteText(dir / "out/model.safetensors", "old");
+  WriteAnEarlierConversion(dir / "out");
   testing::WriteText(base.dir / "config.json", "{not json");
   request.force = true;
   auto forced = Convert(request);
   ASSERT_FALSE(forced.ok());
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"config.json", "model.safetensors"}));
   EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
@@ -966,7 +989,7 @@ TEST(ModelDirectory, ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTa
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kVerifyFailed);
   EXPECT_EQ(seen, (std::set<std::string>{"model.safetensors", "config.json"}));
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors"}));
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"config.json", "model.safetensors"}));
   EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 

@@ -64,7 +64,7 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
       ->needs(out_dir);
   app.add_option("--scales-dtype", f.scales_dtype, "keep (the input's dtype, as the script writes), f16 or bf16")
       ->check(CLI::IsMember({"keep", "f16", "bf16"}))->capture_default_str();
-  app.add_flag("--force", f.force, "replace an existing --out-dir that holds a model (an empty one needs no --force)")->needs(out_dir);
+  app.add_flag("--force", f.force, "replace an existing --out-dir that holds an earlier conversion (an empty one needs no --force)")->needs(out_dir);
   auto* dry_run = app.add_flag("--dry-run,--dry_run", f.dry_run, "print the plan and every warning; write nothing");
   app.add_flag("--verify", f.verify,
                "prove the output exact as `ms2vllm verify` does before it replaces the target (exit 6 if not)")

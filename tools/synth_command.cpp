@@ -50,7 +50,7 @@ int RunSynth(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed")->capture_default_str();
   app.add_option("--max-shard-size", max_shard, "shard the weights (bytes, KB, MB, GB; 0: one file)")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (default and most: every core)")->check(CLI::Range(1, 4096));
-  app.add_flag("--force", force, "replace an existing --out directory that holds a model");
+  app.add_flag("--force", force, "replace an existing --out directory that holds an earlier synthetic checkpoint");
   app.add_flag("-q,--quiet", quiet, "no progress bar or summary");
   if (auto status = ParseCommandLine(app, argc, argv, "ms2vllm synth --help")) return *status;
 
