@@ -13,6 +13,7 @@
 #include "engine/scale_cast_scan.h"
 #include "io/checkpoint.h"
 #include "io/description.h"
+#include "io/json_file.h"
 #include "io/model_locator.h"
 #include "io/staging.h"
 
@@ -74,17 +75,25 @@ Result<fs::path> BaseModelFor(const ConvertRequest& request, const ModelFiles& f
                                           "--base-model (or --save_path for the weights alone)");
 }
 
+// A config.json stating tie_word_embeddings: lm_head is the embeddings, and needs no tensor.
+bool TiesLmHead(const fs::path& base_model) {
+  const auto config = ReadJsonFile(base_model / "config.json");
+  if (!config || !config->is_object()) return false;  // CheckModelDirectoryRequest says what is wrong
+  const auto tie = config->find("tie_word_embeddings");
+  return tie != config->end() && tie->is_boolean() && tie->get<bool>();
+}
+
 // The script converts what one file holds, so a shard given alone is converted, and warned of.
 // A model directory without some of the model's tensors does not load as it is (transformers
 // starts them random, vLLM fails or runs them as zeros): refused.
-Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files) {
-  if (plan.not_in_checkpoint.empty()) return Ok{};
+Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files, const fs::path& base_model) {
+  std::vector<std::string> missing = plan.not_in_checkpoint;
+  if (TiesLmHead(base_model)) std::erase(missing, "lm_head.weight");
+  if (missing.empty()) return Ok{};
   std::string named;
-  for (size_t i = 0; i < plan.not_in_checkpoint.size() && i < 3; ++i) {
-    named += (i == 0 ? "" : ", ") + plan.not_in_checkpoint[i];
-  }
-  if (plan.not_in_checkpoint.size() > 3) named += ", ...";
-  return InvalidInput(files.weights.string() + ": lacks " + std::to_string(plan.not_in_checkpoint.size()) +
+  for (size_t i = 0; i < missing.size() && i < 3; ++i) named += (i == 0 ? "" : ", ") + missing[i];
+  if (missing.size() > 3) named += ", ...";
+  return InvalidInput(files.weights.string() + ": lacks " + std::to_string(missing.size()) +
                       " tensor(s) the description lists (" + named + "), without which --out-dir's model does not "
                       "load; give the whole checkpoint (its index or directory), not one shard");
 }
@@ -126,7 +135,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   auto plan = BuildPlan(*report.sources, description, request.plan, cancel);
   if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint, description);
   report.plan = std::move(*plan);
-  if (request.out_dir) MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files));  // before the scans read the offsets
+  if (request.out_dir) MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files, *base_model));  // before the scans
   description.DropEntries();
   report.warnings.Merge(report.plan.warnings);
   // A scan's read cut short is the input changing under it, and said so.

@@ -780,6 +780,22 @@ TEST(ModelDirectory, TensorsTheDescriptionListsButTheCheckpointLacksAreRefused) 
   EXPECT_CONTAINS(WarningLine(*converted, "not in the checkpoint"), "model.layers.99.input_layernorm.weight");
 }
 
+// A config tying lm_head to the embeddings (tie_word_embeddings) loads without lm_head.weight.
+TEST(ModelDirectory, ATiedLmHeadNeedsNoTensorOfItsOwn) {
+  MsCheckpoint checkpoint;
+  checkpoint.Describe("model_quant_type", "W4A16");
+  checkpoint.AddLinear("model.layers.0.mlp.down_proj", testing::MakeMsLinear({}), "W4A16");
+  checkpoint.Describe("lm_head.weight", "FLOAT");  // listed, as msModelSlim lists a tied head
+  TempDir dir;
+  WriteMsModelSlimOutput(checkpoint, dir / "input");
+  ExpectRefused(Convert(DirectoryRequest(dir / "input", dir / "out")), ErrorCode::kInvalidInput,
+                "lacks 1 tensor(s) the description lists (lm_head.weight)", dir);
+  testing::WriteText(dir / "input/config.json", R"({"model_type": "qwen2", "tie_word_embeddings": true})");
+  auto tied = Convert(DirectoryRequest(dir / "input", dir / "out"));
+  ASSERT_TRUE(tied.ok()) << tied.error().message;
+  EXPECT_FALSE(testing::LoadTensors(dir / "out/model.safetensors").contains("lm_head.weight"));
+}
+
 // msModelSlim's saver copies the float model's .json and .py files beside its weights.
 TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
   const MsCheckpoint checkpoint = MakeModel({});
