@@ -209,6 +209,26 @@ Status CheckReplaceable(const fs::path& directory, const std::vector<fs::path>& 
   return Ok{};
 }
 
+// The finished directory is renamed onto an existing one: a mount point, or the working
+// directory (".", or the shell's cwd, which would be left in a deleted directory), cannot take
+// that. Said before the work, not after it.
+Status CheckRenamedOnto(const fs::path& directory) {
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(directory, ec).lexically_normal();
+  const fs::path here = fs::current_path(ec);
+  if (fs::equivalent(directory, here, ec)) {
+    return OutputError(directory, "is the working directory, which the finished directory cannot replace: give a "
+                                  "new directory (inside it, say)");
+  }
+  struct stat target {}, parent {};
+  const fs::path above = absolute.has_filename() ? absolute.parent_path() : absolute.parent_path().parent_path();
+  if (::stat(directory.c_str(), &target) == 0 && ::stat(above.c_str(), &parent) == 0 && target.st_dev != parent.st_dev) {
+    return OutputError(directory, "is a mount point, which the finished directory cannot be renamed onto: give a "
+                                  "new directory inside it");
+  }
+  return Ok{};
+}
+
 // The same for a directory target. An empty directory (made for the output) is taken as new: the
 // rename replaces it. A symlink there (dangling too) is an existing entry: with `replace`, the
 // link is what the new directory replaces; what it points to stays.
@@ -227,6 +247,7 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
     if (!listed) return MakeError(listed.error().code == ErrorCode::kResources ? ErrorCode::kResources : ErrorCode::kOutput,
                                   listed.error().message);
     entries = std::move(*listed);
+    MS2VLLM_TRY(CheckRenamedOnto(clean));
     if (entries.empty()) return clean;
     MS2VLLM_TRY(CheckReplaceable(clean, entries));
   }
@@ -340,6 +361,15 @@ fs::path Staging::AsidePath() const {
 
 Status Staging::Commit() {
   if (is_directory_) MS2VLLM_TRY(SyncDirectory(stage_));
+  // A directory replaced (an empty one made for the output, or an earlier conversion) passes on
+  // its group and permissions: a shared, setgid directory stays shared. Best effort: a group the
+  // user is not in stays as made.
+  struct stat replaced {};
+  if (is_directory_ && ::lstat(target_.c_str(), &replaced) == 0 && S_ISDIR(replaced.st_mode)) {
+    const int regrouped = ::chown(stage_.c_str(), static_cast<uid_t>(-1), replaced.st_gid);
+    (void)regrouped;
+    ::chmod(stage_.c_str(), replaced.st_mode & 07777);
+  }
   std::error_code ec;
   if (is_directory_ && replace_ && fs::exists(fs::symlink_status(target_, ec))) {
     // Swap atomically, then delete the old tree from where the stage was.

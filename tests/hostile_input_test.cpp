@@ -685,6 +685,28 @@ TEST(HostileOutput, FullDiskFailsAtPreallocationAndKeepsTheOldTarget) {
   EXPECT_TRUE(report.files.at("res.safetensors") == old);
 }
 
+// The finished directory replaces an existing one by a rename, which a mount point cannot take:
+// refused before the work, not after converting into a stage beside it.
+TEST(HostileOutput, AMountPointAsTheOutputDirectoryIsRefusedUpFront) {
+  testing::TempDir root;
+  const fs::path small = root / "small";
+  fs::create_directory(small);
+  fs::create_directory(root / "base");
+  testing::WriteText(root / "base/config.json", R"({"model_type": "qwen2"})");
+  std::vector<std::string> args = ConvertInto(small);
+  args.at(4) = "--out-dir";
+  for (const char* more : {"--base-model", "--force"}) args.push_back(more);
+  args.insert(args.end() - 1, (root / "base").string());
+  const auto report = RunOnSmallFs(small, 1 << 20, /*read_only=*/false, "config.json", R"({"quantization_config":
+                                   {"quant_method": "awq"}})", args);
+  ASSERT_EQ(report.setup_error, "") << "cannot mount a file system";
+  ASSERT_TRUE(report.outcome.exited) << report.outcome.err;
+  EXPECT_EQ(report.outcome.exit_code, 5) << report.outcome.err;
+  ExpectOneErrorLine(report.outcome, {small.string() + ": is a mount point"});
+  EXPECT_EQ(report.files.size(), 1u);
+  EXPECT_FALSE(HasStageName(Take(root.path())));
+}
+
 TEST(HostileOutput, ReadOnlyFileSystemIsRefusedEvenForRoot) {
   testing::TempDir root;
   const fs::path small = root / "small";

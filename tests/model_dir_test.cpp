@@ -3,6 +3,7 @@
 // from the base model plus quantization_config, quantize_config.json for GPTQ, the base model's
 // tokenizer and generation files; an existing target, failures and --scales-dtype.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -887,9 +888,27 @@ TEST(ModelDirectory, AnEmptyTargetIsTakenAndForceReplacesOnlyAnEarlierConversion
   ConvertRequest request = IntoAnOlderDirectory(dir);
   fs::remove_all(dir / "out");
   fs::create_directories(dir / "out");
+  ::chmod((dir / "out").c_str(), 02770);  // a shared directory: its mode passes to the output
   auto into_empty = Convert(request);
   ASSERT_TRUE(into_empty.ok()) << into_empty.error().message;
   EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"model.safetensors", "config.json"}));
+  struct stat made {};
+  ASSERT_EQ(::stat((dir / "out").c_str(), &made), 0);
+  EXPECT_EQ(made.st_mode & 07777, 02770u);
+
+  // The working directory cannot be replaced by a rename: refused before any work.
+  fs::remove_all(dir / "out");
+  fs::create_directories(dir / "out");
+  const fs::path was = fs::current_path();
+  fs::current_path(dir / "out");
+  ConvertRequest here = request;
+  here.out_dir = ".";
+  auto refused_here = Convert(here);
+  fs::current_path(was);
+  ASSERT_FALSE(refused_here.ok());
+  EXPECT_EQ(refused_here.error().code, ErrorCode::kOutput);
+  EXPECT_CONTAINS(refused_here.error().message, "is the working directory");
+  EXPECT_TRUE(fs::is_empty(dir / "out"));
 
   // A home directory; a float model; a project with a config.json; an earlier conversion the user
   // keeps a subdirectory in.
