@@ -38,9 +38,10 @@ Status CheckNotAnInput(const fs::path& target, const Checkpoint& checkpoint, con
 // Compared by device and inode, not by path: a bind mount shows one directory under two paths.
 Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& checkpoint, const fs::path& description,
                                   const std::optional<fs::path>& base_model) {
-  // lstat: a symlink at the target is what --force replaces, not what it points to.
+  // stat: a symlink to a directory is followed, as the output is (Staging); a link to nothing
+  // is what --force replaces, and holds nothing.
   struct stat directory {};
-  if (::lstat(target.c_str(), &directory) != 0) return Ok{};  // a new directory holds nothing yet
+  if (::stat(target.c_str(), &directory) != 0) return Ok{};  // a new directory holds nothing yet
   std::vector<fs::path> inputs = checkpoint.Files();
   inputs.push_back(description);
   if (base_model) inputs.push_back(*base_model);

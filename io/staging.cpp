@@ -230,12 +230,17 @@ Status CheckRenamedOnto(const fs::path& directory) {
 }
 
 // The same for a directory target. An empty directory (made for the output) is taken as new: the
-// rename replaces it. A symlink there (dangling too) is an existing entry: with `replace`, the
-// link is what the new directory replaces; what it points to stays.
+// rename replaces it. A symlink to a directory is followed: the output goes where it points (a
+// link to a larger disk), under the same rules. A link to nothing is an existing entry: with
+// `replace`, the link is what the new directory replaces.
 Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
-  const fs::path clean = target.filename().empty() ? target.parent_path() : target;
-  MS2VLLM_TRY(CheckParent(clean));
+  fs::path clean = target.filename().empty() ? target.parent_path() : target;
   std::error_code ec;
+  if (fs::is_symlink(fs::symlink_status(clean, ec)) && fs::is_directory(clean, ec)) {
+    const fs::path resolved = fs::canonical(clean, ec);
+    if (!ec) clean = resolved;
+  }
+  MS2VLLM_TRY(CheckParent(clean));
   const fs::file_status entry = fs::symlink_status(clean, ec);
   if (!fs::exists(entry)) return clean;
   const bool link = fs::is_symlink(entry);

@@ -942,6 +942,35 @@ TEST(ModelDirectory, AnEmptyTargetIsTakenAndForceReplacesOnlyAnEarlierConversion
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
 }
 
+// A symlink to a directory is followed (a link to a larger disk): the output lands where it points,
+// under the same rules, and the link stays. A link to the input is the input.
+TEST(ModelDirectory, ASymlinkedTargetIsFollowed) {
+  TempDir dir;
+  ConvertRequest request = IntoAnOlderDirectory(dir);
+  fs::remove_all(dir / "out");
+  fs::create_directories(dir / "disk/real");
+  fs::create_directory_symlink(dir / "disk/real", dir / "out");
+  auto into_empty = Convert(request);
+  ASSERT_TRUE(into_empty.ok()) << into_empty.error().message;
+  EXPECT_TRUE(fs::is_symlink(dir / "out"));
+  EXPECT_EQ(FileNames(dir / "disk/real"), (std::set<std::string>{"config.json", "model.safetensors"}));
+
+  request.force = true;  // now an earlier conversion: replaced where it is
+  auto replaced = Convert(request);
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  EXPECT_TRUE(fs::is_symlink(dir / "out"));
+  EXPECT_EQ(FileNames(dir / "disk/real"), (std::set<std::string>{"config.json", "model.safetensors"}));
+  EXPECT_EQ(StageLeftovers(dir / "disk"), std::vector<std::string>{});
+
+  fs::create_directory_symlink(dir / "input", dir / "to-input");
+  request.out_dir = dir / "to-input";
+  auto refused = Convert(request);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kUsage);
+  EXPECT_CONTAINS(refused.error().message, "would replace the input");
+  EXPECT_TRUE(fs::is_symlink(dir / "to-input"));
+}
+
 // An unusable base config.json is refused before any weight is written, so a --dry-run says it
 // too. (A failure after the weights: ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTarget.)
 TEST(ModelDirectory, AnUnusableBaseConfigIsRefusedUpFrontAndNothingAppears) {
