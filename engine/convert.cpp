@@ -84,16 +84,27 @@ bool TiesLmHead(const fs::path& base_model) {
   return tie != config->end() && tie->is_boolean() && tie->get<bool>();
 }
 
-// The script converts what one file holds, so a shard given alone is converted, and warned of.
-// A model directory without some of the model's tensors does not load as it is (transformers
-// starts them random, vLLM fails or runs them as zeros): refused.
+// "a, b, c, ..." for messages.
+std::string FirstNames(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < 3; ++i) text += (i == 0 ? "" : ", ") + names[i];
+  return names.size() > 3 ? text + ", ..." : text;
+}
+
+// The script converts what one file holds and what the description lists, so a shard given
+// alone or a tensor left out of the description is warned of, and converted without. A model
+// directory without some of the model's tensors does not load as it is (transformers starts
+// them random, vLLM fails or runs them as zeros): refused. msModelSlim lists every tensor it saves.
 Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files, const fs::path& base_model) {
+  if (!plan.not_in_description.empty()) {
+    return InvalidInput(files.description.string() + ": does not list " + std::to_string(plan.not_in_description.size()) +
+                        " tensor(s) of the checkpoint (" + FirstNames(plan.not_in_description) + "), which --out-dir's "
+                        "model would lack: the conversion keeps only what the description lists");
+  }
   std::vector<std::string> missing = plan.not_in_checkpoint;
   if (TiesLmHead(base_model)) std::erase(missing, "lm_head.weight");
   if (missing.empty()) return Ok{};
-  std::string named;
-  for (size_t i = 0; i < missing.size() && i < 3; ++i) named += (i == 0 ? "" : ", ") + missing[i];
-  if (missing.size() > 3) named += ", ...";
+  const std::string named = FirstNames(missing);
   return InvalidInput(files.weights.string() + ": lacks " + std::to_string(missing.size()) +
                       " tensor(s) the description lists (" + named + "), without which --out-dir's model does not "
                       "load; give the whole checkpoint (its index or directory), not one shard");

@@ -143,7 +143,9 @@ class Planner {
       plan_.warnings.Add(WarningKind::kGptqV2Readers, "--gptq-format v2");
     }
     for (const auto& tensor : table_.tensors()) {
-      if (!used_.contains(tensor.name)) plan_.warnings.Add(WarningKind::kNotInDescription, tensor.name);
+      if (used_.contains(tensor.name)) continue;
+      plan_.warnings.Add(WarningKind::kNotInDescription, tensor.name);
+      plan_.not_in_description.push_back(tensor.name);
     }
     return std::move(plan_);
   }

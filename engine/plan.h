@@ -60,6 +60,7 @@ struct Plan {
   std::vector<std::string> float_fused_layers; // vLLM's qkv_proj / gate_up_proj all of whose parts are float
   bool all_offsets_missing = true;             // no quantized linear has a weight_offset
   std::vector<std::string> not_in_checkpoint;  // tensors the description lists that the input lacks
+  std::vector<std::string> not_in_description; // tensors of the input the description does not list: dropped
   std::optional<std::string> group_size_conflict;  // two linears whose group sizes differ
 
   uint64_t TotalBytes() const;

@@ -781,6 +781,26 @@ TEST(ModelDirectory, TensorsTheDescriptionListsButTheCheckpointLacksAreRefused) 
   EXPECT_CONTAINS(WarningLine(*converted, "not in the checkpoint"), "model.layers.99.input_layernorm.weight");
 }
 
+// The other way round: a tensor the description leaves out is dropped (as the script drops it),
+// so --out-dir's model would lack it: refused there, naming the description.
+TEST(ModelDirectory, TensorsTheCheckpointHoldsButTheDescriptionOmitsAreRefused) {
+  const MsCheckpoint checkpoint = MakeModel({});
+  TempDir dir;
+  const fs::path weights = WriteMsModelSlimOutput(checkpoint, dir / "input");
+  const fs::path description = dir / "input/quant_model_description_w4a16.json";
+  ordered_json listed = ReadJson(description);
+  ASSERT_EQ(listed.erase("lm_head.weight"), 1u);
+  testing::WriteText(description, listed.dump());
+  ExpectRefused(Convert(DirectoryRequest(dir / "input", dir / "out")), ErrorCode::kInvalidInput,
+                description.string() + ": does not list 1 tensor(s) of the checkpoint (lm_head.weight)", dir);
+  ConvertRequest one_file;  // as the script does
+  one_file.model = weights;
+  one_file.save_path = dir / "one.safetensors";
+  auto converted = Convert(one_file);
+  ASSERT_TRUE(converted.ok()) << converted.error().message;
+  EXPECT_CONTAINS(WarningLine(*converted, "not in the description"), "lm_head.weight");
+}
+
 // A config tying lm_head to the embeddings (tie_word_embeddings) loads without lm_head.weight.
 TEST(ModelDirectory, ATiedLmHeadNeedsNoTensorOfItsOwn) {
   MsCheckpoint checkpoint;
