@@ -33,14 +33,14 @@ bool IsLeftOutOfModelDirectory(const std::string& name) {
 // files (a SentencePiece or tiktoken model, BPE merges, a vocabulary, a chat template).
 bool IsFloatModelFile(const std::string& name) {
   static constexpr std::string_view kSuffixes[] = {".json", ".py", ".model", ".tiktoken", ".jinja"};
-  return name == "merges.txt" || name == "vocab.txt" ||
+  return name == "merges.txt" || name == "vocab.txt" || name.starts_with("tokenizer.model") ||  // Mistral's .v3
          std::any_of(std::begin(kSuffixes), std::end(kSuffixes), [&](std::string_view s) { return name.ends_with(s); });
 }
 
 // The files a tokenizer is built from; tokenizer_config.json alone only configures one.
 bool IsTokenizerFile(const std::string& name) {
-  return name == "tokenizer.json" || name == "vocab.json" || name == "vocab.txt" || name.ends_with(".model") ||
-         name.ends_with(".tiktoken");
+  return name == "tokenizer.json" || name == "vocab.json" || name == "vocab.txt" || name == "tekken.json" ||
+         name.starts_with("tokenizer.model") || name.ends_with(".model") || name.ends_with(".tiktoken");
 }
 
 // The base model's directory: the files copied as they are (every regular file but weights,

@@ -470,7 +470,7 @@ Result<Plan> BuildPlan(const TensorTable& table, const Description& description,
         break;
       }
     }
-    return Unsupported(first + "W8A16 cannot be converted to AWQ: AutoAWQ and vLLM's AWQ kernels are 4-bit only; use --target_tool gptq");
+    return Unsupported(first + "W8A16 cannot be converted to AWQ: the AWQ layout (AutoAWQ's GEMM) is 4-bit only; use --target_tool gptq");
   }
   if (options.packed == PackedMode::kYes && bits != 4) {
     return MakeError(ErrorCode::kUsage, "--packed yes: only W4A16 weights are stored two per byte; W8A16 weights never are");

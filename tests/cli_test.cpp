@@ -646,6 +646,9 @@ TEST(Cli, AMistypedOptionNamesTheLikeliestOne) {
   ExpectError(Ms2vllm({"--model", in.model, "--w-bits=4"}), kUsage, "(--w-bits: did you mean --w-bit?)");
   ExpectError(Ms2vllm({"verify", "--model", in.model, "--convertd", dir.path()}), kUsage,
               "(--convertd: did you mean --converted?) (see ms2vllm verify --help)");
+  // A path given without --model.
+  ExpectError(Ms2vllm({in.model.string(), "--save_path", dir / "o.safetensors"}), kUsage,
+              "(to convert it: ms2vllm --model " + in.model.string() + " ...)");
   const Outcome far = Ms2vllm({"--model", in.model, "--frobnicate"});
   ExpectError(far, kUsage, "--frobnicate");
   EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << Show(far);

@@ -124,7 +124,8 @@ struct BaseModel {
   fs::path dir;
   ordered_json config;
   std::vector<std::string> copied = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                                     "special_tokens_map.json", "tokenizer.model", "merges.txt", "vocab.json",
+                                     "special_tokens_map.json", "tokenizer.model", "tokenizer.model.v3",
+                                     "merges.txt", "vocab.json",
                                      "modeling_custom.py", "README.md"};
   // Float weights in any format, quantization leftovers (a base directory that is msModelSlim's
   // output, AutoAWQ's config), LoRA adapter files and backups.
@@ -840,14 +841,16 @@ TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
     expected.insert(name);
     EXPECT_EQ(testing::ReadText(dir / "out" / name), testing::ReadText(dir / "input" / name)) << name;
   }
-  EXPECT_EQ(expected.size(), 11u);
+  EXPECT_EQ(expected.size(), 12u);
   EXPECT_EQ(FileNames(dir / "out"), expected);  // neither msModelSlim's weights nor its description
   const ordered_json config = ReadJson(dir / "out/config.json");
   EXPECT_EQ(config["quantization_config"]["quant_method"], "gptq");
   EXPECT_EQ(config["model_type"], "qwen2");
 
   // With no file a tokenizer is built from, the directory loads with none: warned of.
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "vocab.json"}) fs::remove(dir / "input" / name);
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer.model.v3", "vocab.json"}) {
+    fs::remove(dir / "input" / name);
+  }
   auto untokenized = Convert(DirectoryRequest(dir / "input", dir / "out3", TargetTool::kGptq));
   ASSERT_TRUE(untokenized.ok()) << untokenized.error().message;
   EXPECT_CONTAINS(WarningLine(*untokenized, "holds no tokenizer"), (dir / "input").string());

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -26,10 +27,15 @@ int RunCommand(int argc, char** argv) {
     }
     // The drop-in's flags all start with a dash; a bare first word is a command, maybe mistyped.
     if (argv[1][0] != '-') {
+      // A path given without --model is the likeliest slip.
+      std::error_code ec;
+      const std::string hint = std::filesystem::exists(argv[1], ec)
+                                   ? std::string(" (to convert it: ms2vllm --model ") + argv[1] + " ...)"
+                                   : "";
       return ms2vllm::ReportError(ms2vllm::MakeError(
           ms2vllm::ErrorCode::kUsage, std::string("unknown command '") + argv[1] +
                                           "': the commands are convert (the default), verify, inspect and synth (see "
-                                          "ms2vllm COMMAND --help)"));
+                                          "ms2vllm COMMAND --help)" + hint));
     }
   }
   return ms2vllm::RunConvert(argc, argv);
