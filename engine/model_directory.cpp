@@ -170,6 +170,9 @@ std::vector<std::string> StateFloat16(nlohmann::ordered_json& config) {
 // What --out-dir will say of the directory's loaders, known before anything is written, so a
 // --dry-run says it too.
 void WarnOfLoaders(ConvertReport& report, const nlohmann::ordered_json& base_config) {
+  if (base_config.contains("quantization_config")) {
+    report.warnings.Add(WarningKind::kBaseQuantized, (*report.base_model / "config.json").string());
+  }
   if (report.plan.target == TargetTool::kGptq && !report.symmetric && report.plan.gptq_format == GptqFormat::kV1) {
     report.warnings.Add(WarningKind::kGptqV1Asymmetric, report.target.string());
   }

@@ -33,6 +33,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kOldTargetLeft:
       return "the directory --force replaced could not be removed whole (files this user may not delete?): what "
              "is left of it stays, under a temp name";
+    case WarningKind::kBaseQuantized:
+      return "the base model's config.json already declares a quantization_config, which this conversion's "
+             "replaces; the base model is meant to be the float model the checkpoint was quantized from";
     case WarningKind::kNoTokenizer:
       return "the base model holds no tokenizer (tokenizer.json, tokenizer.model, vocab.json, ...): the directory "
              "gets none, and vLLM and transformers load the tokenizer from it unless told another; give the float "

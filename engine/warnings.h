@@ -30,6 +30,7 @@ enum class WarningKind {
   kDescribedGroupSize, // the description's group_size is not the tensors': theirs is used
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged
   kBaseBesideWeights,  // --out-dir without --base-model: the configs beside the weights are the base
+  kBaseQuantized,      // the base config.json already declares a quantization_config: replaced
   kNoTokenizer,        // --out-dir's base model has no tokenizer file to copy
   kBrokenBaseFile,     // --base-model's files that are symlinks to nothing: not copied
   kOldTargetLeft,      // --force: the replaced directory could not be removed whole

@@ -847,6 +847,19 @@ TEST(ModelDirectory, WithoutABaseModelTheConfigsBesideTheWeightsAreTheBase) {
   EXPECT_EQ(config["quantization_config"]["quant_method"], "gptq");
   EXPECT_EQ(config["model_type"], "qwen2");
 
+  EXPECT_EQ(WarningLine(*report, "already declares a quantization_config"), "");
+
+  // A base config that is itself quantized (an FP8 release, say): its quantization_config is
+  // replaced, and said so.
+  ordered_json quantized = ReadJson(dir / "input/config.json");
+  quantized["quantization_config"] = {{"quant_method", "fp8"}};
+  testing::WriteText(dir / "input/config.json", quantized.dump());
+  auto requantized = Convert(DirectoryRequest(dir / "input", dir / "out4", TargetTool::kGptq));
+  ASSERT_TRUE(requantized.ok()) << requantized.error().message;
+  EXPECT_CONTAINS(WarningLine(*requantized, "already declares a quantization_config"),
+                  (dir / "input/config.json").string());
+  EXPECT_EQ(ReadJson(dir / "out4/config.json")["quantization_config"]["quant_method"], "gptq");
+
   // With no file a tokenizer is built from, the directory loads with none: warned of.
   for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer.model.v3", "vocab.json"}) {
     fs::remove(dir / "input" / name);
