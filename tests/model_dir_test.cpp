@@ -758,48 +758,41 @@ TEST(ModelDirectory, WithoutABaseModelOrAConfigBesideTheWeightsIsAUsageError) {
   }
 }
 
-// The script converts one file, so a shard given alone is converted (with a warning); a model
-// directory without some of the model's tensors does not load, so it is refused.
-TEST(ModelDirectory, TensorsTheDescriptionListsButTheCheckpointLacksAreRefused) {
-  const MsCheckpoint checkpoint = MakeModel({});
+// The script converts what one file holds and what the description lists, with a warning for the
+// rest; a model directory without some of the model's tensors does not load. msModelSlim's output
+// whose description `edit` changes: --out-dir refuses it with `refusal` (naming the file
+// `names_description` says), the drop-in mode converts it with the warning `warning`.
+void ExpectRefusedInADirectoryAndConvertedAsByTheScript(const std::function<void(ordered_json&)>& edit,
+                                                        bool names_description, const std::string& refusal,
+                                                        const std::string& warning) {
   TempDir dir;
-  const fs::path weights = WriteMsModelSlimOutput(checkpoint, dir / "input");
+  const fs::path weights = WriteMsModelSlimOutput(MakeModel({}), dir / "input");
   const fs::path description = dir / "input/quant_model_description_w4a16.json";
   ordered_json listed = ReadJson(description);
-  listed["model.layers.99.input_layernorm.weight"] = "FLOAT";  // in another shard
-  testing::WriteText(description, listed.dump());
-  auto report = Convert(DirectoryRequest(dir / "input", dir / "out"));
-  ASSERT_FALSE(report.ok());
-  EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
-  EXPECT_CONTAINS(report.error().message, weights.string());
-  EXPECT_CONTAINS(report.error().message, "lacks 1 tensor(s) the description lists (model.layers.99.input_layernorm.weight)");
-  EXPECT_FALSE(fs::exists(dir / "out"));
-  ConvertRequest one_file;  // as the script does
-  one_file.model = weights;
-  one_file.save_path = dir / "one.safetensors";
-  auto converted = Convert(one_file);
-  ASSERT_TRUE(converted.ok()) << converted.error().message;
-  EXPECT_CONTAINS(WarningLine(*converted, "not in the checkpoint"), "model.layers.99.input_layernorm.weight");
-}
-
-// The other way round: a tensor the description leaves out is dropped (as the script drops it),
-// so --out-dir's model would lack it: refused there, naming the description.
-TEST(ModelDirectory, TensorsTheCheckpointHoldsButTheDescriptionOmitsAreRefused) {
-  const MsCheckpoint checkpoint = MakeModel({});
-  TempDir dir;
-  const fs::path weights = WriteMsModelSlimOutput(checkpoint, dir / "input");
-  const fs::path description = dir / "input/quant_model_description_w4a16.json";
-  ordered_json listed = ReadJson(description);
-  ASSERT_EQ(listed.erase("lm_head.weight"), 1u);
+  edit(listed);
   testing::WriteText(description, listed.dump());
   ExpectRefused(Convert(DirectoryRequest(dir / "input", dir / "out")), ErrorCode::kInvalidInput,
-                description.string() + ": does not list 1 tensor(s) of the checkpoint (lm_head.weight)", dir);
-  ConvertRequest one_file;  // as the script does
+                (names_description ? description : weights).string() + ": " + refusal, dir);
+  ConvertRequest one_file;
   one_file.model = weights;
   one_file.save_path = dir / "one.safetensors";
   auto converted = Convert(one_file);
   ASSERT_TRUE(converted.ok()) << converted.error().message;
-  EXPECT_CONTAINS(WarningLine(*converted, "not in the description"), "lm_head.weight");
+  EXPECT_NE(WarningLine(*converted, warning), "");
+}
+
+TEST(ModelDirectory, TensorsTheDescriptionListsButTheCheckpointLacksAreRefused) {  // one shard given alone
+  ExpectRefusedInADirectoryAndConvertedAsByTheScript(
+      [](ordered_json& listed) { listed["model.layers.99.input_layernorm.weight"] = "FLOAT"; }, false,
+      "lacks 1 tensor(s) the description lists (model.layers.99.input_layernorm.weight)",
+      "not in the checkpoint (one shard given instead of its index?): model.layers.99.input_layernorm.weight");
+}
+
+TEST(ModelDirectory, TensorsTheCheckpointHoldsButTheDescriptionOmitsAreRefused) {
+  ExpectRefusedInADirectoryAndConvertedAsByTheScript(
+      [](ordered_json& listed) { ASSERT_EQ(listed.erase("lm_head.weight"), 1u); }, true,
+      "does not list 1 tensor(s) of the checkpoint (lm_head.weight)", "are not in the description and are not "
+      "written (as the script does): lm_head.weight");
 }
 
 // A config tying lm_head to the embeddings (tie_word_embeddings) loads without lm_head.weight.
@@ -887,6 +880,13 @@ void WriteAnEarlierConversion(const fs::path& dir) {
   testing::WriteText(dir / "config.json", kEarlierConfig);
 }
 
+// dir/out still holds the earlier conversion, whole, and no stage is left beside it.
+void ExpectTheEarlierConversionKept(const TempDir& dir) {
+  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"config.json", "model.safetensors"}));
+  EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
+  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+}
+
 // A request converting a model into <dir>/out, which already holds an earlier conversion.
 ConvertRequest IntoAnOlderDirectory(const TempDir& dir) {
   fs::create_directories(dir / "input");
@@ -904,9 +904,7 @@ TEST(ModelDirectory, AnExistingTargetIsAnErrorUnlessForcedAndForceReplacesIt) {
   EXPECT_EQ(refused.error().code, ErrorCode::kOutput);
   EXPECT_CONTAINS(refused.error().message, (dir / "out").string());
   EXPECT_CONTAINS(refused.error().message, "--force");
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"config.json", "model.safetensors"}));
-  EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
-  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+  ExpectTheEarlierConversionKept(dir);
 
   request.force = true;
   auto replaced = Convert(request);
@@ -1036,9 +1034,7 @@ TEST(ModelDirectory, AnUnusableBaseConfigIsRefusedUpFrontAndNothingAppears) {
   request.force = true;
   auto forced = Convert(request);
   ASSERT_FALSE(forced.ok());
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"config.json", "model.safetensors"}));
-  EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
-  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+  ExpectTheEarlierConversionKept(dir);
 }
 
 // A --dry-run refuses what the run would: an existing target without --force, a missing parent.
@@ -1089,9 +1085,7 @@ TEST(ModelDirectory, ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTa
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kVerifyFailed);
   EXPECT_EQ(seen, (std::set<std::string>{"model.safetensors", "config.json"}));
-  EXPECT_EQ(FileNames(dir / "out"), (std::set<std::string>{"config.json", "model.safetensors"}));
-  EXPECT_EQ(testing::ReadText(dir / "out/model.safetensors"), "old");
-  EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
+  ExpectTheEarlierConversionKept(dir);
 
   request.check_before_commit = [](const fs::path&) -> Status { return Ok{}; };
   ASSERT_TRUE(Convert(request).ok());
