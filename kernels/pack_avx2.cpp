@@ -1,17 +1,21 @@
 // AVX2 variant of the SPEC 2 transforms (this file is compiled with -mavx2 -mbmi2).
 //
-// Every transform is "build 32-bit words, then transpose words with 8x8 register transposes":
+// Most transforms "build 32-bit words, then transpose words with 8x8 register transposes":
 //  - pack_cols: per source row, pmaddubsw joins nibble pairs and packuswb gathers them (4 bits),
 //    or an xor flips the sign bit (8 bits); the words are already in source-row order.
-//  - pack_rows: shift/or joins rows into bytes, byte/word unpacks interleave them into words, which
-//    land in a 32 KiB tile that is then transposed out.
+//  - 4-bit pack_rows of weights: shift/or joins rows into bytes, byte/word unpacks interleave them
+//    into words, which land in a 32 KiB tile that is then transposed out.
+//  - 8-bit pack_rows, and 4-bit pack_rows at most 16 columns wide (qzeros [out][G]): a byte
+//    transpose first (32 rows x 16 columns, in lanes), then the words are finished per column.
 // 4-bit values are shifted without clamping first and checked once per tile; a tile holding an
 // out-of-range value is redone exactly (clamp and count). Checkpoints are in range, so that path
 // only runs on broken inputs, and it keeps the clamp count exact.
 //
 // Tails that do not fill a micro-tile go to the scalar reference on a sub-tile (the same semantics
-// by construction), except column tails of the transposes and pack_rows, which use masked loads:
-// scales and qzeros have only a handful of columns, so there the tail is much of the data.
+// by construction), except column tails of the transposes and pack_rows: scales and qzeros have
+// only a handful of columns, so there the tail is much of the data. Their loads are whole vectors
+// that run past the tile's last column into the next row, on every row where that stays inside
+// the matrix (RowsWithWholeLoads), and masked loads on the last few rows.
 //
 // Nothing here has external linkage except Avx2Kernels(): a shared inline function compiled with
 // AVX2 flags could otherwise be picked by the linker for a caller running on a lesser CPU.
@@ -229,14 +233,10 @@ inline void PackRowsTile(const uint8_t* src, size_t src_stride, size_t ng, size_
 }
 
 template <int kBits>
-uint64_t PackRowsAvx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
-                      uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
+uint64_t PackRowsWords(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
+                       uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
   constexpr size_t kPerWord = 32 / kBits;
   const PackRowsFn ref = kBits == 4 ? ScalarKernels().pack_rows_4 : ScalarKernels().pack_rows_8;
-  // The AWQ order is defined for 4 bits only; leave any other use to the reference's semantics.
-  if (kBits == 8 && order == PackOrder::kAwq)
-    return ref(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
-
   const bool awq = order == PackOrder::kAwq;
   const __m256i bias = _mm256_set1_epi32(static_cast<int>(word_bias));
   const size_t groups = rows / kPerWord;
@@ -274,6 +274,132 @@ uint64_t PackRowsAvx2(const uint8_t* src, size_t src_stride, size_t rows, size_t
   return clamped;
 }
 
+// ---- pack_rows through a byte transpose (every 8-bit pack_rows, narrow 4-bit ones) ------------
+
+// A destination word holds one source column's values from consecutive rows, so pack_rows is a
+// byte transpose followed by a per-word finish: the sign flip (8 bits), or the nibble join (4 bits).
+// The word tile above builds words along source rows, which pays for wide weight tiles but spends
+// a 32-column vector on every qzeros column of a narrow [out][G] matrix.
+
+// 16 bytes from `low` in the low lane and from `high` in the high one: two broadcast loads (load
+// ports only) and a blend, where an insert would take a shuffle port the transpose needs.
+inline __m256i LoadLanePair(const uint8_t* low, const uint8_t* high) {
+  const __m256i a = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(low)));
+  const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(high)));
+  return _mm256_blend_epi32(a, b, 0xF0);
+}
+
+// The first rows (a multiple of `block`) of a matrix whose loads of `width` bytes, from every
+// column tile of that width, stay inside the matrix. A last tile narrower than `width` reads into
+// the next row (or the padding between rows), and those bytes are never stored or counted.
+inline size_t RowsWithWholeLoads(size_t rows, size_t row_bytes, size_t stride, size_t block, size_t width = 16) {
+  if (rows == 0 || row_bytes == 0) return 0;
+  const size_t last_tile = (row_bytes - 1) / width * width;
+  const size_t end = (rows - 1) * stride + row_bytes;
+  size_t n = rows / block * block;
+  while (n > 0 && (n - 1) * stride + last_tile + width > end) n -= block;
+  return n;
+}
+
+// The first three steps of an in-lane 16x16 byte transpose, on 8 of its rows: rows k and 16 + k
+// (k = 0..7) of src in the low and high lanes -> in each lane of v[2q + s], columns 4q + 2s and
+// 4q + 2s + 1 of those 8 rows, 8 bytes each.
+inline void EightRowPairs(const uint8_t* src, size_t stride, __m256i v[8]) {
+  __m256i x[8], t[8], u[8];
+#pragma GCC unroll 8
+  for (size_t k = 0; k < 8; ++k) x[k] = LoadLanePair(src + k * stride, src + (k + 16) * stride);
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi8(x[2 * i], x[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi8(x[2 * i], x[2 * i + 1]);
+  }
+  for (int g = 0; g < 2; ++g) {  // u[4g + q]: columns 4q..4q+3 of rows 4g..4g+3
+    u[4 * g] = _mm256_unpacklo_epi16(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm256_unpackhi_epi16(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm256_unpacklo_epi16(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm256_unpackhi_epi16(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    v[2 * q] = _mm256_unpacklo_epi32(u[q], u[4 + q]);
+    v[2 * q + 1] = _mm256_unpackhi_epi32(u[q], u[4 + q]);
+  }
+}
+
+// 32 rows x 16 bytes -> column(c, x) for c = 0..15, x holding byte c of rows 0..31 in row order.
+// Done as two halves of 8 row pairs, so that no more than 16 registers are live at once.
+template <class Column>
+inline void ByteColumns32(const uint8_t* src, size_t stride, Column column) {
+  __m256i top[8], bottom[8];
+  EightRowPairs(src, stride, top);
+  EightRowPairs(src + 8 * stride, stride, bottom);
+#pragma GCC unroll 8
+  for (size_t m = 0; m < 8; ++m) {
+    column(2 * m, _mm256_unpacklo_epi64(top[m], bottom[m]));
+    column(2 * m + 1, _mm256_unpackhi_epi64(top[m], bottom[m]));
+  }
+}
+
+// 8 bits: a column's 32 bytes are already its 8 words; flip the sign bits and take the bias.
+// Returns the rows done (see RowsWithWholeLoads); the caller packs the rest.
+size_t PackRows8Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, __m256i bias, uint8_t* dst,
+                      size_t dst_stride) {
+  const size_t done = RowsWithWholeLoads(rows, cols, src_stride, 32);
+  const __m256i sign = _mm256_set1_epi8(static_cast<char>(0x80));
+  ForEachTile<32, 16>(done, cols, [&](size_t o, size_t j, size_t, size_t n) {
+    ByteColumns32(src + o * src_stride + j, src_stride, [&](size_t c, __m256i x) {
+      if (c < n) Store(dst + (j + c) * dst_stride + o, _mm256_sub_epi32(_mm256_xor_si256(x, sign), bias));
+    });
+  });
+  return done;
+}
+
+// 4 bits: each 8-byte group of a column is put in field order (AWQ), shifted, and its nibble pairs
+// joined (pmaddubsw); packus gathers the 4 words. Returns the rows done, or 0, having written
+// garbage, if a value needs clamping: the word tile then redoes it exactly.
+size_t PackRows4Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, bool awq, __m256i bias,
+                      uint8_t* dst, size_t dst_stride) {
+  const size_t done = RowsWithWholeLoads(rows, cols, src_stride, 32);
+  const __m256i field_order = awq ? _mm256_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15, 0, 2, 4, 6,
+                                                     1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15)
+                                  : _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3,
+                                                     4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m256i pair = _mm256_set1_epi16(0x1001);  // low nibble x1 + high nibble x16
+  const __m128i bias128 = _mm256_castsi256_si128(bias);
+  __m256i seen = _mm256_setzero_si256();
+  uint64_t unused = 0;
+  ForEachTile<32, 16>(done, cols, [&](size_t o, size_t j, size_t, size_t n) {
+    ByteColumns32(src + o * src_stride + j, src_stride, [&](size_t c, __m256i x) {
+      if (c >= n) return;
+      const __m256i joined =
+          _mm256_maddubs_epi16(Shift4<false>(_mm256_shuffle_epi8(x, field_order), seen, unused), pair);
+      const __m128i words = _mm_packus_epi16(_mm256_castsi256_si128(joined), _mm256_extracti128_si256(joined, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (j + c) * dst_stride + o / 2), _mm_sub_epi32(words, bias128));
+    });
+  });
+  return SawOutOfRange(seen) ? 0 : done;
+}
+
+// Widest 4-bit matrix (columns) that goes through the byte transpose rather than the word tile.
+constexpr size_t kByteTransposeCols4 = 16;
+
+template <int kBits>
+uint64_t PackRowsAvx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
+                      uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
+  constexpr size_t kPerWord = 32 / kBits;
+  // The AWQ order is defined for 4 bits only; leave any other use to the reference's semantics.
+  if (kBits == 8 && order == PackOrder::kAwq) {
+    return ScalarKernels().pack_rows_8(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
+  }
+  const __m256i bias = _mm256_set1_epi32(static_cast<int>(word_bias));
+  size_t done = 0;
+  if constexpr (kBits == 8) {
+    done = PackRows8Bytes(src, src_stride, rows, cols, bias, dst, dst_stride);
+  } else if (cols <= kByteTransposeCols4) {
+    done = PackRows4Bytes(src, src_stride, rows, cols, order == PackOrder::kAwq, bias, dst, dst_stride);
+  }
+  return PackRowsWords<kBits>(src + done * src_stride, src_stride, rows - done, cols, order, word_bias,
+                              dst + done / kPerWord * 4, dst_stride);
+}
+
 // ---- transposes (scales) ---------------------------------------------------------------------
 
 // Loads n (1..8) 16-bit elements without touching memory past them.
@@ -289,13 +415,15 @@ inline __m128i LoadPartial16(const uint8_t* p, size_t n) {
 }
 
 // 16 rows x n (1..8) columns of 16-bit elements -> n rows x 16 elements.
+// kWholeLoads: 16 bytes can be read from every row (see RowsWithWholeLoads), past the n columns.
+template <bool kWholeLoads>
 inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t n, uint8_t* dst, size_t dst_stride) {
   __m256i r[8];
   for (int k = 0; k < 8; ++k) {  // rows k and k+8 share a register, one per 128-bit lane
     const uint8_t* top = src + k * src_stride;
     const uint8_t* bottom = top + 8 * src_stride;
-    r[k] = n == 8 ? _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(bottom), reinterpret_cast<const __m128i*>(top))
-                  : _mm256_set_m128i(LoadPartial16(bottom, n), LoadPartial16(top, n));
+    r[k] = kWholeLoads || n == 8 ? LoadLanePair(top, bottom)
+                                 : _mm256_set_m128i(LoadPartial16(bottom, n), LoadPartial16(top, n));
   }
   __m256i a[8], b[8];
   for (int k = 0; k < 8; k += 2) {
@@ -317,9 +445,14 @@ inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t n, uin
 }
 
 void Transpose16Avx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride) {
+  const size_t whole = RowsWithWholeLoads(rows, 2 * cols, src_stride, 16);
+  ForEachTile<16, 8>(whole, cols, [&](size_t o, size_t j, size_t, size_t n) {
+    Transpose16Tile<true>(src + o * src_stride + j * 2, src_stride, n, dst + j * dst_stride + o * 2, dst_stride);
+  });
   const size_t full_rows = rows & ~size_t{15};
-  ForEachTile<16, 8>(full_rows, cols, [&](size_t o, size_t j, size_t, size_t n) {
-    Transpose16Tile(src + o * src_stride + j * 2, src_stride, n, dst + j * dst_stride + o * 2, dst_stride);
+  ForEachTile<16, 8>(full_rows - whole, cols, [&](size_t o, size_t j, size_t, size_t n) {
+    o += whole;
+    Transpose16Tile<false>(src + o * src_stride + j * 2, src_stride, n, dst + j * dst_stride + o * 2, dst_stride);
   });
   if (full_rows < rows) {
     ScalarKernels().transpose_16(src + full_rows * src_stride, src_stride, rows - full_rows, cols, dst + full_rows * 2,
@@ -328,9 +461,10 @@ void Transpose16Avx2(const uint8_t* src, size_t src_stride, size_t rows, size_t 
 }
 
 // 8 rows x n (1..8) columns of 32-bit elements -> n rows x 8 elements.
+template <bool kWholeLoads>
 inline void Transpose32Tile(const uint8_t* src, size_t src_stride, size_t n, uint8_t* dst, size_t dst_stride) {
   __m256i r[8];
-  if (n == 8) {
+  if (kWholeLoads || n == 8) {
     for (int k = 0; k < 8; ++k) r[k] = Load(src + k * src_stride);
   } else {
     const __m256i mask = FirstWords(n);
@@ -341,9 +475,14 @@ inline void Transpose32Tile(const uint8_t* src, size_t src_stride, size_t n, uin
 }
 
 void Transpose32Avx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride) {
+  const size_t whole = RowsWithWholeLoads(rows, 4 * cols, src_stride, 8, 32);
+  ForEachTile<8, 8>(whole, cols, [&](size_t o, size_t j, size_t, size_t n) {
+    Transpose32Tile<true>(src + o * src_stride + j * 4, src_stride, n, dst + j * dst_stride + o * 4, dst_stride);
+  });
   const size_t full_rows = rows & ~size_t{7};
-  ForEachTile<8, 8>(full_rows, cols, [&](size_t o, size_t j, size_t, size_t n) {
-    Transpose32Tile(src + o * src_stride + j * 4, src_stride, n, dst + j * dst_stride + o * 4, dst_stride);
+  ForEachTile<8, 8>(full_rows - whole, cols, [&](size_t o, size_t j, size_t, size_t n) {
+    o += whole;
+    Transpose32Tile<false>(src + o * src_stride + j * 4, src_stride, n, dst + j * dst_stride + o * 4, dst_stride);
   });
   if (full_rows < rows) {
     ScalarKernels().transpose_32(src + full_rows * src_stride, src_stride, rows - full_rows, cols, dst + full_rows * 4,
