@@ -7,6 +7,7 @@
 //    into words, which land in a 32 KiB tile that is then transposed out.
 //  - 8-bit pack_rows, and 4-bit pack_rows at most 16 columns wide (qzeros [out][G]): a byte
 //    transpose first (32 rows x 16 columns, in lanes), then the words are finished per column.
+//    Rows back to back of G = 4, 12, 20 or 28 columns gather 4-byte pieces by blends instead.
 // 4-bit values are shifted without clamping first and checked once per tile; a tile holding an
 // out-of-range value is redone exactly (clamp and count). Checkpoints are in range, so that path
 // only runs on broken inputs, and it keeps the clamp count exact.
@@ -338,48 +339,178 @@ inline void ByteColumns32(const uint8_t* src, size_t stride, Column column) {
   }
 }
 
-// 8 bits: a column's 32 bytes are already its 8 words; flip the sign bits and take the bias.
-// Returns the rows done (see RowsWithWholeLoads); the caller packs the rest.
-size_t PackRows8Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, __m256i bias, uint8_t* dst,
-                      size_t dst_stride) {
-  const size_t done = RowsWithWholeLoads(rows, cols, src_stride, 32);
-  const __m256i sign = _mm256_set1_epi8(static_cast<char>(0x80));
-  ForEachTile<32, 16>(done, cols, [&](size_t o, size_t j, size_t, size_t n) {
+// Narrow qzeros ([out][G], rows back to back) with G = 4k, k odd (4, 12, 20, 28): a group of 4 rows
+// is k whole 16-byte vectors, and the 4-byte piece q of row r is at position (r * k + q) % 4 of
+// vector (r * k + q) / 4, a different position for each of the 4 rows as k is odd. So blends (any
+// ALU port) gather piece q of the 4 rows, one pshufb makes the 4 columns' words of them, and an
+// in-lane 4x4 word transpose over 8 groups gives each column's 32 rows: for G = 12, 36 shuffles
+// per 32 rows against the byte transpose's 64, and no loads past the rows.
+template <size_t kQuads>
+struct NarrowQuads {
+  static constexpr size_t kGroupBytes = 16 * kQuads;  // 4 rows
+  static constexpr size_t Vector(size_t r, size_t q) { return (r * kQuads + q) / 4; }
+  static constexpr int Position(size_t r, size_t q) { return static_cast<int>((r * kQuads + q) % 4); }
+
+  __m256i index[kQuads];  // pshufb of piece q: byte 4j + r of the result is byte j of row r's piece
+
+  NarrowQuads() {
+    for (size_t q = 0; q < kQuads; ++q) {
+      alignas(32) uint8_t bytes[32];
+      for (size_t i = 0; i < 32; ++i) {
+        const size_t j = (i % 16) / 4, r = i % 4;
+        bytes[i] = static_cast<uint8_t>(4 * Position(r, q) + j);
+      }
+      index[q] = _mm256_load_si256(reinterpret_cast<const __m256i*>(bytes));
+    }
+  }
+
+  // 32 rows from src -> column(c, x) for c = 0..4k-1, x holding column c of the 32 rows in order.
+  template <class Column>
+  void Columns32(const uint8_t* src, Column column) const {
+    __m256i words[4][kQuads];  // [group pair p][q]: the words of columns 4q..4q+3, groups p and p + 4
+#pragma GCC unroll 4
+    for (size_t p = 0; p < 4; ++p) {
+      __m256i v[kQuads];
+#pragma GCC unroll 8
+      for (size_t m = 0; m < kQuads; ++m) {
+        v[m] = LoadLanePair(src + p * kGroupBytes + 16 * m, src + (p + 4) * kGroupBytes + 16 * m);
+      }
+#pragma GCC unroll 8
+      for (size_t q = 0; q < kQuads; ++q) {
+        __m256i pieces = v[Vector(0, q)];
+#pragma GCC unroll 4
+        for (size_t r = 1; r < 4; ++r) pieces = Blend(pieces, v[Vector(r, q)], Position(r, q));
+        words[p][q] = _mm256_shuffle_epi8(pieces, index[q]);
+      }
+    }
+#pragma GCC unroll 8
+    for (size_t q = 0; q < kQuads; ++q) {
+      const __m256i a0 = _mm256_unpacklo_epi32(words[0][q], words[1][q]);
+      const __m256i a1 = _mm256_unpackhi_epi32(words[0][q], words[1][q]);
+      const __m256i a2 = _mm256_unpacklo_epi32(words[2][q], words[3][q]);
+      const __m256i a3 = _mm256_unpackhi_epi32(words[2][q], words[3][q]);
+      column(4 * q, _mm256_unpacklo_epi64(a0, a2));
+      column(4 * q + 1, _mm256_unpackhi_epi64(a0, a2));
+      column(4 * q + 2, _mm256_unpacklo_epi64(a1, a3));
+      column(4 * q + 3, _mm256_unpackhi_epi64(a1, a3));
+    }
+  }
+
+  // Dword `position` of each lane from b, the rest from a (the blend's mask is an immediate).
+  static __m256i Blend(__m256i a, __m256i b, int position) {
+    switch (position) {
+      case 0:
+        return _mm256_blend_epi32(a, b, 0x11);
+      case 1:
+        return _mm256_blend_epi32(a, b, 0x22);
+      case 2:
+        return _mm256_blend_epi32(a, b, 0x44);
+      default:
+        return _mm256_blend_epi32(a, b, 0x88);
+    }
+  }
+};
+
+// The loops over byte columns take the finish by value and return it: reached through a pointer
+// (as when not inlined), its members would be reloaded after every byte store.
+template <size_t kQuads, class Finish>
+inline Finish NarrowColumns(const uint8_t* src, size_t rows, Finish finish) {
+  const NarrowQuads<kQuads> quads;
+  for (size_t o = 0; o < rows; o += 32) {
+    quads.Columns32(src + o * 4 * kQuads, [&](size_t c, __m256i x) { finish(c, o, x); });
+  }
+  return finish;
+}
+
+template <class Finish>
+inline Finish WideColumns(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, Finish finish) {
+  ForEachTile<32, 16>(rows, cols, [&](size_t o, size_t j, size_t, size_t n) {
     ByteColumns32(src + o * src_stride + j, src_stride, [&](size_t c, __m256i x) {
-      if (c < n) Store(dst + (j + c) * dst_stride + o, _mm256_sub_epi32(_mm256_xor_si256(x, sign), bias));
+      if (c < n) finish(j + c, o, x);
     });
   });
+  return finish;
+}
+
+// Calls finish(c, o, x) with x holding column c of rows o..o+31, for the first rows of the matrix
+// (a multiple of 32; returned) and every column.
+template <class Finish>
+size_t ForEachByteColumn(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, Finish& finish) {
+  if (src_stride == cols && cols % 8 == 4 && cols <= 28) {
+    const size_t done = rows / 32 * 32;
+    switch (cols / 4) {
+      case 1:
+        finish = NarrowColumns<1>(src, done, finish);
+        break;
+      case 3:
+        finish = NarrowColumns<3>(src, done, finish);
+        break;
+      case 5:
+        finish = NarrowColumns<5>(src, done, finish);
+        break;
+      default:
+        finish = NarrowColumns<7>(src, done, finish);
+        break;
+    }
+    return done;
+  }
+  const size_t done = RowsWithWholeLoads(rows, cols, src_stride, 32);
+  finish = WideColumns(src, src_stride, done, cols, finish);
   return done;
 }
 
+// Narrow enough for the 4-bit byte transpose rather than the word tile.
+inline bool ByteColumnsPay4(size_t src_stride, size_t cols) {
+  return cols <= 16 || (src_stride == cols && cols % 8 == 4 && cols <= 28);
+}
+
+// 8 bits: a column's 32 bytes are already its 8 words; flip the sign bits and take the bias.
+struct FinishWords8 {
+  uint8_t* dst;
+  size_t dst_stride;
+  __m256i bias;
+  void operator()(size_t c, size_t o, __m256i x) const {
+    const __m256i sign = _mm256_set1_epi8(static_cast<char>(0x80));
+    Store(dst + c * dst_stride + o, _mm256_sub_epi32(_mm256_xor_si256(x, sign), bias));
+  }
+};
+
 // 4 bits: each 8-byte group of a column is put in field order (AWQ), shifted, and its nibble pairs
-// joined (pmaddubsw); packus gathers the 4 words. Returns the rows done, or 0, having written
-// garbage, if a value needs clamping: the word tile then redoes it exactly.
+// joined (pmaddubsw); packus gathers the 4 words. `seen` collects the shifted values' high nibbles.
+struct FinishWords4 {
+  uint8_t* dst;
+  size_t dst_stride;
+  __m256i field_order;
+  __m128i bias;
+  __m256i seen;
+  void operator()(size_t c, size_t o, __m256i x) {
+    uint64_t unused = 0;
+    const __m256i shifted = Shift4<false>(_mm256_shuffle_epi8(x, field_order), seen, unused);
+    const __m256i joined = _mm256_maddubs_epi16(shifted, _mm256_set1_epi16(0x1001));  // low x1 + high x16
+    const __m128i words = _mm_packus_epi16(_mm256_castsi256_si128(joined), _mm256_extracti128_si256(joined, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + c * dst_stride + o / 2), _mm_sub_epi32(words, bias));
+  }
+};
+
+// Returns the rows done; the caller packs the rest.
+size_t PackRows8Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, __m256i bias, uint8_t* dst,
+                      size_t dst_stride) {
+  FinishWords8 finish{dst, dst_stride, bias};
+  return ForEachByteColumn(src, src_stride, rows, cols, finish);
+}
+
+// Returns the rows done, or 0, having written garbage, if a value needs clamping: the word tile
+// then redoes it exactly.
 size_t PackRows4Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, bool awq, __m256i bias,
                       uint8_t* dst, size_t dst_stride) {
-  const size_t done = RowsWithWholeLoads(rows, cols, src_stride, 32);
   const __m256i field_order = awq ? _mm256_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15, 0, 2, 4, 6,
                                                      1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15)
                                   : _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3,
                                                      4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m256i pair = _mm256_set1_epi16(0x1001);  // low nibble x1 + high nibble x16
-  const __m128i bias128 = _mm256_castsi256_si128(bias);
-  __m256i seen = _mm256_setzero_si256();
-  uint64_t unused = 0;
-  ForEachTile<32, 16>(done, cols, [&](size_t o, size_t j, size_t, size_t n) {
-    ByteColumns32(src + o * src_stride + j, src_stride, [&](size_t c, __m256i x) {
-      if (c >= n) return;
-      const __m256i joined =
-          _mm256_maddubs_epi16(Shift4<false>(_mm256_shuffle_epi8(x, field_order), seen, unused), pair);
-      const __m128i words = _mm_packus_epi16(_mm256_castsi256_si128(joined), _mm256_extracti128_si256(joined, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (j + c) * dst_stride + o / 2), _mm_sub_epi32(words, bias128));
-    });
-  });
-  return SawOutOfRange(seen) ? 0 : done;
+  FinishWords4 finish{dst, dst_stride, field_order, _mm256_castsi256_si128(bias), _mm256_setzero_si256()};
+  const size_t done = ForEachByteColumn(src, src_stride, rows, cols, finish);
+  return SawOutOfRange(finish.seen) ? 0 : done;
 }
-
-// Widest 4-bit matrix (columns) that goes through the byte transpose rather than the word tile.
-constexpr size_t kByteTransposeCols4 = 16;
 
 template <int kBits>
 uint64_t PackRowsAvx2(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
@@ -393,7 +524,7 @@ uint64_t PackRowsAvx2(const uint8_t* src, size_t src_stride, size_t rows, size_t
   size_t done = 0;
   if constexpr (kBits == 8) {
     done = PackRows8Bytes(src, src_stride, rows, cols, bias, dst, dst_stride);
-  } else if (cols <= kByteTransposeCols4) {
+  } else if (ByteColumnsPay4(src_stride, cols)) {
     done = PackRows4Bytes(src, src_stride, rows, cols, order == PackOrder::kAwq, bias, dst, dst_stride);
   }
   return PackRowsWords<kBits>(src + done * src_stride, src_stride, rows - done, cols, order, word_bias,

@@ -187,9 +187,12 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
             CheckPackRows(variant, bits, Small(rows, cols, ++salt), Fill::kFullRange, order, bias);
           }
         }
-        // Rows back to back and at most 16 columns, as qzeros [out][G] come: the narrow path,
-        // in range (fast) and with outliers (redone exactly).
-        for (size_t cols = 1; cols <= 17; ++cols) {
+        // Rows back to back, as qzeros [out][G] come: the narrow paths (at most 16 columns, and
+        // AVX2's 4k columns for odd k up to 28, then 36 just past it), in range (fast) and with
+        // outliers (redone exactly).
+        std::vector<size_t> narrow_cols = {20, 28, 36};
+        for (size_t cols = 1; cols <= 17; ++cols) narrow_cols.push_back(cols);
+        for (size_t cols : narrow_cols) {
           for (size_t rows : Spread(p, 304)) {
             const Shape contiguous{rows, cols, 0, (cols * 3) % 23, cols % 4, rows % 4};
             CheckPackRows(variant, bits, contiguous, Fill::kFullRange, order, bias);
