@@ -432,11 +432,16 @@ inline Finish WideColumns(const uint8_t* src, size_t src_stride, size_t rows, si
   return finish;
 }
 
+// Rows back to back and G = 4k columns, k odd and k <= 7: NarrowQuads' layout.
+inline bool FitsNarrowQuads(size_t src_stride, size_t cols) {
+  return src_stride == cols && cols % 8 == 4 && cols <= 28;
+}
+
 // Calls finish(c, o, x) with x holding column c of rows o..o+31, for the first rows of the matrix
 // (a multiple of 32; returned) and every column.
 template <class Finish>
 size_t ForEachByteColumn(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, Finish& finish) {
-  if (src_stride == cols && cols % 8 == 4 && cols <= 28) {
+  if (FitsNarrowQuads(src_stride, cols)) {
     const size_t done = rows / 32 * 32;
     switch (cols / 4) {
       case 1:
@@ -461,7 +466,7 @@ size_t ForEachByteColumn(const uint8_t* src, size_t src_stride, size_t rows, siz
 
 // Narrow enough for the 4-bit byte transpose rather than the word tile.
 inline bool ByteColumnsPay4(size_t src_stride, size_t cols) {
-  return cols <= 16 || (src_stride == cols && cols % 8 == 4 && cols <= 28);
+  return cols <= 16 || FitsNarrowQuads(src_stride, cols);
 }
 
 // 8 bits: a column's 32 bytes are already its 8 words; flip the sign bits and take the bias.
@@ -503,10 +508,9 @@ size_t PackRows8Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t
 // then redoes it exactly.
 size_t PackRows4Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, bool awq, __m256i bias,
                       uint8_t* dst, size_t dst_stride) {
-  const __m256i field_order = awq ? _mm256_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15, 0, 2, 4, 6,
-                                                     1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15)
-                                  : _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3,
-                                                     4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m128i lane_order = awq ? _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15)
+                                 : _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m256i field_order = _mm256_broadcastsi128_si256(lane_order);
   FinishWords4 finish{dst, dst_stride, field_order, _mm256_castsi256_si128(bias), _mm256_setzero_si256()};
   const size_t done = ForEachByteColumn(src, src_stride, rows, cols, finish);
   return SawOutOfRange(finish.seen) ? 0 : done;
