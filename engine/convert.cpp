@@ -11,6 +11,7 @@
 #include "engine/model_directory.h"
 #include "engine/offset_scan.h"
 #include "engine/scale_cast_scan.h"
+#include "engine/warnings.h"
 #include "io/checkpoint.h"
 #include "io/description.h"
 #include "io/json_file.h"
@@ -82,13 +83,6 @@ bool TiesLmHead(const fs::path& base_model) {
   if (!config || !config->is_object()) return false;  // CheckModelDirectoryRequest says what is wrong
   const auto tie = config->find("tie_word_embeddings");
   return tie != config->end() && tie->is_boolean() && tie->get<bool>();
-}
-
-// "a, b, c, ..." for messages.
-std::string FirstNames(const std::vector<std::string>& names) {
-  std::string text;
-  for (size_t i = 0; i < names.size() && i < 3; ++i) text += (i == 0 ? "" : ", ") + names[i];
-  return names.size() > 3 ? text + ", ..." : text;
 }
 
 // The script converts what one file holds and what the description lists, so a shard given

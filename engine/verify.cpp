@@ -17,6 +17,7 @@
 #include "engine/plan.h"
 #include "engine/verify_files.h"
 #include "engine/verify_tensor.h"
+#include "engine/warnings.h"
 #include "io/description.h"
 #include "io/model_locator.h"
 
@@ -219,16 +220,14 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
 
 Error VerifyFailure(const VerifyReport& report) {
   // A file with several problems (config.json's quantization_config and its dtype) is named once.
-  std::vector<std::string_view> named;
+  std::vector<std::string> named;  // at most 4: FirstNames shows 3, and "..." if there are more
   for (const auto& problem : report.problems) {
     if (named.size() > 3) break;
     if (std::find(named.begin(), named.end(), problem.tensor) == named.end()) named.push_back(problem.tensor);
   }
-  std::string names;
-  for (size_t i = 0; i < named.size() && i < 3; ++i) names += std::string(i ? ", " : "") + std::string(named[i]);
-  if (named.size() > 3) names += ", ...";
   return MakeError(ErrorCode::kVerifyFailed, report.weights.string() + ": not the exact conversion of the input: " +
-                                                 std::to_string(report.problems.size()) + " problem(s), in " + names);
+                                                 std::to_string(report.problems.size()) + " problem(s), in " +
+                                                 FirstNames(named));
 }
 
 }  // namespace ms2vllm

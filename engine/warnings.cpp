@@ -112,4 +112,10 @@ std::vector<std::string> Warnings::Lines() const {
   return lines;
 }
 
+std::string FirstNames(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < 3; ++i) text += (i == 0 ? "" : ", ") + names[i];
+  return names.size() > 3 ? text + ", ..." : text;
+}
+
 }  // namespace ms2vllm

@@ -53,4 +53,7 @@ class Warnings {
   std::map<WarningKind, Entry> entries_;
 };
 
+// "a, b, c" or "a, b, c, ...": the first three names, for a one-line message.
+std::string FirstNames(const std::vector<std::string>& names);
+
 }  // namespace ms2vllm
