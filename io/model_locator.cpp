@@ -11,9 +11,9 @@ namespace ms2vllm {
 namespace fs = std::filesystem;
 namespace {
 
-Result<std::vector<fs::path>> Matching(const fs::path& directory, auto&& matches) {
+// The regular files of `entries` (a directory's listing) whose names `matches` accepts.
+std::vector<fs::path> Matching(const std::vector<fs::path>& entries, auto&& matches) {
   std::vector<fs::path> found;
-  MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> entries, ListDirectory(directory));
   std::error_code ec;
   for (const auto& entry : entries) {
     if (matches(entry.filename().string()) && fs::is_regular_file(entry, ec)) found.push_back(entry);
@@ -82,7 +82,8 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
   }
   if (ec) return MakeError(ErrorCode::kInvalidInput, model.string() + ": cannot open: " + ec.message());
   if (fs::is_directory(status)) {
-    MS2VLLM_ASSIGN_OR_RETURN(std::vector<fs::path> candidates, Matching(model, IsWeightName));
+    MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> entries, ListDirectory(model));
+    std::vector<fs::path> candidates = Matching(entries, IsWeightName);
     // A sharded checkpoint lists its index and its shards: the index stands for its shards.
     constexpr std::string_view kIndexSuffix = ".safetensors.index.json";
     std::vector<std::string> index_prefixes;
@@ -92,9 +93,8 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
     }
     std::erase_if(candidates, [&](const fs::path& p) { return IsShardOfAnIndex(p, index_prefixes); });
     // Weights named otherwise (a float or converted model's model.safetensors) are not msModelSlim's.
-    MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> others, Matching(model, [](const std::string& name) {
-      return name.ends_with(".safetensors");
-    }));
+    const std::vector<fs::path> others =
+        Matching(entries, [](const std::string& name) { return name.ends_with(".safetensors"); });
     const std::string holds = others.empty() ? "" : " (it holds " + NameList(others) + ", not named as msModelSlim's)";
     MS2VLLM_ASSIGN_OR_RETURN(files.weights,
                              ExactlyOne(std::move(candidates), model, "quant_model_weight*.safetensors", "--model", holds));
@@ -105,9 +105,10 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
     files.description = *description;
   } else {
     const fs::path directory = files.weights.has_parent_path() ? files.weights.parent_path() : fs::path(".");
-    MS2VLLM_ASSIGN_OR_RETURN(std::vector<fs::path> candidates, Matching(directory, [](const std::string& name) {
+    MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> entries, ListDirectory(directory));
+    std::vector<fs::path> candidates = Matching(entries, [](const std::string& name) {
       return name.starts_with("quant_model_description") && name.ends_with(".json");
-    }));
+    });
     MS2VLLM_ASSIGN_OR_RETURN(files.description, ExactlyOne(NamedLikeTheWeights(std::move(candidates), files.weights),
                                                            directory, "quant_model_description*.json", "--json"));
   }
