@@ -7,7 +7,8 @@
 //    into words, which land in a 32 KiB tile that is then transposed out.
 //  - 8-bit pack_rows, and 4-bit pack_rows at most 16 columns wide (qzeros [out][G]): a byte
 //    transpose first (32 rows x 16 columns, in lanes), then the words are finished per column.
-//    Rows back to back of G = 4, 12, 20 or 28 columns gather 4-byte pieces by blends instead.
+//    Rows back to back of G = 4, 12, 20 or 28 columns gather 4-byte pieces by blends instead, and
+//    at 4 bits join nibbles into words before transposing them (NarrowQuads).
 // 4-bit values are shifted without clamping first and checked once per tile; a tile holding an
 // out-of-range value is redone exactly (clamp and count). Checkpoints are in range, so that path
 // only runs on broken inputs, and it keeps the clamp count exact.
@@ -29,6 +30,7 @@
 #include "kernels/kernels.h"
 #include "kernels/simd_x86_common.h"
 #include "kernels/variants.h"
+
 
 namespace ms2vllm::kernels {
 namespace {
@@ -348,47 +350,56 @@ inline void ByteColumns32(const uint8_t* src, size_t stride, Column column) {
 // Narrow qzeros ([out][G], rows back to back) with G = 4k, k odd (4, 12, 20, 28): a group of 4 rows
 // is k whole 16-byte vectors, and the 4-byte piece q of row r is at position (r * k + q) % 4 of
 // vector (r * k + q) / 4, a different position for each of the 4 rows as k is odd. So blends (any
-// ALU port) gather piece q of the 4 rows, one pshufb makes the 4 columns' words of them, and an
-// in-lane 4x4 word transpose over 8 groups gives each column's 32 rows: for G = 12, 36 shuffles
-// per 32 rows against the byte transpose's 64, and no loads past the rows.
+// ALU port) gather piece q of the 4 rows, and one pshufb makes the 4 columns' words of them:
+//  - 8 bits: an in-lane 4x4 word transpose over 8 groups gives each column's 32 rows; for G = 12,
+//    36 shuffles per 32 rows against the byte transpose's 64, and no loads past the rows.
+//  - 4 bits: pmaddubsw joins the nibble pairs of each word, and two groups' joins make the words
+//    of 8 rows, before any transpose: half the bytes are left to move (G = 12: 24 shuffles per 32
+//    rows, against 72 with a per-column finish after the 8-bit transpose).
 template <size_t kQuads>
 struct NarrowQuads {
   static constexpr size_t kGroupBytes = 16 * kQuads;  // 4 rows
   static constexpr size_t Vector(size_t r, size_t q) { return (r * kQuads + q) / 4; }
   static constexpr int Position(size_t r, size_t q) { return static_cast<int>((r * kQuads + q) % 4); }
 
-  __m256i index[kQuads];  // pshufb of piece q: byte 4j + r of the result is byte j of row r's piece
+  __m256i index[kQuads];  // pshufb of piece q: byte 4j + i of the result is byte j of row row_at[i]'s piece
 
-  NarrowQuads() {
+  explicit NarrowQuads(const uint8_t (&row_at)[4]) {
     for (size_t q = 0; q < kQuads; ++q) {
       alignas(32) uint8_t bytes[32];
       for (size_t i = 0; i < 32; ++i) {
-        const size_t j = (i % 16) / 4, r = i % 4;
-        bytes[i] = static_cast<uint8_t>(4 * Position(r, q) + j);
+        const size_t j = (i % 16) / 4;
+        bytes[i] = static_cast<uint8_t>(4 * Position(row_at[i % 4], q) + j);
       }
       index[q] = _mm256_load_si256(reinterpret_cast<const __m256i*>(bytes));
     }
   }
 
-  // 32 rows from src -> column(c, x) for c = 0..4k-1, x holding column c of the 32 rows in order.
+  // words[q]: word j of each lane holds column 4q + j of the 4 rows of group p (low lane) and of
+  // group p + kLaneGroups (high lane), in index order.
+  template <size_t kLaneGroups = 4>
+  void GroupPairWords(const uint8_t* src, size_t p, __m256i words[kQuads]) const {
+    __m256i v[kQuads];
+#pragma GCC unroll 8
+    for (size_t m = 0; m < kQuads; ++m) {
+      v[m] = LoadLanePair(src + p * kGroupBytes + 16 * m, src + (p + kLaneGroups) * kGroupBytes + 16 * m);
+    }
+#pragma GCC unroll 8
+    for (size_t q = 0; q < kQuads; ++q) {
+      __m256i pieces = v[Vector(0, q)];
+#pragma GCC unroll 4
+      for (size_t r = 1; r < 4; ++r) pieces = Blend(pieces, v[Vector(r, q)], Position(r, q));
+      words[q] = _mm256_shuffle_epi8(pieces, index[q]);
+    }
+  }
+
+  // 8 bits, rows in order: 32 rows from src -> column(c, x) for c = 0..4k-1, x holding column c of
+  // the 32 rows in order.
   template <class Column>
   void Columns32(const uint8_t* src, Column column) const {
-    __m256i words[4][kQuads];  // [group pair p][q]: the words of columns 4q..4q+3, groups p and p + 4
+    __m256i words[4][kQuads];  // [group pair p][q]
 #pragma GCC unroll 4
-    for (size_t p = 0; p < 4; ++p) {
-      __m256i v[kQuads];
-#pragma GCC unroll 8
-      for (size_t m = 0; m < kQuads; ++m) {
-        v[m] = LoadLanePair(src + p * kGroupBytes + 16 * m, src + (p + 4) * kGroupBytes + 16 * m);
-      }
-#pragma GCC unroll 8
-      for (size_t q = 0; q < kQuads; ++q) {
-        __m256i pieces = v[Vector(0, q)];
-#pragma GCC unroll 4
-        for (size_t r = 1; r < 4; ++r) pieces = Blend(pieces, v[Vector(r, q)], Position(r, q));
-        words[p][q] = _mm256_shuffle_epi8(pieces, index[q]);
-      }
-    }
+    for (size_t p = 0; p < 4; ++p) GroupPairWords(src, p, words[p]);
 #pragma GCC unroll 8
     for (size_t q = 0; q < kQuads; ++q) {
       const __m256i a0 = _mm256_unpacklo_epi32(words[0][q], words[1][q]);
@@ -400,6 +411,64 @@ struct NarrowQuads {
       column(4 * q + 2, _mm256_unpacklo_epi64(a1, a3));
       column(4 * q + 3, _mm256_unpackhi_epi64(a1, a3));
     }
+  }
+
+  // 4 bits: kRows rows from src -> emit(c, y), y holding the packed words of column c: 8 words of
+  // 64 rows, for every column; or 4 words of 32 rows in its low lane, and those of column c + 1 in
+  // its high lane, for every other column. With rows in index order (a, b, c, d),
+  // pmaddubsw joins each 4-row word's nibble pairs (a, b) and (c, d) into 16-bit lanes; a word of
+  // 8 rows takes them from two groups g and g + 1:
+  //  - kAwq (rows indexed 0 2 1 3): bytes (0 2) (4 6) (1 3) (5 7), AWQ's field order; OR-ing g + 1's
+  //    joins, shifted up a byte, into g's gives it.
+  //  - GPTQ (rows in order): bytes (0 1) (2 3) (4 5) (6 7); pmaddwd makes each group's two joins one
+  //    16-bit half, and g + 1's half goes on top. Multiplies, not shuffles: the shuffle port is the
+  //    bottleneck here.
+  // With 64 rows the lanes hold rows 0-31 and 32-63, so an in-lane 4x4 word transpose ends each
+  // column's words in one register: no lane permutes, and half the stores. But it keeps 4k vectors
+  // live, too many for k > 3. `seen` collects the shifted values' high nibbles.
+  template <size_t kRows, bool kAwq, class Emit>
+  void NibbleWords(const uint8_t* src, __m256i& seen, Emit emit) const {
+    constexpr size_t kEights = kRows / 16;  // 8-row word sets per lane
+    __m256i eights[kEights][kQuads];        // [e][q]: words of rows 8e..8e+7 (low lane), kRows/2 on (high)
+#pragma GCC unroll 4
+    for (size_t e = 0; e < kEights; ++e) {
+      __m256i first[kQuads], second[kQuads];  // groups 2e and 2e + 1
+      GroupPairWords<kRows / 8>(src, 2 * e, first);
+      GroupPairWords<kRows / 8>(src, 2 * e + 1, second);
+#pragma GCC unroll 8
+      for (size_t q = 0; q < kQuads; ++q) {
+        const __m256i a = JoinNibbles(first[q], seen), b = JoinNibbles(second[q], seen);
+        if constexpr (kAwq) {
+          eights[e][q] = _mm256_or_si256(a, _mm256_slli_epi16(b, 8));
+        } else {
+          const __m256i byte_pair = _mm256_set1_epi32(0x01000001);  // low x1 + high x256
+          eights[e][q] = _mm256_or_si256(_mm256_madd_epi16(a, byte_pair),
+                                         _mm256_slli_epi32(_mm256_madd_epi16(b, byte_pair), 16));
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (size_t q = 0; q < kQuads; ++q) {
+      const __m256i a0 = _mm256_unpacklo_epi32(eights[0][q], eights[1][q]);
+      const __m256i a1 = _mm256_unpackhi_epi32(eights[0][q], eights[1][q]);
+      if constexpr (kRows == 64) {
+        const __m256i a2 = _mm256_unpacklo_epi32(eights[2][q], eights[3][q]);
+        const __m256i a3 = _mm256_unpackhi_epi32(eights[2][q], eights[3][q]);
+        emit(4 * q, _mm256_unpacklo_epi64(a0, a2));
+        emit(4 * q + 1, _mm256_unpackhi_epi64(a0, a2));
+        emit(4 * q + 2, _mm256_unpacklo_epi64(a1, a3));
+        emit(4 * q + 3, _mm256_unpackhi_epi64(a1, a3));
+      } else {  // qwords in lane order (0 2 1 3): one column per lane
+        emit(4 * q, _mm256_permute4x64_epi64(a0, 0xD8));
+        emit(4 * q + 2, _mm256_permute4x64_epi64(a1, 0xD8));
+      }
+    }
+  }
+
+  // 16-bit lane i of the result: byte 2i of the shifted words + 16 x byte 2i + 1.
+  static __m256i JoinNibbles(__m256i words, __m256i& seen) {
+    uint64_t unused = 0;
+    return _mm256_maddubs_epi16(Shift4<false>(words, seen, unused), _mm256_set1_epi16(0x1001));
   }
 
   // Dword `position` of each lane from b, the rest from a (the blend's mask is an immediate).
@@ -417,15 +486,40 @@ struct NarrowQuads {
   }
 };
 
+inline constexpr uint8_t kRowsInOrder[4] = {0, 1, 2, 3};
+
 // The loops over byte columns take the finish by value and return it: reached through a pointer
 // (as when not inlined), its members would be reloaded after every byte store.
 template <size_t kQuads, class Finish>
 inline Finish NarrowColumns(const uint8_t* src, size_t rows, Finish finish) {
-  const NarrowQuads<kQuads> quads;
+  const NarrowQuads<kQuads> quads(kRowsInOrder);
   for (size_t o = 0; o < rows; o += 32) {
     quads.Columns32(src + o * 4 * kQuads, [&](size_t c, __m256i x) { finish(c, o, x); });
   }
   return finish;
+}
+
+// 4-bit pack_rows in NarrowQuads' layout, of the first rows: 64 at a time up to k = 3, else 32 (see
+// NibbleWords). Returns the rows done, and ORs the shifted values' high nibbles into `seen`.
+template <size_t kQuads, bool kAwq>
+size_t NarrowNibbles(const uint8_t* src, size_t rows, __m256i bias, uint8_t* dst, size_t dst_stride, __m256i& seen) {
+  constexpr size_t kRows = kQuads <= 3 ? 64 : 32;
+  static constexpr uint8_t kAwqRows[4] = {0, 2, 1, 3};
+  const NarrowQuads<kQuads> quads(kAwq ? kAwqRows : kRowsInOrder);
+  const size_t done = rows / kRows * kRows;
+  for (size_t o = 0; o < done; o += kRows) {
+    quads.template NibbleWords<kRows, kAwq>(src + o * 4 * kQuads, seen, [&](size_t c, __m256i y) {
+      uint8_t* out = dst + c * dst_stride + o / 2;
+      y = _mm256_sub_epi32(y, bias);
+      if constexpr (kRows == 64) {
+        Store(out, y);
+      } else {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(y));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + dst_stride), _mm256_extracti128_si256(y, 1));
+      }
+    });
+  }
+  return done;
 }
 
 // With 16 columns or more, every tile is 16 columns wide: a last narrower one moves left to end at
@@ -453,28 +547,25 @@ inline bool FitsNarrowQuads(size_t src_stride, size_t cols) {
   return src_stride == cols && cols % 8 == 4 && cols <= 28;
 }
 
+// Calls f(std::integral_constant<size_t, k>()) for NarrowQuads' k of G = 4k columns.
+template <class F>
+inline void WithQuads(size_t cols, F f) {
+  switch (cols / 4) {
+    case 1:
+      return f(std::integral_constant<size_t, 1>());
+    case 3:
+      return f(std::integral_constant<size_t, 3>());
+    case 5:
+      return f(std::integral_constant<size_t, 5>());
+    default:
+      return f(std::integral_constant<size_t, 7>());
+  }
+}
+
 // Calls finish(c, o, x) with x holding column c of rows o..o+31, for the first rows of the matrix
 // (a multiple of 32; returned) and every column.
 template <class Finish>
-size_t ForEachByteColumn(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, Finish& finish) {
-  if (FitsNarrowQuads(src_stride, cols)) {
-    const size_t done = rows / 32 * 32;
-    switch (cols / 4) {
-      case 1:
-        finish = NarrowColumns<1>(src, done, finish);
-        break;
-      case 3:
-        finish = NarrowColumns<3>(src, done, finish);
-        break;
-      case 5:
-        finish = NarrowColumns<5>(src, done, finish);
-        break;
-      default:
-        finish = NarrowColumns<7>(src, done, finish);
-        break;
-    }
-    return done;
-  }
+size_t WideByteColumns(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, Finish& finish) {
   // From 16 columns on, no load runs past the last column (see WideColumns).
   const size_t done = cols >= 16 ? rows / 32 * 32 : RowsWithWholeLoads(rows, cols, src_stride, 32);
   finish = WideColumns(src, src_stride, done, cols, finish);
@@ -518,18 +609,31 @@ struct FinishWords4 {
 size_t PackRows8Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, __m256i bias, uint8_t* dst,
                       size_t dst_stride) {
   FinishWords8 finish{dst, dst_stride, bias};
-  return ForEachByteColumn(src, src_stride, rows, cols, finish);
+  if (FitsNarrowQuads(src_stride, cols)) {
+    WithQuads(cols, [&](auto quads) { finish = NarrowColumns<quads()>(src, rows / 32 * 32, finish); });
+    return rows / 32 * 32;
+  }
+  return WideByteColumns(src, src_stride, rows, cols, finish);
 }
 
 // Returns the rows done, or 0, having written garbage, if a value needs clamping: the word tile
 // then redoes it exactly.
 size_t PackRows4Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, bool awq, __m256i bias,
                       uint8_t* dst, size_t dst_stride) {
+  if (FitsNarrowQuads(src_stride, cols)) {
+    __m256i seen = _mm256_setzero_si256();
+    size_t done = 0;
+    WithQuads(cols, [&](auto quads) {
+      done = awq ? NarrowNibbles<quads(), true>(src, rows, bias, dst, dst_stride, seen)
+                 : NarrowNibbles<quads(), false>(src, rows, bias, dst, dst_stride, seen);
+    });
+    return SawOutOfRange(seen) ? 0 : done;
+  }
   const __m128i lane_order = awq ? _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15)
                                  : _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m256i field_order = _mm256_broadcastsi128_si256(lane_order);
   FinishWords4 finish{dst, dst_stride, field_order, _mm256_castsi256_si128(bias), _mm256_setzero_si256()};
-  const size_t done = ForEachByteColumn(src, src_stride, rows, cols, finish);
+  const size_t done = WideByteColumns(src, src_stride, rows, cols, finish);
   return SawOutOfRange(finish.seen) ? 0 : done;
 }
 
