@@ -41,6 +41,7 @@ struct TileShape {
   size_t cols;        // elements per source row in the tile
   size_t src_stride;  // bytes between source rows
   size_t dst_stride;  // bytes between destination rows
+  bool gptq = false;  // pack_rows_4: GPTQ qzeros (fields in order, minus 1 each), not AWQ's order
 };
 
 enum class Op { kPackCols4, kPackCols8, kPackRows4, kPackRows8, kTranspose16, kTranspose32 };
@@ -92,7 +93,8 @@ std::vector<TileShape> Shapes(Op op) {
               {"down_1024x4096", 1024, 4096, 8960, 1536 / 2},
               {"llama_q_1024x4096", 1024, 4096, 4096 + kPad, 4096 / 2 + kPad},
               {"llama_q_unpadded", 1024, 4096, 4096, 4096 / 2},
-              {"zeros_8960x12", 8960, 12, 12, 8960 / 2}};
+              {"zeros_8960x12", 8960, 12, 12, 8960 / 2},
+              {"zeros_8960x12_gptq", 8960, 12, 12, 8960 / 2, true}};
     case Op::kPackRows8:  // GPTQ 8-bit qzeros [G][out/4]; the weight-sized tile is for comparison only
       return {{"zeros_8960x12", 8960, 12, 12, 8960},
               {"zeros_1536x70", 1536, 70, 70, 1536},
@@ -152,8 +154,9 @@ void RunKernel(benchmark::State& state, const KernelTable* table, Op op, TileSha
         clamped += table->pack_cols_8(src.data(), s.src_stride, s.rows, s.cols, dst.data(), s.dst_stride);
         break;
       case Op::kPackRows4:
-        clamped +=
-            table->pack_rows_4(src.data(), s.src_stride, s.rows, s.cols, PackOrder::kAwq, 0, dst.data(), s.dst_stride);
+        clamped += table->pack_rows_4(src.data(), s.src_stride, s.rows, s.cols,
+                                      s.gptq ? PackOrder::kSequential : PackOrder::kAwq, s.gptq ? 0x11111111u : 0,
+                                      dst.data(), s.dst_stride);
         break;
       case Op::kPackRows8:
         clamped += table->pack_rows_8(src.data(), s.src_stride, s.rows, s.cols, PackOrder::kSequential, 0x01010101u,
