@@ -347,6 +347,17 @@ inline void ByteColumns32(const uint8_t* src, size_t stride, Column column) {
   }
 }
 
+// In-lane 4 x 4 word transpose: out(j, x), x holding word j of w0, w1, w2 and w3 in each lane.
+template <class Out>
+inline void Transpose4x4Words(__m256i w0, __m256i w1, __m256i w2, __m256i w3, Out out) {
+  const __m256i a0 = _mm256_unpacklo_epi32(w0, w1), a1 = _mm256_unpackhi_epi32(w0, w1);
+  const __m256i a2 = _mm256_unpacklo_epi32(w2, w3), a3 = _mm256_unpackhi_epi32(w2, w3);
+  out(0, _mm256_unpacklo_epi64(a0, a2));
+  out(1, _mm256_unpackhi_epi64(a0, a2));
+  out(2, _mm256_unpacklo_epi64(a1, a3));
+  out(3, _mm256_unpackhi_epi64(a1, a3));
+}
+
 // Narrow qzeros ([out][G], rows back to back) with G = 4k, k odd (4, 12, 20, 28): a group of 4 rows
 // is k whole 16-byte vectors, and the 4-byte piece q of row r is at position (r * k + q) % 4 of
 // vector (r * k + q) / 4, a different position for each of the 4 rows as k is odd. So blends (any
@@ -402,14 +413,8 @@ struct NarrowQuads {
     for (size_t p = 0; p < 4; ++p) GroupPairWords(src, p, words[p]);
 #pragma GCC unroll 8
     for (size_t q = 0; q < kQuads; ++q) {
-      const __m256i a0 = _mm256_unpacklo_epi32(words[0][q], words[1][q]);
-      const __m256i a1 = _mm256_unpackhi_epi32(words[0][q], words[1][q]);
-      const __m256i a2 = _mm256_unpacklo_epi32(words[2][q], words[3][q]);
-      const __m256i a3 = _mm256_unpackhi_epi32(words[2][q], words[3][q]);
-      column(4 * q, _mm256_unpacklo_epi64(a0, a2));
-      column(4 * q + 1, _mm256_unpackhi_epi64(a0, a2));
-      column(4 * q + 2, _mm256_unpacklo_epi64(a1, a3));
-      column(4 * q + 3, _mm256_unpackhi_epi64(a1, a3));
+      Transpose4x4Words(words[0][q], words[1][q], words[2][q], words[3][q],
+                        [&](size_t j, __m256i x) { column(4 * q + j, x); });
     }
   }
 
@@ -449,18 +454,12 @@ struct NarrowQuads {
     }
 #pragma GCC unroll 8
     for (size_t q = 0; q < kQuads; ++q) {
-      const __m256i a0 = _mm256_unpacklo_epi32(eights[0][q], eights[1][q]);
-      const __m256i a1 = _mm256_unpackhi_epi32(eights[0][q], eights[1][q]);
       if constexpr (kRows == 64) {
-        const __m256i a2 = _mm256_unpacklo_epi32(eights[2][q], eights[3][q]);
-        const __m256i a3 = _mm256_unpackhi_epi32(eights[2][q], eights[3][q]);
-        emit(4 * q, _mm256_unpacklo_epi64(a0, a2));
-        emit(4 * q + 1, _mm256_unpackhi_epi64(a0, a2));
-        emit(4 * q + 2, _mm256_unpacklo_epi64(a1, a3));
-        emit(4 * q + 3, _mm256_unpackhi_epi64(a1, a3));
+        Transpose4x4Words(eights[0][q], eights[1][q], eights[2][q], eights[3][q],
+                          [&](size_t j, __m256i x) { emit(4 * q + j, x); });
       } else {  // qwords in lane order (0 2 1 3): one column per lane
-        emit(4 * q, _mm256_permute4x64_epi64(a0, 0xD8));
-        emit(4 * q + 2, _mm256_permute4x64_epi64(a1, 0xD8));
+        emit(4 * q, _mm256_permute4x64_epi64(_mm256_unpacklo_epi32(eights[0][q], eights[1][q]), 0xD8));
+        emit(4 * q + 2, _mm256_permute4x64_epi64(_mm256_unpackhi_epi32(eights[0][q], eights[1][q]), 0xD8));
       }
     }
   }
