@@ -418,28 +418,24 @@ struct NarrowQuads {
     }
   }
 
-  // 4 bits: kRows rows from src -> emit(c, y), y holding the packed words of column c: 8 words of
-  // 64 rows, for every column; or 4 words of 32 rows in its low lane, and those of column c + 1 in
-  // its high lane, for every other column. With rows in index order (a, b, c, d),
-  // pmaddubsw joins each 4-row word's nibble pairs (a, b) and (c, d) into 16-bit lanes; a word of
-  // 8 rows takes them from two groups g and g + 1:
+  // 4 bits: 64 rows from src -> column(c, y), y holding the 8 packed words of column c. With rows in
+  // index order (a, b, c, d), pmaddubsw joins each 4-row word's nibble pairs (a, b) and (c, d) into
+  // 16-bit lanes; a word of 8 rows takes them from two groups g and g + 1:
   //  - kAwq (rows indexed 0 2 1 3): bytes (0 2) (4 6) (1 3) (5 7), AWQ's field order; OR-ing g + 1's
   //    joins, shifted up a byte, into g's gives it.
   //  - GPTQ (rows in order): bytes (0 1) (2 3) (4 5) (6 7); pmaddwd makes each group's two joins one
   //    16-bit half, and g + 1's half goes on top. Multiplies, not shuffles: the shuffle port is the
   //    bottleneck here.
-  // With 64 rows the lanes hold rows 0-31 and 32-63, so an in-lane 4x4 word transpose ends each
-  // column's words in one register: no lane permutes, and half the stores. But it keeps 4k vectors
-  // live, too many for k > 3. `seen` collects the shifted values' high nibbles.
-  template <size_t kRows, bool kAwq, class Emit>
-  void NibbleWords(const uint8_t* src, __m256i& seen, Emit emit) const {
-    constexpr size_t kEights = kRows / 16;  // 8-row word sets per lane
-    __m256i eights[kEights][kQuads];        // [e][q]: words of rows 8e..8e+7 (low lane), kRows/2 on (high)
-#pragma GCC unroll 4
-    for (size_t e = 0; e < kEights; ++e) {
+  // The lanes hold rows 0-31 and 32-63, so an in-lane 4x4 word transpose ends each column's words in
+  // one register: no lane permutes, one store per column. `seen` collects the shifted values' high
+  // nibbles.
+  template <bool kAwq, class Column>
+  void NibbleWords64(const uint8_t* src, __m256i& seen, Column column) const {
+    __m256i eights[4][kQuads];  // [e][q]: words of rows 8e..8e+7 (low lane) and 32+8e.. (high lane)
+    const auto join_eights = [&](size_t e) {
       __m256i first[kQuads], second[kQuads];  // groups 2e and 2e + 1
-      GroupPairWords<kRows / 8>(src, 2 * e, first);
-      GroupPairWords<kRows / 8>(src, 2 * e + 1, second);
+      GroupPairWords<8>(src, 2 * e, first);
+      GroupPairWords<8>(src, 2 * e + 1, second);
 #pragma GCC unroll 8
       for (size_t q = 0; q < kQuads; ++q) {
         const __m256i a = JoinNibbles(first[q], seen), b = JoinNibbles(second[q], seen);
@@ -451,16 +447,20 @@ struct NarrowQuads {
                                          _mm256_slli_epi32(_mm256_madd_epi16(b, byte_pair), 16));
         }
       }
+    };
+    // Past k = 1 the 4k results stay on the stack, one planned store each: unrolled, GCC keeps them
+    // in registers and spills four times as much ([8960][12]: +15%, [18944][28]: +10%).
+    if constexpr (kQuads == 1) {
+#pragma GCC unroll 4
+      for (size_t e = 0; e < 4; ++e) join_eights(e);
+    } else {
+#pragma GCC unroll 1
+      for (size_t e = 0; e < 4; ++e) join_eights(e);
     }
 #pragma GCC unroll 8
     for (size_t q = 0; q < kQuads; ++q) {
-      if constexpr (kRows == 64) {
-        Transpose4x4Words(eights[0][q], eights[1][q], eights[2][q], eights[3][q],
-                          [&](size_t j, __m256i x) { emit(4 * q + j, x); });
-      } else {  // qwords in lane order (0 2 1 3): one column per lane
-        emit(4 * q, _mm256_permute4x64_epi64(_mm256_unpacklo_epi32(eights[0][q], eights[1][q]), 0xD8));
-        emit(4 * q + 2, _mm256_permute4x64_epi64(_mm256_unpackhi_epi32(eights[0][q], eights[1][q]), 0xD8));
-      }
+      Transpose4x4Words(eights[0][q], eights[1][q], eights[2][q], eights[3][q],
+                        [&](size_t j, __m256i x) { column(4 * q + j, x); });
     }
   }
 
@@ -498,26 +498,23 @@ inline Finish NarrowColumns(const uint8_t* src, size_t rows, Finish finish) {
   return finish;
 }
 
-// 4-bit pack_rows in NarrowQuads' layout, of the first rows: 64 at a time up to k = 3, else 32 (see
-// NibbleWords). Returns the rows done, and ORs the shifted values' high nibbles into `seen`.
+// 4-bit pack_rows in NarrowQuads' layout, of the first rows (a multiple of 64). Returns the rows
+// done, and ORs the shifted values' high nibbles into `seen`. Out of line, so that each k gets
+// registers of its own: inlined into PackRowsAvx2, the [8960][20] and [8960][4] tiles ran a third
+// slower after an unrelated change to another k's code.
 template <size_t kQuads, bool kAwq>
-size_t NarrowNibbles(const uint8_t* src, size_t rows, __m256i bias, uint8_t* dst, size_t dst_stride, __m256i& seen) {
-  constexpr size_t kRows = kQuads <= 3 ? 64 : 32;
+[[gnu::noinline]] size_t NarrowNibbles(const uint8_t* src, size_t rows, __m256i bias, uint8_t* dst, size_t dst_stride,
+                                       __m256i& seen) {
   static constexpr uint8_t kAwqRows[4] = {0, 2, 1, 3};
   const NarrowQuads<kQuads> quads(kAwq ? kAwqRows : kRowsInOrder);
-  const size_t done = rows / kRows * kRows;
-  for (size_t o = 0; o < done; o += kRows) {
-    quads.template NibbleWords<kRows, kAwq>(src + o * 4 * kQuads, seen, [&](size_t c, __m256i y) {
-      uint8_t* out = dst + c * dst_stride + o / 2;
-      y = _mm256_sub_epi32(y, bias);
-      if constexpr (kRows == 64) {
-        Store(out, y);
-      } else {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(y));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + dst_stride), _mm256_extracti128_si256(y, 1));
-      }
+  const size_t done = rows / 64 * 64;
+  __m256i high_nibbles = _mm256_setzero_si256();
+  for (size_t o = 0; o < done; o += 64) {
+    quads.template NibbleWords64<kAwq>(src + o * 4 * kQuads, high_nibbles, [&](size_t c, __m256i y) {
+      Store(dst + c * dst_stride + o / 2, _mm256_sub_epi32(y, bias));
     });
   }
+  seen = _mm256_or_si256(seen, high_nibbles);
   return done;
 }
 
