@@ -26,11 +26,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/kernels.h"
 #include "kernels/simd_x86_common.h"
 #include "kernels/variants.h"
-
 
 namespace ms2vllm::kernels {
 namespace {
