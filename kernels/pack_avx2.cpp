@@ -449,7 +449,7 @@ struct NarrowQuads {
       }
     };
     // Past k = 1 the 4k results stay on the stack, one planned store each: unrolled, GCC keeps them
-    // in registers and spills four times as much ([8960][12]: +15%, [18944][28]: +10%).
+    // in registers and spills four times as much ([8960][12]: +11-13%, [18944][28]: +10%).
     if constexpr (kQuads == 1) {
 #pragma GCC unroll 4
       for (size_t e = 0; e < 4; ++e) join_eights(e);
@@ -523,12 +523,12 @@ template <size_t kQuads, bool kAwq>
 // loop would cost a third of its speed, as GCC then keeps each column's work apart.
 template <class Finish>
 inline Finish WideColumns(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, Finish finish) {
-  if (cols < 16) {
-    ForEachTile<32, 16>(rows, cols, [&](size_t o, size_t, size_t, size_t) {
+  if (cols < 16) {  // one column tile
+    for (size_t o = 0; o < rows; o += 32) {
       ByteColumns32(src + o * src_stride, src_stride, [&](size_t c, __m256i x) {
         if (c < cols) finish(c, o, x);
       });
-    });
+    }
     return finish;
   }
   ForEachTile<32, 16>(rows, cols, [&](size_t o, size_t j, size_t, size_t n) {
