@@ -292,11 +292,6 @@ inline __m256i LoadLanePair(const uint8_t* low, const uint8_t* high) {
   return _mm256_blend_epi32(a, b, 0xF0);
 }
 
-// Makes the compiler forget what it knows of `value`. Given a stride it cannot see through, GCC
-// computes a tile's 32 row addresses from it with address arithmetic, where it would otherwise
-// hoist all 32 out of the loops into stack slots and reload them (8-bit [1536][70]: +15%).
-inline void HideFromOptimizer(size_t& value) { asm volatile("" : "+r"(value)); }
-
 // The first rows (a multiple of `block`) of a matrix whose loads of `width` bytes, from every
 // column tile of that width, stay inside the matrix. A last tile narrower than `width` reads into
 // the next row (or the padding between rows), and those bytes are never stored or counted.
@@ -309,13 +304,23 @@ inline size_t RowsWithWholeLoads(size_t rows, size_t row_bytes, size_t stride, s
   return n;
 }
 
-// The first three steps of an in-lane 16x16 byte transpose, on 8 of its rows: rows k and 16 + k
-// (k = 0..7) of src in the low and high lanes -> in each lane of v[2q + s], columns 4q + 2s and
-// 4q + 2s + 1 of those 8 rows, 8 bytes each.
-inline void EightRowPairs(const uint8_t* src, size_t stride, __m256i v[8]) {
+// The first three steps of an in-lane 16x16 byte transpose, on 8 of its rows: rows low + k * stride
+// and high + k * stride (k = 0..7) in the low and high lanes -> in each lane of v[2q + s], columns
+// 4q + 2s and 4q + 2s + 1 of those 8 rows, 8 bytes each. Rows are addressed from two bases and
+// stride, 3 x stride (stride3), so that each load is one addressing mode: spelled k * stride, GCC
+// hoists all 32 row offsets of a tile out of the loop into stack slots and reloads them.
+inline void EightRowPairs(const uint8_t* low, const uint8_t* high, size_t stride, size_t stride3, __m256i v[8]) {
   __m256i x[8], t[8], u[8];
-#pragma GCC unroll 8
-  for (size_t k = 0; k < 8; ++k) x[k] = LoadLanePair(src + k * stride, src + (k + 16) * stride);
+  const uint8_t* low4 = low + 4 * stride;
+  const uint8_t* high4 = high + 4 * stride;
+  x[0] = LoadLanePair(low, high);
+  x[1] = LoadLanePair(low + stride, high + stride);
+  x[2] = LoadLanePair(low + 2 * stride, high + 2 * stride);
+  x[3] = LoadLanePair(low + stride3, high + stride3);
+  x[4] = LoadLanePair(low4, high4);
+  x[5] = LoadLanePair(low4 + stride, high4 + stride);
+  x[6] = LoadLanePair(low4 + 2 * stride, high4 + 2 * stride);
+  x[7] = LoadLanePair(low4 + stride3, high4 + stride3);
   for (int i = 0; i < 4; ++i) {
     t[2 * i] = _mm256_unpacklo_epi8(x[2 * i], x[2 * i + 1]);
     t[2 * i + 1] = _mm256_unpackhi_epi8(x[2 * i], x[2 * i + 1]);
@@ -332,18 +337,36 @@ inline void EightRowPairs(const uint8_t* src, size_t stride, __m256i v[8]) {
   }
 }
 
-// 32 rows x 16 bytes -> column(c, x) for c = 0..15, x holding byte c of rows 0..31 in row order.
-// Done as two halves of 8 row pairs, so that no more than 16 registers are live at once.
-template <class Column>
-inline void ByteColumns32(const uint8_t* src, size_t stride, Column column) {
+// Makes the compiler forget what it knows of the values. Given a tile's bases and strides it
+// cannot see through, GCC computes the tile's addresses from them; otherwise it makes each of the
+// 48 addresses an induction variable of the loop over tiles, and spills most of them.
+template <class T>
+inline void HideFromOptimizer(T& value) {
+  asm volatile("" : "+r"(value));
+}
+
+// 32 rows x 16 bytes -> put(c, at, x) for c = 0..15, x holding byte c of rows 0..31 in row order
+// and `at` pointing to column c's row in dst (dst + c * dst_stride). Done as two halves of 8 row
+// pairs, so that no more than 16 registers are live at once. Like the rows, the 16 destination
+// rows are addressed from four bases, one per 4 columns.
+template <class Put>
+inline void ByteColumns32(const uint8_t* src, size_t stride, uint8_t* dst, size_t dst_stride, Put put) {
+  HideFromOptimizer(src);
   HideFromOptimizer(stride);
+  HideFromOptimizer(dst);
+  HideFromOptimizer(dst_stride);
+  const size_t stride3 = 3 * stride;
   __m256i top[8], bottom[8];
-  EightRowPairs(src, stride, top);
-  EightRowPairs(src + 8 * stride, stride, bottom);
-#pragma GCC unroll 8
-  for (size_t m = 0; m < 8; ++m) {
-    column(2 * m, _mm256_unpacklo_epi64(top[m], bottom[m]));
-    column(2 * m + 1, _mm256_unpackhi_epi64(top[m], bottom[m]));
+  EightRowPairs(src, src + 16 * stride, stride, stride3, top);
+  EightRowPairs(src + 8 * stride, src + 24 * stride, stride, stride3, bottom);
+  const size_t dst_stride3 = 3 * dst_stride;
+  uint8_t* const quad[4] = {dst, dst + 4 * dst_stride, dst + 8 * dst_stride, dst + 12 * dst_stride};
+#pragma GCC unroll 4
+  for (size_t q = 0; q < 4; ++q) {
+    put(4 * q, quad[q], _mm256_unpacklo_epi64(top[2 * q], bottom[2 * q]));
+    put(4 * q + 1, quad[q] + dst_stride, _mm256_unpackhi_epi64(top[2 * q], bottom[2 * q]));
+    put(4 * q + 2, quad[q] + 2 * dst_stride, _mm256_unpacklo_epi64(top[2 * q + 1], bottom[2 * q + 1]));
+    put(4 * q + 3, quad[q] + dst_stride3, _mm256_unpackhi_epi64(top[2 * q + 1], bottom[2 * q + 1]));
   }
 }
 
@@ -525,15 +548,17 @@ template <class Finish>
 inline Finish WideColumns(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, Finish finish) {
   if (cols < 16) {  // one column tile
     for (size_t o = 0; o < rows; o += 32) {
-      ByteColumns32(src + o * src_stride, src_stride, [&](size_t c, __m256i x) {
-        if (c < cols) finish(c, o, x);
-      });
+      ByteColumns32(src + o * src_stride, src_stride, finish.At(0, o), finish.dst_stride,
+                    [&](size_t c, uint8_t* at, __m256i x) {
+                      if (c < cols) finish.Put(at, x);
+                    });
     }
     return finish;
   }
   ForEachTile<32, 16>(rows, cols, [&](size_t o, size_t j, size_t, size_t n) {
     const size_t first = n == 16 ? j : cols - 16;
-    ByteColumns32(src + o * src_stride + first, src_stride, [&](size_t c, __m256i x) { finish(first + c, o, x); });
+    ByteColumns32(src + o * src_stride + first, src_stride, finish.At(first, o), finish.dst_stride,
+                  [&](size_t, uint8_t* at, __m256i x) { finish.Put(at, x); });
   });
   return finish;
 }
@@ -578,10 +603,12 @@ struct FinishWords8 {
   uint8_t* dst;
   size_t dst_stride;
   __m256i bias;
-  void operator()(size_t c, size_t o, __m256i x) const {
+  uint8_t* At(size_t c, size_t o) const { return dst + c * dst_stride + o; }
+  void Put(uint8_t* at, __m256i x) const {
     const __m256i sign = _mm256_set1_epi8(static_cast<char>(0x80));
-    Store(dst + c * dst_stride + o, _mm256_sub_epi32(_mm256_xor_si256(x, sign), bias));
+    Store(at, _mm256_sub_epi32(_mm256_xor_si256(x, sign), bias));
   }
+  void operator()(size_t c, size_t o, __m256i x) const { Put(At(c, o), x); }
 };
 
 // 4 bits: each 8-byte group of a column is put in field order (AWQ), shifted, and its nibble pairs
@@ -592,12 +619,13 @@ struct FinishWords4 {
   __m256i field_order;
   __m128i bias;
   __m256i seen;
-  void operator()(size_t c, size_t o, __m256i x) {
+  uint8_t* At(size_t c, size_t o) const { return dst + c * dst_stride + o / 2; }
+  void Put(uint8_t* at, __m256i x) {
     uint64_t unused = 0;
     const __m256i shifted = Shift4<false>(_mm256_shuffle_epi8(x, field_order), seen, unused);
     const __m256i joined = _mm256_maddubs_epi16(shifted, _mm256_set1_epi16(0x1001));  // low x1 + high x16
     const __m128i words = _mm_packus_epi16(_mm256_castsi256_si128(joined), _mm256_extracti128_si256(joined, 1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + c * dst_stride + o / 2), _mm_sub_epi32(words, bias));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(at), _mm_sub_epi32(words, bias));
   }
 };
 
