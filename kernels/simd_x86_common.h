@@ -16,14 +16,14 @@ constexpr size_t kBlockRows = 256;
 
 inline size_t Min(size_t a, size_t b) { return a < b ? a : b; }
 
-// Calls f(o, j, nrows, ncols) for the kTileR x kTileC tiles of a rows x cols grid: kBlockRows
-// rows per pass, row tiles innermost.
-template <size_t kTileR, size_t kTileC, class F>
+// Calls f(o, j, nrows, ncols) for the kTileR x kTileC tiles of a rows x cols grid: kBlock rows
+// per pass, row tiles innermost.
+template <size_t kTileR, size_t kTileC, size_t kBlock = kBlockRows, class F>
 inline void ForEachTile(size_t rows, size_t cols, F&& f) {
-  static_assert(kBlockRows % kTileR == 0);
-  for (size_t o0 = 0; o0 < rows; o0 += kBlockRows) {
+  static_assert(kBlock % kTileR == 0);
+  for (size_t o0 = 0; o0 < rows; o0 += kBlock) {
     for (size_t j = 0; j < cols; j += kTileC) {
-      for (size_t o = o0; o < Min(o0 + kBlockRows, rows); o += kTileR) {
+      for (size_t o = o0; o < Min(o0 + kBlock, rows); o += kTileR) {
         f(o, j, Min(kTileR, rows - o), Min(kTileC, cols - j));
       }
     }
