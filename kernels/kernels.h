@@ -31,8 +31,10 @@ using PackColsFn = uint64_t (*)(const uint8_t* src, size_t src_stride, size_t ro
 
 // AWQ qweight, AWQ qzeros and GPTQ qzeros. dst[i][c] (32-bit word) holds u(src[c*p + ORDER[k]][i])
 // in field k, minus `word_bias` (GPTQ v1 stores every zero point minus 1: 0x11111111 for 4 bits,
-// 0x01010101 for 8). `rows` must be a multiple of p. The destination has `cols` rows and rows/p
-// words each. Returns how many source values were clamped (always 0 for 8 bits).
+// 0x01010101 for 8). No u may be below its field of the bias (the engine refuses a v1 zero point
+// of 0 before packing, SPEC 4): there a variant may borrow from the next field or wrap the field
+// alone. `rows` must be a multiple of p. The destination has `cols` rows and rows/p words each.
+// Returns how many source values were clamped (always 0 for 8 bits).
 using PackRowsFn = uint64_t (*)(const uint8_t* src, size_t src_stride, size_t rows, size_t cols,
                                 PackOrder order, uint32_t word_bias, uint8_t* dst, size_t dst_stride);
 

@@ -601,16 +601,14 @@ inline bool ByteColumnsPay4(size_t src_stride, size_t cols) {
   return cols <= 16 || FitsNarrowQuads(src_stride, cols);
 }
 
-// 8 bits: a column's 32 bytes are already its 8 words; flip the sign bits and take the bias.
+// 8 bits: a column's 32 bytes are already its 8 words. The shift to u (+128) and the bias come
+// off in one byte add, each field wrapping alone, as no field is below its bias (kernels.h).
 struct FinishWords8 {
   uint8_t* dst;
   size_t dst_stride;
-  __m256i bias;
+  __m256i offset;  // each byte: 0x80 minus the bias's byte
   uint8_t* At(size_t c, size_t o) const { return dst + c * dst_stride + o; }
-  void Put(uint8_t* at, __m256i x) const {
-    const __m256i sign = _mm256_set1_epi8(static_cast<char>(0x80));
-    Store(at, _mm256_sub_epi32(_mm256_xor_si256(x, sign), bias));
-  }
+  void Put(uint8_t* at, __m256i x) const { Store(at, _mm256_add_epi8(x, offset)); }
   void operator()(size_t c, size_t o, __m256i x) const { Put(At(c, o), x); }
 };
 
@@ -635,7 +633,7 @@ struct FinishWords4 {
 // Returns the rows done; the caller packs the rest.
 size_t PackRows8Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, __m256i bias, uint8_t* dst,
                       size_t dst_stride) {
-  FinishWords8 finish{dst, dst_stride, bias};
+  FinishWords8 finish{dst, dst_stride, _mm256_sub_epi8(_mm256_set1_epi8(static_cast<char>(0x80)), bias)};
   if (FitsNarrowQuads(src_stride, cols)) {
     WithQuads(cols, [&](auto quads) { finish = NarrowColumns<quads()>(src, rows / 32 * 32, finish); });
     return rows / 32 * 32;

@@ -101,10 +101,23 @@ void CheckPackCols(const KernelTable& variant, int bits, const Shape& s, Fill fi
   });
 }
 
+// With a bias, no u may be below it (kernels.h): the tile's values that clamp to the lowest
+// (u = 0) are raised by one. The padding keeps them.
+void KeepAboveBias(std::vector<uint8_t>& src, const Shape& s, int bits) {
+  const int lowest = -(1 << (bits - 1));
+  for (size_t r = 0; r < s.rows; ++r) {
+    for (size_t c = 0; c < s.cols; ++c) {
+      uint8_t& b = src[s.src_offset + r * (s.cols + s.src_pad) + c];
+      if (static_cast<int8_t>(b) <= lowest) b = static_cast<uint8_t>(lowest + 1);
+    }
+  }
+}
+
 void CheckPackRows(const KernelTable& variant, int bits, const Shape& s, Fill fill, PackOrder order, uint32_t bias) {
   SCOPED_TRACE(std::string(order == PackOrder::kAwq ? "awq" : "sequential") + " bias=" + std::to_string(bias));
   std::mt19937_64 rng(s.rows * 131 + s.cols * 17 + s.src_pad + bias);
-  const std::vector<uint8_t> src = MakeSource(rng, s, s.cols, fill);
+  std::vector<uint8_t> src = MakeSource(rng, s, s.cols, fill);
+  if (bias != 0) KeepAboveBias(src, s, bits);
   const size_t src_stride = s.cols + s.src_pad;
   const size_t p = 32 / bits;
   Compare(variant, s, s.cols, s.rows / p * 4, [&](const KernelTable& t, uint8_t* dst, size_t dst_stride) {
