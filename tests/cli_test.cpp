@@ -649,10 +649,18 @@ TEST(Cli, AMistypedOptionNamesTheLikeliestOne) {
   // A path given without --model.
   ExpectError(Ms2vllm({in.model.string(), "--save_path", dir / "o.safetensors"}), kUsage,
               "(to convert it: ms2vllm --model " + in.model.string() + " ...)");
+  // An option's value forgotten: the next option is not taken for it.
+  ExpectError(Ms2vllm({"--max-shard-size", "--model", in.model, "--out-dir", dir / "d"}), kUsage,
+              "--max-shard-size needs a value, not the option --model (see --help)");
+  ExpectError(Ms2vllm({"--model", in.model, "--save_path", "--w_bit=8"}), kUsage,
+              "--save_path needs a value, not the option --w_bit=8");
+  ExpectError(Ms2vllm({"verify", "--model", "--converted", dir.path()}), kUsage,
+              "--model needs a value, not the option --converted (see ms2vllm verify --help)");
   const Outcome far = Ms2vllm({"--model", in.model, "--frobnicate"});
   ExpectError(far, kUsage, "--frobnicate");
   EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << Show(far);
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "d"));
 }
 
 TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {

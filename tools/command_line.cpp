@@ -52,9 +52,34 @@ std::string Suggestion(const CLI::App& app, int argc, char** argv) {
   return "";
 }
 
+// "--max-shard-size --model m": CLI11 takes --model for the size, then reports --model missing,
+// though the user gave it. Returns "--max-shard-size needs a value, not the option --model" for
+// the first option of argv, written without '=', that takes a value and is followed by another
+// option the app knows; else "".
+std::string OptionWithoutValue(const CLI::App& app, int argc, char** argv) {
+  const auto known = [&](std::string_view arg) -> const CLI::Option* {
+    if (!arg.starts_with("-") || arg.size() < 2) return nullptr;
+    return app.get_option_no_throw(std::string(arg.substr(0, arg.find('='))));
+  };
+  for (int i = 1; i + 1 < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    const CLI::Option* option = known(arg);
+    if (option == nullptr || arg.find('=') != std::string_view::npos || option->get_items_expected_min() == 0) continue;
+    if (known(argv[i + 1]) != nullptr) {
+      return std::string(arg) + " needs a value, not the option " + std::string(argv[i + 1]);
+    }
+    ++i;  // the value, which may start with '-' ("--threads -1")
+  }
+  return "";
+}
+
 }  // namespace
 
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const std::string& help_command) {
+  if (const std::string missing = OptionWithoutValue(app, argc, argv); !missing.empty()) {
+    return ReportError(MakeError(ErrorCode::kUsage, missing + " (see " + help_command + ")"));
+  }
   try {
     app.parse(argc, argv);
     return std::nullopt;
