@@ -77,7 +77,8 @@ TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, cons
   const MappedFile& in_file = c.input.shard(t.source->shard);
   const MappedFile& out_file = c.output.shard(actual.shard);
   const uint32_t element = DTypeSize(actual.dtype);
-  const uint64_t size = t.source->byte_size, chunk = std::max<uint64_t>(c.settings.chunk_bytes, 4096);
+  // Whole elements per chunk, so that each differing element is listed once.
+  const uint64_t size = t.source->byte_size, chunk = std::max<uint64_t>(c.settings.chunk_bytes, 4096) / element * element;
   for (uint64_t at = 0; at < size; at += chunk) {
     if (Cancelled(c.settings.cancel)) {
       verdict.cancelled = true;
@@ -89,12 +90,11 @@ TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, cons
       out_file.Prefault(actual.file_offset + at, n);
     }
     if (std::memcmp(want + at, read + at, n) != 0) {
-      for (uint64_t b = at; b < at + n; ++b) {
-        if (want[b] == read[b]) continue;
+      for (uint64_t b = at; b < at + n; b += element) {
+        if (std::memcmp(want + b, read + b, element) == 0) continue;
         differences.Add([&] {
-          const uint64_t first = b / element * element;
-          return "element " + ElementIndex(t.shape, b / element) + " (byte " + std::to_string(b) + "): reads " +
-                 Hex(read + first, element) + ", expected " + Hex(want + first, element);
+          return "element " + ElementIndex(t.shape, b / element) + " at byte " + std::to_string(b) + ": reads " +
+                 Hex(read + b, element) + ", expected " + Hex(want + b, element);
         });
       }
     }
@@ -105,7 +105,7 @@ TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, cons
     if (c.settings.progress) c.settings.progress->fetch_add(n, std::memory_order_relaxed);
   }
   verdict.copied_bytes = size;
-  verdict.problem = differences.Problem(t.name, size, "bytes differ from " + t.source->name);
+  verdict.problem = differences.Problem(t.name, size / element, "elements differ from " + t.source->name);
   return verdict;
 }
 

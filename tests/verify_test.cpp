@@ -221,10 +221,14 @@ TEST_F(VerifyDamageTest, FlippedScalesByteIsFound) {
 }
 
 TEST_F(VerifyDamageTest, FlippedCopiedByteIsFound) {
-  FlipByte(converted_, "model.embed_tokens.weight", 999);
+  FlipByte(converted_, "model.embed_tokens.weight", 999);  // the second byte of F16 element 499
+  FlipByte(converted_, "model.embed_tokens.weight", 998);
   const VerifyReport report = VerifyConverted();
   ExpectOnlyProblem(report, "model.embed_tokens.weight");
-  EXPECT_NE(report.problems[0].examples[0].find("byte 999"), std::string::npos) << Describe(report);
+  // One line per element, however many of its bytes differ.
+  ASSERT_EQ(report.problems[0].examples.size(), 1u) << Describe(report);
+  EXPECT_NE(report.problems[0].examples[0].find(" at byte 998: "), std::string::npos) << Describe(report);
+  EXPECT_NE(report.problems[0].problem.find("1 of "), std::string::npos) << Describe(report);
 }
 
 TEST_F(VerifyDamageTest, MissingAndExtraTensorsAreFound) {
