@@ -59,6 +59,7 @@ using ProblemsByPlan = std::map<size_t, VerifyProblem>;
 struct ValueFindings {
   uint64_t values = 0;
   uint64_t copied_bytes = 0;
+  uint64_t copies = 0, copies_mostly_different = 0;
   bool offsets_all_zero = true;
   ProblemsByPlan problems;
 };
@@ -107,7 +108,7 @@ Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector
     context.settings.progress_total->store(total);
   }
   ValueFindings findings;
-  std::atomic<uint64_t> values{0}, copied_bytes{0};
+  std::atomic<uint64_t> values{0}, copied_bytes{0}, copies{0}, copies_mostly_different{0};
   std::atomic<bool> offsets_all_zero{true}, cancelled{false};
   std::mutex problems_mutex;
   const int threads = WorkerThreads(context.settings.threads);
@@ -118,6 +119,8 @@ Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector
         TensorVerdict verdict = CheckTensorValues(context, plan.tensors[work[i].plan_index], *work[i].actual);
         values += verdict.values;
         copied_bytes += verdict.copied_bytes;
+        copies += plan.tensors[work[i].plan_index].kind == TransformKind::kCopy;
+        copies_mostly_different += verdict.most_elements_differ;
         if (!verdict.offsets_all_zero) offsets_all_zero = false;
         if (verdict.cancelled) cancelled = true;
         if (verdict.problem) {
@@ -130,6 +133,8 @@ Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector
   if (cancelled) return Interrupted();
   findings.values = values;
   findings.copied_bytes = copied_bytes;
+  findings.copies = copies;
+  findings.copies_mostly_different = copies_mostly_different;
   findings.offsets_all_zero = offsets_all_zero;
   return findings;
 }
@@ -200,6 +205,12 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
 
   report.values = findings.values;
   report.copied_bytes = findings.copied_bytes;
+  // A conversion copies them byte for byte: when each of them is mostly different, the two
+  // checkpoints are unrelated, and every other problem listed follows from that.
+  if (findings.copies > 0 && findings.copies_mostly_different == findings.copies) {
+    report.hint = "every copied tensor (" + std::to_string(findings.copies) +
+                  ") differs in most of its elements: this is not a conversion of this input";
+  }
   by_plan.merge(findings.problems);  // no tensor is in both: only structurally sound ones had their values checked
   for (auto& [index, problem] : by_plan) report.problems.push_back(std::move(problem));
   for (auto& problem : extra) report.problems.push_back(std::move(problem));
@@ -227,7 +238,7 @@ Error VerifyFailure(const VerifyReport& report) {
   }
   return MakeError(ErrorCode::kVerifyFailed, report.weights.string() + ": not the exact conversion of the input: " +
                                                  std::to_string(report.problems.size()) + " problem(s), in " +
-                                                 FirstNames(named));
+                                                 FirstNames(named) + (report.hint.empty() ? "" : "; " + report.hint));
 }
 
 }  // namespace ms2vllm

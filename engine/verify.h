@@ -61,6 +61,7 @@ struct VerifyReport {
   uint64_t values = 0;        // quantized values (weights, zero points, scales) compared
   uint64_t copied_bytes = 0;  // bytes of copied tensors compared
   std::vector<VerifyProblem> problems;  // plan order, then extra tensors, then files
+  std::string hint;  // what the problems together suggest, or ""
   double seconds = 0;
 
   bool ok() const { return problems.empty(); }

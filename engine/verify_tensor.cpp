@@ -105,6 +105,7 @@ TensorVerdict CheckCopy(const TensorCheckContext& c, const OutputTensor& t, cons
     if (c.settings.progress) c.settings.progress->fetch_add(n, std::memory_order_relaxed);
   }
   verdict.copied_bytes = size;
+  verdict.most_elements_differ = differences.count() * 2 > size / element;
   verdict.problem = differences.Problem(t.name, size / element, "elements differ from " + t.source->name);
   return verdict;
 }

@@ -38,6 +38,7 @@ struct TensorVerdict {
   uint64_t values = 0;            // quantized values compared
   uint64_t copied_bytes = 0;      // bytes of a copied tensor compared
   bool offsets_all_zero = true;   // qzeros: every input offset is 0 (symmetric)
+  bool most_elements_differ = false;  // a copied tensor: more than half its elements differ
   bool cancelled = false;
   std::optional<VerifyProblem> problem;
 };

@@ -231,6 +231,11 @@ TEST_F(VerifyDamageTest, FlippedCopiedByteIsFound) {
   EXPECT_NE(report.problems[0].problem.find("1 of "), std::string::npos) << Describe(report);
 }
 
+TEST_F(VerifyDamageTest, DamageIsNotTakenForAnUnrelatedInput) {
+  FlipByte(converted_, "model.embed_tokens.weight", 0);
+  EXPECT_EQ(VerifyConverted().hint, "");
+}
+
 TEST_F(VerifyDamageTest, MissingAndExtraTensorsAreFound) {
   auto tensors = testing::LoadTensors(converted_);
   std::vector<std::pair<std::string, testing::LoadedTensor>> kept;
@@ -352,6 +357,21 @@ std::vector<SynthCase> SynthCases() {
       make("gptq_sym_float_linear", [](SynthOptions& o) { o.symmetric = true; o.float_linears = {"mlp.down_proj"}; },
            TargetTool::kGptq),
   };
+}
+
+// The conversion of another checkpoint of the same shapes fails on every tensor; the report says
+// why in one line instead of leaving that to be read from its problems.
+TEST(VerifyUnrelatedInput, EveryCopyMostlyDifferentSaysTheInputIsAnother) {
+  TempDir dir;
+  SynthOptions first, second;
+  second.seed = first.seed + 1;
+  const fs::path model = WriteSynth(dir / "a", first), other = WriteSynth(dir / "b", second);
+  ConvertOrDie(model, dir / "res.safetensors", PlanOptions{});
+  const VerifyReport report = VerifyOrDie(RequestFor(other, dir / "res.safetensors"));
+  EXPECT_FALSE(report.ok());
+  EXPECT_NE(report.hint.find("is not a conversion of this input"), std::string::npos) << Describe(report);
+  EXPECT_NE(VerifyFailure(report).message.find(report.hint), std::string::npos);
+  EXPECT_EQ(VerifyOrDie(RequestFor(model, dir / "res.safetensors")).hint, "");
 }
 
 class VerifySynthTest : public ::testing::TestWithParam<SynthCase> {};
