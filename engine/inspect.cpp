@@ -28,6 +28,24 @@ Result<fs::path> LocateWeights(const fs::path& path) {
   return located.take_error();
 }
 
+// "gptq (checkpoint_format gptq_v2), 4-bit, group size 64 (config.json)" for a converted model
+// directory whose config declares its quantization; unset otherwise.
+std::optional<std::string> DeclaredLayout(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return std::nullopt;
+  auto files = LocateConverted(path);
+  if (!files) return std::nullopt;
+  const DeclaredQuantization declared = ReadDeclaredQuantization(*files);
+  if (!declared.target) return std::nullopt;
+  std::string text = declared.target == TargetTool::kAwq ? "awq" : "gptq";
+  if (declared.gptq_format == GptqFormat::kV2) text += " (checkpoint_format gptq_v2)";
+  if (declared.bits) text += ", " + std::to_string(*declared.bits) + "-bit";
+  if (declared.group_size) {
+    text += *declared.group_size == -1 ? ", per-channel" : ", group size " + std::to_string(*declared.group_size);
+  }
+  return text + " (" + declared.source + ")";
+}
+
 Result<Description> FindDescription(const InspectRequest& request, Inspection& inspection) {
   fs::path path;
   if (request.json) {
@@ -170,6 +188,7 @@ Inspection Inspect(const InspectRequest& request) {
   const auto& tensors = checkpoint->table().tensors();
   auto converted = std::find_if(tensors.begin(), tensors.end(), [](const TensorInfo& t) { return t.name.ends_with(".qweight"); });
   if (converted != tensors.end()) {
+    inspection.converted_layout = DeclaredLayout(request.path);
     inspection.warnings.push_back("already in a converted (AWQ/GPTQ) layout: " + converted->name);
     for (const char* target : {"awq", "gptq", "gptq_v2"}) {
       inspection.targets.push_back({target, false, "the checkpoint is already converted (" + converted->name + ")"});

@@ -45,6 +45,9 @@ struct Inspection {
   std::vector<InspectedTensor> tensors;  // file order, shard by shard
   uint64_t tensor_bytes = 0;
 
+  // A converted model directory: its layout as its config declares it, e.g. "awq, 4-bit, group
+  // size 128 (config.json)"; unset for anything else.
+  std::optional<std::string> converted_layout;
   std::optional<std::string> model_quant_type;   // as the description says
   std::optional<int64_t> described_group_size;   // as the description says
   std::optional<int> bits;                       // from a plan: unset when no target is possible

@@ -102,6 +102,13 @@ DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files) {
     if (it == config->end()) return absent;
     return it->is_string() ? it->get<std::string>() : "";
   };
+  const auto integer = [&](const char* key) -> std::optional<int64_t> {
+    const auto it = config->find(key);
+    if (it == config->end() || !it->is_number_integer()) return std::nullopt;
+    return it->get<int64_t>();
+  };
+  declared.bits = integer("bits");
+  declared.group_size = integer("group_size");
   const std::string method = text("quant_method", "");
   if (method == "awq") declared.target = TargetTool::kAwq;
   if (method == "gptq") {

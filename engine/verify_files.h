@@ -33,6 +33,7 @@ Result<ConvertedFiles> LocateConverted(const std::filesystem::path& converted);
 struct DeclaredQuantization {
   std::optional<TargetTool> target;
   std::optional<GptqFormat> gptq_format;
+  std::optional<int64_t> bits, group_size;  // as declared; group_size -1 is per-channel
   std::string source;  // the file that said it
 };
 DeclaredQuantization ReadDeclaredQuantization(const ConvertedFiles& files);

@@ -192,6 +192,33 @@ TEST(InspectTest, JsonOutputIsOneObjectForScripts) {
   EXPECT_NE(help.find("--json-output"), std::string::npos) << help;
 }
 
+// A converted model directory: its layout as its config declares it, and its shards counted
+// without their index.
+TEST(InspectTest, AConvertedDirectoryShowsItsDeclaredLayoutAndShards) {
+  TempDir dir;
+  const std::string model = (dir / "model").string(), out = (dir / "out").string();
+  ASSERT_EQ(RunMs2vllm("synth --preset tiny --group-size 64 -q --out " + model).first, 0);
+  ASSERT_EQ(RunMs2vllm("--model " + model + " --target_tool gptq --gptq-format v2 --max-shard-size 40KB -q --out-dir " + out)
+                .first,
+            0);
+  size_t shards = 0;
+  for (const auto& entry : fs::directory_iterator(out)) shards += entry.path().filename().string().starts_with("model-");
+  ASSERT_GT(shards, 1u);
+  auto [code, text] = RunMs2vllm("inspect " + out);
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_NE(text.find("(" + std::to_string(shards) + " shard(s), "), std::string::npos) << text;
+  EXPECT_NE(text.find("quantization:  converted: gptq (checkpoint_format gptq_v2), 4-bit, group size 64 (config.json)"),
+            std::string::npos)
+      << text;
+  auto [json_code, json_text] = RunMs2vllm("inspect " + out + " --json-output");
+  EXPECT_EQ(json_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(json_text)["quantization"]["converted_layout"],
+            "gptq (checkpoint_format gptq_v2), 4-bit, group size 64 (config.json)");
+  // Not a directory: nothing declares a layout.
+  const Inspection file = Inspect({FindFile(GoldenDir() / "w4a16-g64-gptq", "expected"), std::nullopt, PackedMode::kAuto});
+  EXPECT_FALSE(file.converted_layout.has_value());
+}
+
 // `packing` says how msModelSlim stored the 4-bit weights; of a file that is no msModelSlim
 // checkpoint (a conversion) or has no description, nothing is known: null, not "".
 TEST(InspectTest, JsonPackingIsNullWhenTheInputTellsNothing) {

@@ -62,6 +62,7 @@ Json ToJson(const Inspection& s) {
                                {"label", t.label.empty() ? Json(nullptr) : Json(t.label)}});
   }
   Json& q = json["quantization"];
+  q["converted_layout"] = OrNull(s.converted_layout);
   q["model_quant_type"] = OrNull(s.model_quant_type);
   q["bits"] = OrNull(s.bits);
   q["linears"] = s.linears;
@@ -85,6 +86,7 @@ Json ToJson(const Inspection& s) {
 }
 
 std::string Quantization(const Inspection& s) {
+  if (s.converted_layout) return "converted: " + *s.converted_layout;
   if (!s.bits) return s.model_quant_type ? *s.model_quant_type + " (no conversion possible: see targets)" : "unknown";
   std::string text = s.model_quant_type.value_or("?") + ": " + std::to_string(*s.bits) + "-bit, ";
   text += s.per_channel ? "per-channel" : s.group_size ? "group size " + std::to_string(*s.group_size) : "no group";
@@ -103,8 +105,11 @@ std::string Quantization(const Inspection& s) {
 // Names and messages come from the files: escaped, as the error lines are, so a crafted tensor
 // name cannot drive the terminal.
 void PrintText(const Inspection& s) {
-  std::printf("weights:       %s (%zu file(s), %.2f MB)\n", s.weights.empty() ? "-" : Printable(s.weights.string()).c_str(),
-              s.files.size(), s.file_bytes / 1e6);
+  // Of a sharded checkpoint, `files` holds its index too, which file_bytes does not count.
+  const bool indexed = s.weights.extension() == ".json";
+  const size_t shards = s.files.size() - (indexed && !s.files.empty() ? 1 : 0);
+  std::printf("weights:       %s (%zu %s, %.2f MB)\n", s.weights.empty() ? "-" : Printable(s.weights.string()).c_str(),
+              shards, indexed ? "shard(s)" : "file(s)", s.file_bytes / 1e6);
   std::printf("description:   %s\n", s.description ? Printable(s.description->string()).c_str() : "-");
   std::printf("tensors:       %zu (%.2f MB)\n", s.tensors.size(), s.tensor_bytes / 1e6);
   std::vector<std::string> names;
