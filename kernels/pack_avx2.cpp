@@ -256,17 +256,25 @@ uint64_t PackRowsWords(const uint8_t* src, size_t src_stride, size_t rows, size_
       if (kBits == 4 && SawOutOfRange(seen)) {
         PackRowsTile<kBits, true>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
       }
-      for (size_t c = 0; c < (ni + 31) / 32 * 4; ++c) {
-        for (size_t g = 0; g < ng; g += 8) {  // along the destination row: neighbouring lines
-          __m256i w[8];
-          for (int k = 0; k < 8; ++k) w[k] = Load(reinterpret_cast<const uint8_t*>(&words[g + k][8 * c]));
-          Transpose8x8(w);
-          uint8_t* out = dst + i0 * dst_stride + (g0 + g) * 4;
+      // A whole tile stores every row without the check for a partial one's missing columns.
+      const auto transpose_out = [&](auto whole) {
+        for (size_t c = 0; c < (ni + 31) / 32 * 4; ++c) {
+          for (size_t g = 0; g < ng; g += 8) {  // along the destination row: neighbouring lines
+            __m256i w[8];
+            for (int k = 0; k < 8; ++k) w[k] = Load(reinterpret_cast<const uint8_t*>(&words[g + k][8 * c]));
+            Transpose8x8(w);
+            uint8_t* out = dst + i0 * dst_stride + (g0 + g) * 4;
 #pragma GCC unroll 8
-          for (size_t j = 0; j < 8; ++j) {
-            if (TileColumn(c, j) < ni) Store(out + TileColumn(c, j) * dst_stride, w[j]);
+            for (size_t j = 0; j < 8; ++j) {
+              if (whole() || TileColumn(c, j) < ni) Store(out + TileColumn(c, j) * dst_stride, w[j]);
+            }
           }
         }
+      };
+      if (ni == kTileCols) {
+        transpose_out(std::true_type());
+      } else {
+        transpose_out(std::false_type());
       }
     }
   }
