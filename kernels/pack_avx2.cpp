@@ -183,9 +183,15 @@ inline __m256i LoadBytes(const uint8_t* p, size_t n) {
 // Byte of field pair (lo, hi): both values are below 16, so the 16-bit shift stays in its byte.
 inline __m256i Join(__m256i lo, __m256i hi) { return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)); }
 
+// pack_rows' word bias, or none (AWQ qweight, GPTQ v2 zeros): a type of its own, so that a zero
+// bias costs no subtraction.
+struct NoBias {};
+inline __m256i LessBias(__m256i words, NoBias) { return words; }
+inline __m256i LessBias(__m256i words, __m256i bias) { return _mm256_sub_epi32(words, bias); }
+
 // One group of p rows x n (1..32) columns -> 32 words, one per column, in chunk order.
-template <int kBits, bool kExact>
-inline void PackRowsGroup(const uint8_t* src, size_t stride, size_t n, bool awq, __m256i bias, uint32_t* out,
+template <int kBits, bool kExact, class Bias>
+inline void PackRowsGroup(const uint8_t* src, size_t stride, size_t n, bool awq, Bias bias, uint32_t* out,
                           __m256i& seen, uint64_t& clamped) {
   __m256i b[4];  // byte m of every word
   if constexpr (kBits == 4) {
@@ -214,17 +220,17 @@ inline void PackRowsGroup(const uint8_t* src, size_t stride, size_t n, bool awq,
   // Chunk m holds columns 4m..4m+3 | 16+4m..16+4m+3 (see TileColumn): left in that order, as the
   // transpose can put each row anywhere for free.
   auto* o = reinterpret_cast<uint8_t*>(out);
-  Store(o, _mm256_sub_epi32(_mm256_unpacklo_epi16(lo01, lo23), bias));
-  Store(o + 32, _mm256_sub_epi32(_mm256_unpackhi_epi16(lo01, lo23), bias));
-  Store(o + 64, _mm256_sub_epi32(_mm256_unpacklo_epi16(hi01, hi23), bias));
-  Store(o + 96, _mm256_sub_epi32(_mm256_unpackhi_epi16(hi01, hi23), bias));
+  Store(o, LessBias(_mm256_unpacklo_epi16(lo01, lo23), bias));
+  Store(o + 32, LessBias(_mm256_unpackhi_epi16(lo01, lo23), bias));
+  Store(o + 64, LessBias(_mm256_unpacklo_epi16(hi01, hi23), bias));
+  Store(o + 96, LessBias(_mm256_unpackhi_epi16(hi01, hi23), bias));
 }
 
 // The tile column held by word j (0..7) of 8-word chunk c of a word-tile row.
 inline size_t TileColumn(size_t c, size_t j) { return 32 * (c >> 2) + 16 * (j >> 2) + 4 * (c & 3) + (j & 3); }
 
-template <int kBits, bool kExact>
-inline void PackRowsTile(const uint8_t* src, size_t src_stride, size_t ng, size_t ni, bool awq, __m256i bias,
+template <int kBits, bool kExact, class Bias>
+inline void PackRowsTile(const uint8_t* src, size_t src_stride, size_t ng, size_t ni, bool awq, Bias bias,
                          uint32_t (*words)[kTileCols], __m256i& seen, uint64_t& clamped) {
   constexpr size_t kPerWord = 32 / kBits;
   for (size_t g = 0; g < ng; ++g) {
@@ -241,7 +247,6 @@ uint64_t PackRowsWords(const uint8_t* src, size_t src_stride, size_t rows, size_
   constexpr size_t kPerWord = 32 / kBits;
   const PackRowsFn ref = kBits == 4 ? ScalarKernels().pack_rows_4 : ScalarKernels().pack_rows_8;
   const bool awq = order == PackOrder::kAwq;
-  const __m256i bias = _mm256_set1_epi32(static_cast<int>(word_bias));
   const size_t groups = rows / kPerWord;
   const size_t full_groups = groups & ~size_t{7};
   alignas(64) uint32_t words[kTileGroups][kTileCols];
@@ -251,10 +256,17 @@ uint64_t PackRowsWords(const uint8_t* src, size_t src_stride, size_t rows, size_
       const size_t ng = Min(kTileGroups, full_groups - g0);
       const uint8_t* tile_src = src + g0 * kPerWord * src_stride;
       const size_t ni = Min(kTileCols, cols - i0);
-      __m256i seen = _mm256_setzero_si256();
-      PackRowsTile<kBits, false>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
-      if (kBits == 4 && SawOutOfRange(seen)) {
-        PackRowsTile<kBits, true>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
+      const auto build_words = [&](auto bias) {
+        __m256i seen = _mm256_setzero_si256();
+        PackRowsTile<kBits, false>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
+        if (kBits == 4 && SawOutOfRange(seen)) {
+          PackRowsTile<kBits, true>(tile_src + i0, src_stride, ng, ni, awq, bias, words, seen, clamped);
+        }
+      };
+      if (word_bias == 0) {
+        build_words(NoBias());
+      } else {
+        build_words(_mm256_set1_epi32(static_cast<int>(word_bias)));
       }
       // A whole tile stores every row without the check for a partial one's missing columns.
       const auto transpose_out = [&](auto whole) {
