@@ -1,7 +1,8 @@
 #include "io/directory.h"
 
 #include <dirent.h>
-#include <ftw.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,13 +34,49 @@ Result<std::vector<fs::path>> ListDirectory(const fs::path& directory) {
   return entries;
 }
 
+namespace {
+
+// Removes what is in the directory open as `dir` (children first, symlinks as links), reading it
+// into a buffer on the stack: the stage of a run that ran out of memory must still go, and
+// opendir, which nftw uses, allocates 32 KB. Passes repeat until one removes nothing, as removing
+// entries while reading a directory may skip some.
+void RemoveContents(int dir) {
+  alignas(dirent64) char buffer[4096];
+  for (bool removed = true; removed;) {
+    removed = false;
+    if (::lseek(dir, 0, SEEK_SET) != 0) return;
+    for (ssize_t n; (n = ::getdents64(dir, buffer, sizeof buffer)) > 0;) {
+      for (ssize_t at = 0; at < n;) {
+        const auto* entry = reinterpret_cast<const dirent64*>(buffer + at);
+        at += entry->d_reclen;
+        const char* name = entry->d_name;
+        if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+        if (::unlinkat(dir, name, 0) == 0) {
+          removed = true;
+          continue;
+        }
+        if (errno != EISDIR) continue;  // not ours to remove: left
+        const int child = ::openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child < 0) continue;
+        RemoveContents(child);
+        ::close(child);
+        removed |= ::unlinkat(dir, name, AT_REMOVEDIR) == 0;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 bool RemoveTree(const fs::path& path) {
-  // Children first (FTW_DEPTH), links not followed (FTW_PHYS), each removed where it is.
-  const auto remove_one = [](const char* name, const struct stat*, int, FTW*) {
-    ::remove(name);
-    return 0;  // go on past what cannot be removed
-  };
-  ::nftw(path.c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  if (::unlink(path.c_str()) != 0 && errno == EISDIR) {
+    const int dir = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir >= 0) {
+      RemoveContents(dir);
+      ::close(dir);
+    }
+    ::rmdir(path.c_str());
+  }
   struct stat left {};
   return ::lstat(path.c_str(), &left) != 0 && errno == ENOENT;
 }

@@ -14,8 +14,9 @@ namespace ms2vllm {
 // naming it, or a resource error when the machine is out of memory or descriptors.
 Result<std::vector<std::filesystem::path>> ListDirectory(const std::filesystem::path& directory);
 
-// Removes `path` and, when it is a directory, everything under it, symlinks as links. Best
-// effort: what cannot be removed stays; true when nothing is left.
+// Removes `path` and, when it is a directory, everything under it, symlinks as links, without
+// allocating (a run out of memory still removes its stage). Best effort: what cannot be removed
+// stays; true when nothing is left.
 bool RemoveTree(const std::filesystem::path& path);
 
 }  // namespace ms2vllm
