@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/inspect.h"
+#include "io/checkpoint.h"
 #include "io/json_scan.h"
 #include "io/tensor_table.h"
 #include "tools/cli_support.h"
@@ -106,7 +107,7 @@ std::string Quantization(const Inspection& s) {
 // name cannot drive the terminal.
 void PrintText(const Inspection& s) {
   // Of a sharded checkpoint, `files` holds its index too, which file_bytes does not count.
-  const bool indexed = s.weights.extension() == ".json";
+  const bool indexed = IsShardIndexPath(s.weights);
   const size_t shards = s.files.size() - (indexed && !s.files.empty() ? 1 : 0);
   std::printf("weights:       %s (%zu %s, %.2f MB)\n", s.weights.empty() ? "-" : Printable(s.weights.string()).c_str(),
               shards, indexed ? "shard(s)" : "file(s)", s.file_bytes / 1e6);

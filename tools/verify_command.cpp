@@ -92,10 +92,10 @@ int PrintVerifyReport(const VerifyReport& report, bool quiet, std::FILE* out) {
   }
   const std::string source = report.target_source.empty() ? "" : ", target from " + report.target_source;
   if (!report.ok()) {
+    const std::string hint = report.hint.empty() ? "" : "; " + report.hint;
     std::fprintf(out, "ms2vllm: verify: FAILED: %zu problem(s): %s is not the exact %s conversion of the input (%llu tensors planned%s)%s\n",
                  report.problems.size(), report.weights.c_str(), TargetText(report).c_str(),
-                 static_cast<unsigned long long>(report.tensors), source.c_str(),
-                 report.hint.empty() ? "" : ("; " + report.hint).c_str());
+                 static_cast<unsigned long long>(report.tensors), source.c_str(), hint.c_str());
     return ExitCodeFor(ErrorCode::kVerifyFailed);
   }
   if (!quiet) {
