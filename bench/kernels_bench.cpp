@@ -132,17 +132,19 @@ class AlignedBytes {
   size_t size_;
 };
 
-// In-range 4-bit values, as a real W4 checkpoint holds (outliers only occur in broken inputs and
-// send a tile down the slower exact clamp-and-count path).
-void FillRandom(AlignedBytes& out) {
+// In-range 4-bit values from `lowest` to 7, as a real W4 checkpoint holds (outliers only occur in
+// broken inputs and send a tile down the slower exact clamp-and-count path). GPTQ v1 zeros start
+// at -7: the engine refuses a zero point of -8, which v1 cannot store (kernels.h).
+void FillRandom(AlignedBytes& out, int lowest) {
   std::mt19937_64 rng(42);
-  for (size_t i = 0; i < out.size(); ++i) out.data()[i] = static_cast<uint8_t>(static_cast<int>(rng() % 16) - 8);
+  const auto values = static_cast<uint64_t>(8 - lowest);
+  for (size_t i = 0; i < out.size(); ++i) out.data()[i] = static_cast<uint8_t>(static_cast<int>(rng() % values) + lowest);
 }
 
 void RunKernel(benchmark::State& state, const KernelTable* table, Op op, TileShape s) {
   const size_t row_bytes = s.cols * ElemBytes(op);
   AlignedBytes src(s.rows * s.src_stride);
-  FillRandom(src);
+  FillRandom(src, op == Op::kPackRows4 && s.gptq ? -7 : -8);
   AlignedBytes dst(DstRows(op, s) * s.dst_stride);
   uint64_t clamped = 0;
   for (auto _ : state) {
@@ -178,7 +180,7 @@ void RunKernel(benchmark::State& state, const KernelTable* table, Op op, TileSha
 
 void RunMemcpy(benchmark::State& state, size_t bytes) {
   AlignedBytes src(bytes);
-  FillRandom(src);
+  FillRandom(src, -8);
   AlignedBytes dst(bytes);
   for (auto _ : state) {
     std::memcpy(dst.data(), src.data(), bytes);
@@ -228,7 +230,7 @@ void MoveLines(const uint8_t* src, size_t lines, size_t dst_rows, uint8_t* dst, 
 // dst_rows rows of `lines` whole lines each (the tile's destination, its last partial line left out).
 void RunMove(benchmark::State& state, size_t dst_rows, size_t lines, size_t dst_stride) {
   AlignedBytes src(dst_rows * lines * 64);
-  FillRandom(src);
+  FillRandom(src, -8);
   AlignedBytes dst(dst_rows * dst_stride);
   for (auto _ : state) {
     MoveLines(src.data(), lines, dst_rows, dst.data(), dst_stride);

@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #include "kernels/kernels.h"
@@ -182,6 +183,32 @@ inline __m256i LoadBytes(const uint8_t* p, size_t n) {
 
 // Byte of field pair (lo, hi): both values are below 16, so the 16-bit shift stays in its byte.
 inline __m256i Join(__m256i lo, __m256i hi) { return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)); }
+
+// The 4-bit byte paths' value shift with a nibble bias b (word bias 0x11111111 x b) folded in: one
+// byte add makes u - b = v + 8 - b. A value out of range, or below the bias (which kernels.h lets a
+// variant get wrong), sums to more than 15 - b, so the largest sum seen tells.
+struct NibbleShift {
+  __m256i add;    // 8 - b in every byte
+  __m256i limit;  // 15 - b in every byte
+
+  // The b of a word bias that is one nibble repeated, or nullopt.
+  static std::optional<uint32_t> NibbleOf(uint32_t word_bias) {
+    const uint32_t b = word_bias & 0xF;
+    if (word_bias != 0x11111111u * b || b > 8) return std::nullopt;
+    return b;
+  }
+  explicit NibbleShift(uint32_t b)
+      : add(_mm256_set1_epi8(static_cast<char>(8 - b))), limit(_mm256_set1_epi8(static_cast<char>(15 - b))) {}
+
+  __m256i operator()(__m256i v, __m256i& most) const {
+    const __m256i u = _mm256_add_epi8(v, add);
+    most = _mm256_max_epu8(most, u);
+    return u;
+  }
+  bool Exceeded(__m256i most) const {
+    return _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(most, limit), limit)) != -1;
+  }
+};
 
 // pack_rows' word bias, or none (AWQ qweight, GPTQ v2 zeros): a type of its own, so that a zero
 // bias costs no subtraction.
@@ -470,10 +497,9 @@ struct NarrowQuads {
   //    16-bit half, and g + 1's half goes on top. Multiplies, not shuffles: the shuffle port is the
   //    bottleneck here.
   // The lanes hold rows 0-31 and 32-63, so an in-lane 4x4 word transpose ends each column's words in
-  // one register: no lane permutes, one store per column. `seen` collects the shifted values' high
-  // nibbles.
+  // one register: no lane permutes, one store per column. `most` collects the largest shifted value.
   template <bool kAwq, class Column>
-  void NibbleWords64(const uint8_t* src, __m256i& seen, Column column) const {
+  void NibbleWords64(const uint8_t* src, const NibbleShift& shift, __m256i& most, Column column) const {
     __m256i eights[4][kQuads];  // [e][q]: words of rows 8e..8e+7 (low lane) and 32+8e.. (high lane)
     const auto join_eights = [&](size_t e) {
       __m256i first[kQuads], second[kQuads];  // groups 2e and 2e + 1
@@ -481,7 +507,7 @@ struct NarrowQuads {
       GroupPairWords<8>(src, 2 * e + 1, second);
 #pragma GCC unroll 8
       for (size_t q = 0; q < kQuads; ++q) {
-        const __m256i a = JoinNibbles(first[q], seen), b = JoinNibbles(second[q], seen);
+        const __m256i a = JoinNibbles(shift(first[q], most)), b = JoinNibbles(shift(second[q], most));
         if constexpr (kAwq) {
           eights[e][q] = _mm256_or_si256(a, _mm256_slli_epi16(b, 8));
         } else {
@@ -508,10 +534,7 @@ struct NarrowQuads {
   }
 
   // 16-bit lane i of the result: byte 2i of the shifted words + 16 x byte 2i + 1.
-  static __m256i JoinNibbles(__m256i words, __m256i& seen) {
-    uint64_t unused = 0;
-    return _mm256_maddubs_epi16(Shift4<false>(words, seen, unused), _mm256_set1_epi16(0x1001));
-  }
+  static __m256i JoinNibbles(__m256i shifted) { return _mm256_maddubs_epi16(shifted, _mm256_set1_epi16(0x1001)); }
 
   // Dword `position` of each lane from b, the rest from a (the blend's mask is an immediate).
   static __m256i Blend(__m256i a, __m256i b, int position) {
@@ -542,22 +565,22 @@ inline Finish NarrowColumns(const uint8_t* src, size_t rows, Finish finish) {
 }
 
 // 4-bit pack_rows in NarrowQuads' layout, of the first rows (a multiple of 64). Returns the rows
-// done, and ORs the shifted values' high nibbles into `seen`. Out of line, so that each k gets
+// done, and puts the largest shifted value into `most`. Out of line, so that each k gets
 // registers of its own: inlined into PackRowsAvx2, the [8960][20] and [8960][4] tiles ran a third
 // slower after an unrelated change to another k's code.
 template <size_t kQuads, bool kAwq>
-[[gnu::noinline]] size_t NarrowNibbles(const uint8_t* src, size_t rows, __m256i bias, uint8_t* dst, size_t dst_stride,
-                                       __m256i& seen) {
+[[gnu::noinline]] size_t NarrowNibbles(const uint8_t* src, size_t rows, const NibbleShift& shift, uint8_t* dst,
+                                       size_t dst_stride, __m256i& most) {
   static constexpr uint8_t kAwqRows[4] = {0, 2, 1, 3};
   const NarrowQuads<kQuads> quads(kAwq ? kAwqRows : kRowsInOrder);
+  const NibbleShift local_shift = shift;  // a copy in registers, not reloaded after each store
   const size_t done = rows / 64 * 64;
-  __m256i high_nibbles = _mm256_setzero_si256();
+  __m256i local_most = _mm256_setzero_si256();
   for (size_t o = 0; o < done; o += 64) {
-    quads.template NibbleWords64<kAwq>(src + o * 4 * kQuads, high_nibbles, [&](size_t c, __m256i y) {
-      Store(dst + c * dst_stride + o / 2, _mm256_sub_epi32(y, bias));
-    });
+    quads.template NibbleWords64<kAwq>(src + o * 4 * kQuads, local_shift, local_most,
+                                       [&](size_t c, __m256i y) { Store(dst + c * dst_stride + o / 2, y); });
   }
-  seen = _mm256_or_si256(seen, high_nibbles);
+  most = _mm256_max_epu8(most, local_most);
   return done;
 }
 
@@ -633,20 +656,19 @@ struct FinishWords8 {
 };
 
 // 4 bits: each 8-byte group of a column is put in field order (AWQ), shifted, and its nibble pairs
-// joined (pmaddubsw); packus gathers the 4 words. `seen` collects the shifted values' high nibbles.
+// joined (pmaddubsw); packus gathers the 4 words. `most` collects the largest shifted value.
 struct FinishWords4 {
   uint8_t* dst;
   size_t dst_stride;
   __m256i field_order;
-  __m128i bias;
-  __m256i seen;
+  NibbleShift shift;
+  __m256i most;
   uint8_t* At(size_t c, size_t o) const { return dst + c * dst_stride + o / 2; }
   void Put(uint8_t* at, __m256i x) {
-    uint64_t unused = 0;
-    const __m256i shifted = Shift4<false>(_mm256_shuffle_epi8(x, field_order), seen, unused);
+    const __m256i shifted = shift(_mm256_shuffle_epi8(x, field_order), most);
     const __m256i joined = _mm256_maddubs_epi16(shifted, _mm256_set1_epi16(0x1001));  // low x1 + high x16
     const __m128i words = _mm_packus_epi16(_mm256_castsi256_si128(joined), _mm256_extracti128_si256(joined, 1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(at), _mm_sub_epi32(words, bias));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(at), words);
   }
 };
 
@@ -661,25 +683,25 @@ size_t PackRows8Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t
   return WideByteColumns(src, src_stride, rows, cols, finish);
 }
 
-// Returns the rows done, or 0, having written garbage, if a value needs clamping: the word tile
-// then redoes it exactly.
-size_t PackRows4Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, bool awq, __m256i bias,
-                      uint8_t* dst, size_t dst_stride) {
+// Returns the rows done, or 0, having written garbage, if a value needs clamping (or is below the
+// bias): the word tile then redoes it exactly.
+size_t PackRows4Bytes(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, bool awq,
+                      const NibbleShift& shift, uint8_t* dst, size_t dst_stride) {
   if (FitsNarrowQuads(src_stride, cols)) {
-    __m256i seen = _mm256_setzero_si256();
+    __m256i most = _mm256_setzero_si256();
     size_t done = 0;
     WithQuads(cols, [&](auto quads) {
-      done = awq ? NarrowNibbles<quads(), true>(src, rows, bias, dst, dst_stride, seen)
-                 : NarrowNibbles<quads(), false>(src, rows, bias, dst, dst_stride, seen);
+      done = awq ? NarrowNibbles<quads(), true>(src, rows, shift, dst, dst_stride, most)
+                 : NarrowNibbles<quads(), false>(src, rows, shift, dst, dst_stride, most);
     });
-    return SawOutOfRange(seen) ? 0 : done;
+    return shift.Exceeded(most) ? 0 : done;
   }
   const __m128i lane_order = awq ? _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15)
                                  : _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m256i field_order = _mm256_broadcastsi128_si256(lane_order);
-  FinishWords4 finish{dst, dst_stride, field_order, _mm256_castsi256_si128(bias), _mm256_setzero_si256()};
+  FinishWords4 finish{dst, dst_stride, field_order, shift, _mm256_setzero_si256()};
   const size_t done = WideByteColumns(src, src_stride, rows, cols, finish);
-  return SawOutOfRange(finish.seen) ? 0 : done;
+  return shift.Exceeded(finish.most) ? 0 : done;
 }
 
 template <int kBits>
@@ -690,12 +712,11 @@ uint64_t PackRowsAvx2(const uint8_t* src, size_t src_stride, size_t rows, size_t
   if (kBits == 8 && order == PackOrder::kAwq) {
     return ScalarKernels().pack_rows_8(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
   }
-  const __m256i bias = _mm256_set1_epi32(static_cast<int>(word_bias));
   size_t done = 0;
   if constexpr (kBits == 8) {
-    done = PackRows8Bytes(src, src_stride, rows, cols, bias, dst, dst_stride);
-  } else if (ByteColumnsPay4(src_stride, cols)) {
-    done = PackRows4Bytes(src, src_stride, rows, cols, order == PackOrder::kAwq, bias, dst, dst_stride);
+    done = PackRows8Bytes(src, src_stride, rows, cols, _mm256_set1_epi32(static_cast<int>(word_bias)), dst, dst_stride);
+  } else if (const auto nibble = NibbleShift::NibbleOf(word_bias); nibble && ByteColumnsPay4(src_stride, cols)) {
+    done = PackRows4Bytes(src, src_stride, rows, cols, order == PackOrder::kAwq, NibbleShift(*nibble), dst, dst_stride);
   }
   return PackRowsWords<kBits>(src + done * src_stride, src_stride, rows - done, cols, order, word_bias,
                               dst + done / kPerWord * 4, dst_stride);

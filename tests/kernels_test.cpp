@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -86,14 +87,27 @@ void Compare(const KernelTable& variant, const Shape& s, size_t dst_rows, size_t
   EXPECT_EQ(outside_writes, 0u) << "bytes written outside the tile";
 }
 
+// One source element set to `value` after the fill: element `at` of the tile, in row-major order.
+struct LoneValue {
+  size_t at = 0;
+  int8_t value = 0;
+};
+
+void Place(std::vector<uint8_t>& src, const Shape& s, std::optional<LoneValue> lone) {
+  if (!lone) return;
+  src[s.src_offset + lone->at / s.cols * (s.cols + s.src_pad) + lone->at % s.cols] = static_cast<uint8_t>(lone->value);
+}
+
 uint64_t PackCols(const KernelTable& t, int bits, const uint8_t* src, size_t src_stride, const Shape& s, uint8_t* dst,
                   size_t dst_stride) {
   return (bits == 4 ? t.pack_cols_4 : t.pack_cols_8)(src, src_stride, s.rows, s.cols, dst, dst_stride);
 }
 
-void CheckPackCols(const KernelTable& variant, int bits, const Shape& s, Fill fill) {
+void CheckPackCols(const KernelTable& variant, int bits, const Shape& s, Fill fill,
+                   std::optional<LoneValue> lone = std::nullopt) {
   std::mt19937_64 rng(s.rows * 131 + s.cols * 17 + s.src_pad);
-  const std::vector<uint8_t> src = MakeSource(rng, s, s.cols, fill);
+  std::vector<uint8_t> src = MakeSource(rng, s, s.cols, fill);
+  Place(src, s, lone);
   const size_t src_stride = s.cols + s.src_pad;
   const size_t p = 32 / bits;
   Compare(variant, s, s.cols / p, s.rows * 4, [&](const KernelTable& t, uint8_t* dst, size_t dst_stride) {
@@ -113,11 +127,13 @@ void KeepAboveBias(std::vector<uint8_t>& src, const Shape& s, int bits) {
   }
 }
 
-void CheckPackRows(const KernelTable& variant, int bits, const Shape& s, Fill fill, PackOrder order, uint32_t bias) {
+void CheckPackRows(const KernelTable& variant, int bits, const Shape& s, Fill fill, PackOrder order, uint32_t bias,
+                   std::optional<LoneValue> lone = std::nullopt) {
   SCOPED_TRACE(std::string(order == PackOrder::kAwq ? "awq" : "sequential") + " bias=" + std::to_string(bias));
   std::mt19937_64 rng(s.rows * 131 + s.cols * 17 + s.src_pad + bias);
   std::vector<uint8_t> src = MakeSource(rng, s, s.cols, fill);
   if (bias != 0) KeepAboveBias(src, s, bits);
+  Place(src, s, lone);
   const size_t src_stride = s.cols + s.src_pad;
   const size_t p = 32 / bits;
   Compare(variant, s, s.cols, s.rows / p * 4, [&](const KernelTable& t, uint8_t* dst, size_t dst_stride) {
@@ -223,6 +239,25 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
       const uint32_t bias = order == PackOrder::kSequential ? v1_bias : 0;
       for (const Shape& s : LargeShapes()) {
         CheckPackRows(variant, bits, s, bits == 4 ? Fill::kRareOutliers : Fill::kFullRange, order, bias);
+      }
+    }
+  }
+}
+
+// A tile in the 4-bit range but for one value just past either end: each fast path's range check
+// must see it alone, with and without a bias (qzeros' narrow paths, the word tiles, pack_cols).
+TEST_P(KernelsTest, PackSeesOneValueJustOutOfRange) {
+  const KernelTable& variant = *GetParam();
+  for (const int8_t edge : {int8_t{8}, int8_t{-9}}) {
+    for (const size_t cols : {4, 8, 12, 16, 20, 28, 96}) {
+      const Shape s{128, cols, 0, 0, 0, 0};
+      for (const size_t at : {size_t{0}, s.rows * cols / 2 + 1, s.rows * cols - 1}) {
+        SCOPED_TRACE("value " + std::to_string(edge) + " at element " + std::to_string(at));
+        const LoneValue lone{at, edge};
+        for (const PackOrder order : {PackOrder::kAwq, PackOrder::kSequential}) {
+          for (const uint32_t bias : {0u, 0x11111111u}) CheckPackRows(variant, 4, s, Fill::kInRange4, order, bias, lone);
+        }
+        if (cols % 8 == 0) CheckPackCols(variant, 4, s, Fill::kInRange4, lone);
       }
     }
   }
