@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from e2e import BENCH_DIR, REPO, ensure_checkpoint, log
+from e2e import BENCH_DIR, REPO, ensure_checkpoint, log, remove
 
 FIELDS = ["layers", "tensors", "header_mb", "file_mb", "seconds", "peak_rss_mib", "rss_kib_per_tensor",
           "sharded_dir_rss_mib", "verify_rss_mib", "convert_verify_rss_mib"]
@@ -61,6 +61,7 @@ def sharded_peaks(binary: Path, cache: Path, layers: int, work: Path) -> tuple[i
     sharded = cache / f"tiny-L{layers}-shards"
     # config.json: synth writes it since December 2026, and --out-dir needs it.
     if not (sharded / ".complete").exists() or not (sharded / "config.json").exists():
+        remove(sharded)  # synth --force replaces only a directory with its marker, which older caches lack
         subprocess.run([str(binary), "synth", "--preset", "tiny", "--layers", str(layers), "--max-shard-size", SHARD_SIZE,
                         "--out", str(sharded), "--force", "-q"], check=True)
         (sharded / ".complete").write_text("synth --preset tiny --layers %d --max-shard-size %s\n" % (layers, SHARD_SIZE))

@@ -172,12 +172,13 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   for (const auto& file : report.layout.files) report.output_bytes += file.size;
   if (!directory) MS2VLLM_TRY(CheckNotAnInput(report.target, checkpoint, files.description));
   if (request.dry_run) {
-    MS2VLLM_TRY(Staging::Check(report.target, directory, request.force));
+    MS2VLLM_TRY(Staging::Check(report.target, directory, request.force, EarlierOutput::kConversion));
     return report;
   }
 
-  MS2VLLM_ASSIGN_OR_RETURN(Staging staging, directory ? Staging::ForDirectory(report.target, request.force)
-                                                      : Staging::ForFile(report.target));
+  MS2VLLM_ASSIGN_OR_RETURN(Staging staging,
+                           directory ? Staging::ForDirectory(report.target, request.force, EarlierOutput::kConversion)
+                                     : Staging::ForFile(report.target));
   MS2VLLM_TRY(WriteWeights(request, report, checkpoint, staging, report.warnings));
   if (directory) MS2VLLM_TRY(WriteModelDirectoryFiles(report, staging));
   if (Cancelled(cancel)) return Interrupted();

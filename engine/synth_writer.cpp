@@ -4,6 +4,7 @@
 
 #include "engine/cancel.h"
 #include "engine/layout.h"
+#include "io/durable_file.h"
 #include "io/json_file.h"
 #include "io/staging.h"
 
@@ -20,7 +21,8 @@ Result<SynthReport> WriteSynthCheckpoint(const SynthRequest& request) {
   MS2VLLM_ASSIGN_OR_RETURN(const Layout layout,
                            ComputeLayout(checkpoint.plan, prefix + ".safetensors", request.max_shard_bytes, prefix, cancel));
 
-  MS2VLLM_ASSIGN_OR_RETURN(Staging staging, Staging::ForDirectory(request.out_dir, request.force));
+  MS2VLLM_ASSIGN_OR_RETURN(Staging staging,
+                           Staging::ForDirectory(request.out_dir, request.force, EarlierOutput::kSynthetic));
   {
     std::vector<OutputFile> outputs;
     for (const auto& file : layout.files) {
@@ -38,6 +40,10 @@ Result<SynthReport> WriteSynthCheckpoint(const SynthRequest& request) {
   const std::string description_name = "quant_model_description_" + tag + ".json";
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor(description_name), checkpoint.description));
   MS2VLLM_TRY(WriteJsonFile(staging.PathFor("config.json"), checkpoint.config));
+  // What lets a later `synth --force` replace this directory, and nothing from msModelSlim.
+  MS2VLLM_TRY(WriteFileDurably(staging.PathFor(std::string(kSynthMarker)),
+                               "Random weights written by `ms2vllm synth`, not a trained model; `synth --force` may replace this "
+                               "directory.\n"));
   if (Cancelled(cancel)) return Interrupted();
   MS2VLLM_TRY(staging.Commit());
   report.weights = staging.target() / weights_name;

@@ -174,13 +174,12 @@ Result<fs::path> FileTarget(const fs::path& requested) {
   return target;
 }
 
-// An earlier output: a conversion (its config.json declares an AWQ or GPTQ quantization_config)
-// or a checkpoint from synth (msModelSlim's description). Nothing else is replaced, so a mistyped
-// --out-dir (a home directory, a project, the float model) is never deleted whole.
-bool IsAnEarlierOutput(const std::vector<fs::path>& entries) {
-  return std::any_of(entries.begin(), entries.end(), [](const fs::path& entry) {
+// See EarlierOutput. msModelSlim's own output (its description beside the weights) is not synth's:
+// a real checkpoint may have taken hours on an NPU to make.
+bool IsAnEarlierOutput(const std::vector<fs::path>& entries, EarlierOutput earlier) {
+  return std::any_of(entries.begin(), entries.end(), [earlier](const fs::path& entry) {
     const std::string name = entry.filename().string();
-    if (name.starts_with("quant_model_description") && name.ends_with(".json")) return true;
+    if (earlier == EarlierOutput::kSynthetic) return name == kSynthMarker;
     if (name != "config.json") return false;
     const auto config = ReadJsonFile(entry);
     if (!config || !config->is_object()) return false;
@@ -193,20 +192,22 @@ bool IsAnEarlierOutput(const std::vector<fs::path>& entries) {
 
 // Refuses a directory --force must not replace, with or without --force (so the message never
 // sends the user to a --force that would be refused in turn).
-Status CheckReplaceable(const fs::path& directory, const std::vector<fs::path>& entries) {
+Status CheckReplaceable(const fs::path& directory, const std::vector<fs::path>& entries, EarlierOutput earlier) {
   std::error_code ec;
   for (const auto& entry : entries) {
     if (fs::is_directory(fs::symlink_status(entry, ec))) {
       return OutputError(directory, "holds a directory, " + entry.filename().string() +
-                                        ", which no conversion writes: only an earlier conversion is replaced; "
+                                        ", which ms2vllm never writes: only its own earlier output is replaced; "
                                         "remove it yourself if it is to go");
     }
   }
-  if (!IsAnEarlierOutput(entries)) {
-    return OutputError(directory, "is not an earlier conversion (no config.json with an AWQ or GPTQ "
-                                  "quantization_config): only one is replaced; remove it yourself if it is to go");
+  if (IsAnEarlierOutput(entries, earlier)) return Ok{};
+  if (earlier == EarlierOutput::kSynthetic) {
+    return OutputError(directory, "is not an earlier synthetic checkpoint (no " + std::string(kSynthMarker) +
+                                      "): only one is replaced; remove it yourself if it is to go");
   }
-  return Ok{};
+  return OutputError(directory, "is not an earlier conversion (no config.json with an AWQ or GPTQ "
+                                "quantization_config): only one is replaced; remove it yourself if it is to go");
 }
 
 // The finished directory is renamed onto an existing one: a mount point, or the working
@@ -233,7 +234,7 @@ Status CheckRenamedOnto(const fs::path& directory) {
 // rename replaces it. A symlink to a directory is followed: the output goes where it points (a
 // link to a larger disk), under the same rules. A link to nothing is an existing entry: with
 // `replace`, the link is what the new directory replaces.
-Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
+Result<fs::path> DirectoryTarget(const fs::path& target, bool replace, EarlierOutput earlier) {
   fs::path clean = target.filename().empty() ? target.parent_path() : target;
   std::error_code ec;
   if (fs::is_symlink(fs::symlink_status(clean, ec)) && fs::is_directory(clean, ec)) {
@@ -254,7 +255,7 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
     entries = std::move(*listed);
     MS2VLLM_TRY(CheckRenamedOnto(clean));
     if (entries.empty()) return clean;
-    MS2VLLM_TRY(CheckReplaceable(clean, entries));
+    MS2VLLM_TRY(CheckReplaceable(clean, entries, earlier));
   }
   if (!replace) return OutputError(clean, "already exists (use --force to replace it)");
   return clean;
@@ -262,8 +263,8 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace) {
 
 }  // namespace
 
-Status Staging::Check(const fs::path& target, bool is_directory, bool replace) {
-  MS2VLLM_TRY(is_directory ? DirectoryTarget(target, replace) : FileTarget(target));
+Status Staging::Check(const fs::path& target, bool is_directory, bool replace, EarlierOutput earlier) {
+  MS2VLLM_TRY(is_directory ? DirectoryTarget(target, replace, earlier) : FileTarget(target));
   return Ok{};
 }
 
@@ -311,8 +312,8 @@ Result<Staging> Staging::ForFile(const fs::path& requested) {
   return staging;
 }
 
-Result<Staging> Staging::ForDirectory(const fs::path& target, bool replace) {
-  MS2VLLM_ASSIGN_OR_RETURN(const fs::path clean, DirectoryTarget(target, replace));
+Result<Staging> Staging::ForDirectory(const fs::path& target, bool replace, EarlierOutput earlier) {
+  MS2VLLM_ASSIGN_OR_RETURN(const fs::path clean, DirectoryTarget(target, replace, earlier));
   RemoveStaleStages(clean);
   Staging staging;
   staging.target_ = clean;

@@ -4,10 +4,20 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "io/status.h"
 
 namespace ms2vllm {
+
+// What an existing directory must be for --force to replace it: what the command itself writes,
+// and nothing else, so that a mistyped path (a home directory, a project, the float model or the
+// quantized checkpoint itself) is never deleted whole.
+enum class EarlierOutput {
+  kConversion,  // its config.json declares an AWQ or GPTQ quantization_config
+  kSynthetic,   // it holds synth's marker file, kSynthMarker
+};
+inline constexpr std::string_view kSynthMarker = "ms2vllm-synthetic.txt";
 
 class Staging {
  public:
@@ -17,13 +27,13 @@ class Staging {
   // FIFO) is refused.
   static Result<Staging> ForFile(const std::filesystem::path& target);
   // A directory target: the stage is the temp directory `<parent>/.<name>.ms2vllm-<pid>.tmp`.
-  // An existing target is an error unless `replace`.
+  // An existing target is an error unless it is empty, or an `earlier` output and `replace`.
   // Either holds an flock on its stage while it lives; stages of the same target that nobody
   // holds are a killed run's, and are removed first.
-  static Result<Staging> ForDirectory(const std::filesystem::path& target, bool replace);
+  static Result<Staging> ForDirectory(const std::filesystem::path& target, bool replace, EarlierOutput earlier);
 
   // What ForFile / ForDirectory would refuse, without creating or removing anything (--dry-run).
-  static Status Check(const std::filesystem::path& target, bool is_directory, bool replace);
+  static Status Check(const std::filesystem::path& target, bool is_directory, bool replace, EarlierOutput earlier);
 
   Staging(Staging&& other) noexcept;
   Staging& operator=(Staging&&) = delete;

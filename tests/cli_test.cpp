@@ -671,11 +671,25 @@ TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
   EXPECT_CONTAINS(o.out, "plan: 4-bit, group size 64, awq, asymmetric, ");
   EXPECT_CONTAINS(o.out, "model.layers.0.self_attn.q_proj.qweight");
   EXPECT_CONTAINS(o.out, "model.layers.0.mlp.down_proj.qzeros");
+  EXPECT_CONTAINS(o.out, "\noutput: " + (dir / "o.safetensors").string() + " (new)\n");
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
   const Outcome d = Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", dir / "out", "--dry-run"});
   EXPECT_EQ(d.exit_code, kOk) << Show(d);
   EXPECT_CONTAINS(d.out, "model.safetensors");
+  EXPECT_CONTAINS(d.out, "\noutput: " + (dir / "out").string() + " (new)\n");
   EXPECT_FALSE(fs::exists(dir / "out"));
+  // What --force would delete is said before it does.
+  testing::WriteText(dir / "o.safetensors", "older");
+  fs::create_directories(dir / "earlier");
+  testing::WriteText(dir / "earlier/config.json", R"({"quantization_config": {"quant_method": "awq"}})");
+  const Outcome over_file = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors", "--dry-run"});
+  EXPECT_CONTAINS(over_file.out, "\noutput: " + (dir / "o.safetensors").string() + " (replaces the file there)\n");
+  const Outcome over_dir = Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", dir / "earlier", "--force", "--dry-run"});
+  EXPECT_CONTAINS(over_dir.out,
+                  "\noutput: " + (dir / "earlier").string() + " (replaces the earlier conversion there, every file in it)\n");
+  EXPECT_EQ(testing::ReadText(dir / "o.safetensors"), "older");
+  EXPECT_TRUE(fs::exists(dir / "earlier/config.json"));
+  fs::remove(dir / "o.safetensors");
   // With a base model, what the directory gets beside the weights, quantization_config included.
   fs::create_directories(dir / "base");
   testing::WriteText(dir / "base/config.json", R"({"model_type": "qwen2"})");
@@ -710,6 +724,34 @@ TEST(Cli, AQuietDryRunStillPrintsItsPlanAndWarnings) {
   EXPECT_CONTAINS(o.err, "not in the description");
   EXPECT_CONTAINS(o.err, "stray");
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
+// synth --force replaces only what synth wrote (its marker file): never msModelSlim's own
+// checkpoint, nor a conversion. Either stays whole, and the message names the missing marker.
+TEST(Cli, SynthForceReplacesOnlyAnEarlierSynthesis) {
+  TempDir dir;
+  ASSERT_EQ(Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "ckpt", "-q"}).exit_code, kOk);
+  EXPECT_TRUE(fs::exists(dir / "ckpt/ms2vllm-synthetic.txt"));
+  testing::WriteText(dir / "ckpt/notes.txt", "mine");
+  const Outcome again = Ms2vllm({"synth", "--preset", "tiny", "--layers", "3", "--out", dir / "ckpt", "--force", "-q"});
+  ASSERT_EQ(again.exit_code, kOk) << Show(again);
+  EXPECT_FALSE(fs::exists(dir / "ckpt/notes.txt"));
+
+  // msModelSlim's output: a description beside the weights, no marker.
+  fs::create_directories(dir / "real");
+  for (const char* name : {"quant_model_description_w4a16.json", "quant_model_weight_w4a16.safetensors", "config.json"}) {
+    fs::copy_file(dir / "ckpt" / name, dir / "real" / name);
+  }
+  const auto before = testing::ReadText(dir / "real/quant_model_weight_w4a16.safetensors");
+  const Outcome over_real = Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "real", "--force", "-q"});
+  ExpectError(over_real, kOutput, (dir / "real").string() + ": is not an earlier synthetic checkpoint (no ms2vllm-synthetic.txt)");
+  EXPECT_EQ(testing::ReadText(dir / "real/quant_model_weight_w4a16.safetensors"), before);
+
+  // A conversion is convert's to replace, not synth's.
+  ASSERT_EQ(Ms2vllm({"--model", dir / "ckpt", "--out-dir", dir / "awq", "-q"}).exit_code, kOk);
+  const Outcome over_conversion = Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "awq", "--force", "-q"});
+  ExpectError(over_conversion, kOutput, "is not an earlier synthetic checkpoint");
+  EXPECT_TRUE(fs::exists(dir / "awq/model.safetensors"));
 }
 
 TEST(Cli, SynthTinyThenConvert) {

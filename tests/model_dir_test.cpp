@@ -944,11 +944,15 @@ TEST(ModelDirectory, AnEmptyTargetIsTakenAndForceReplacesOnlyAnEarlierConversion
   EXPECT_CONTAINS(refused_here.error().message, "is the working directory");
   EXPECT_TRUE(fs::is_empty(dir / "out"));
 
-  // A home directory; a float model; a project with a config.json; an earlier conversion the user
-  // keeps a subdirectory in.
+  // A home directory; a float model; msModelSlim's quantized checkpoint (hours of NPU time); a
+  // project with a config.json; an earlier conversion the user keeps a subdirectory in.
   const std::vector<std::pair<std::map<std::string, std::string>, std::string>> kept = {
       {{{".ssh/id", "key"}, {"notes.txt", "notes"}}, "holds a directory, .ssh,"},
       {{{"config.json", R"({"model_type": "qwen2"})"}, {"model.safetensors", "float"}}, "is not an earlier conversion"},
+      {{{"config.json", R"({"model_type": "qwen2"})"},
+        {"quant_model_description_w4a16.json", R"({"model_quant_type": "W4A16"})"},
+        {"quant_model_weight_w4a16.safetensors", "quantized"}},
+       "is not an earlier conversion"},
       {{{"config.json", "{}"}, {"src/a.c", "code"}}, "holds a directory, src,"},
       {{{"config.json", kEarlierConfig}, {".git/HEAD", "ref"}}, "holds a directory, .git,"},
   };

@@ -21,14 +21,14 @@ TEST(Staging, ARunOfTheSamePidGetsAStageOfItsOwn) {
     SCOPED_TRACE(directory ? "directory" : "file");
     testing::TempDir dir;
     const fs::path target = dir / "out";
-    auto first = directory ? Staging::ForDirectory(target, true) : Staging::ForFile(target);
+    auto first = directory ? Staging::ForDirectory(target, true, EarlierOutput::kConversion) : Staging::ForFile(target);
     ASSERT_TRUE(first.ok()) << first.error().message;
     EXPECT_EQ(first->stage(), StagePathFor(target, ::getpid()));
     if (directory) testing::WriteText(first->PathFor("model.safetensors"), "first run");
 
     std::optional<Staging> second;
     {
-      auto made = directory ? Staging::ForDirectory(target, true) : Staging::ForFile(target);
+      auto made = directory ? Staging::ForDirectory(target, true, EarlierOutput::kConversion) : Staging::ForFile(target);
       ASSERT_TRUE(made.ok()) << made.error().message;
       second.emplace(std::move(*made));
     }
@@ -73,7 +73,7 @@ TEST(Staging, AnUnheldStageIsRemovedWhateverItsPid) {
 TEST(Staging, ADirectoryStageFollowsTheUmask) {
   testing::TempDir dir;
   const mode_t before = ::umask(002);
-  auto staging = Staging::ForDirectory(dir / "out", false);
+  auto staging = Staging::ForDirectory(dir / "out", false, EarlierOutput::kConversion);
   ::umask(before);
   ASSERT_TRUE(staging.ok()) << staging.error().message;
   EXPECT_EQ(fs::status(staging->stage()).permissions() & fs::perms::all, fs::perms::all & ~fs::perms::others_write);

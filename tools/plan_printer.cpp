@@ -23,6 +23,17 @@ std::string GroupText(const Plan& plan) {
   return plan.group_size ? "group size " + std::to_string(*plan.group_size) : "no quantized linear";
 }
 
+// What the run would do to its target. An existing one passed the checks already (an earlier
+// conversion with --force, or an empty directory): said here, before --force replaces it.
+std::string TargetLine(const ConvertRequest& request, const ConvertReport& report) {
+  std::error_code ec;
+  const std::string where = Printable(report.target.string());
+  if (!std::filesystem::exists(report.target, ec)) return "output: " + where + " (new)";
+  if (!request.out_dir) return "output: " + where + " (replaces the file there)";
+  if (std::filesystem::is_empty(report.target, ec)) return "output: " + where + " (the empty directory there)";
+  return "output: " + where + " (replaces the earlier conversion there, every file in it)";
+}
+
 }  // namespace
 
 void PrintPlan(const ConvertRequest& request, const ConvertReport& report, std::FILE* out) {
@@ -30,6 +41,7 @@ void PrintPlan(const ConvertRequest& request, const ConvertReport& report, std::
   std::fprintf(out, "plan: %d-bit, %s, %s, %s, %zu output tensors, %llu bytes\n", plan.bits, GroupText(plan).c_str(),
                TargetName(plan.target, plan.gptq_format), report.symmetric ? "symmetric" : "asymmetric", plan.tensors.size(),
                static_cast<unsigned long long>(report.layout.tensor_bytes));
+  std::fprintf(out, "%s\n", TargetLine(request, report).c_str());
   if (request.out_dir) {
     for (const auto& line : DescribeModelDirectoryFiles(report)) std::fprintf(out, "%s\n", Printable(line).c_str());
   }
