@@ -19,7 +19,7 @@ using Packing = LinearGeometry::Packing;
 
 // Like --model; a converted model directory (model.safetensors[.index.json]) is shown too.
 Result<fs::path> LocateWeights(const fs::path& path) {
-  auto located = LocateModel(path, fs::path{});  // a given description: no search for one yet
+  auto located = LocateModel(path, fs::path{}, "PATH");  // a given description: no search for one yet
   if (located) return located->weights;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
@@ -51,7 +51,7 @@ Result<Description> FindDescription(const InspectRequest& request, Inspection& i
   if (request.json) {
     path = *request.json;
   } else {
-    MS2VLLM_ASSIGN_OR_RETURN(ModelFiles files, LocateModel(request.path, std::nullopt));
+    MS2VLLM_ASSIGN_OR_RETURN(ModelFiles files, LocateModel(request.path, std::nullopt, "PATH"));
     path = files.description;
   }
   inspection.description = path;

@@ -27,17 +27,18 @@ std::string NameList(const std::vector<fs::path>& paths) {
   return list;
 }
 
-// The one file of `found`, else an error saying what was looked for and that `flag` names it.
-// `none_found` adds what the directory holds instead.
+// The one file of `found`, else an error saying what was looked for and that `flag` names it (an
+// option, or a command's PATH argument). `none_found` adds what the directory holds instead.
 Result<fs::path> ExactlyOne(std::vector<fs::path> found, const fs::path& directory, const std::string& what,
                             const std::string& flag, const std::string& none_found = "") {
   if (found.size() == 1) return found.front();
+  const std::string how = flag.starts_with("--") ? " with " + flag : " as " + flag;
   if (found.empty()) {
     return MakeError(ErrorCode::kInvalidInput,
-                     directory.string() + ": no " + what + " found" + none_found + "; name the file with " + flag);
+                     directory.string() + ": no " + what + " found" + none_found + "; name the file" + how);
   }
   return MakeError(ErrorCode::kInvalidInput,
-                   directory.string() + ": several " + what + " (" + NameList(found) + "); name one with " + flag);
+                   directory.string() + ": several " + what + " (" + NameList(found) + "); name one" + how);
 }
 
 bool IsWeightName(const std::string& name) {
@@ -72,7 +73,8 @@ std::vector<fs::path> NamedLikeTheWeights(std::vector<fs::path> descriptions, co
 
 }  // namespace
 
-Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::path>& description) {
+Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::path>& description,
+                               const std::string& model_flag) {
   ModelFiles files;
   // Checked first: a missing path would otherwise surface as "no description found" in its parent.
   std::error_code ec;
@@ -97,7 +99,7 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
         Matching(entries, [](const std::string& name) { return name.ends_with(".safetensors"); });
     const std::string holds = others.empty() ? "" : " (it holds " + NameList(others) + ", not named as msModelSlim's)";
     MS2VLLM_ASSIGN_OR_RETURN(files.weights,
-                             ExactlyOne(std::move(candidates), model, "quant_model_weight*.safetensors", "--model", holds));
+                             ExactlyOne(std::move(candidates), model, "quant_model_weight*.safetensors", model_flag, holds));
   } else {
     files.weights = model;
   }

@@ -519,6 +519,21 @@ TEST(Cli, NothingLabelledQuantizedIsUnsupportedNamingTheDescription) {
   EXPECT_EQ(std::count(inspected.err.begin(), inspected.err.end(), '\n'), 1) << Show(inspected);
 }
 
+// Where no weights are found there is no report to print: the error line alone, naming the path
+// and, for inspect, how to name the file (its PATH argument, not convert's --model).
+TEST(Cli, InspectOfNoWeightsIsTheErrorLineAlone) {
+  TempDir dir;
+  fs::create_directories(dir / "empty");
+  ExpectError(Ms2vllm({"inspect", dir / "nowhere"}), kInvalidInput, (dir / "nowhere").string() + ": cannot open");
+  const Outcome empty = Ms2vllm({"inspect", dir / "empty"});
+  ExpectError(empty, kInvalidInput, (dir / "empty").string() + ": no quant_model_weight*.safetensors found; name the file as PATH");
+  const Outcome json = Ms2vllm({"inspect", dir / "empty", "--json-output"});  // scripts still get their object
+  EXPECT_EQ(json.exit_code, kInvalidInput) << Show(json);
+  EXPECT_EQ(nlohmann::json::parse(json.out)["ok"], false);
+  ExpectError(Ms2vllm({"--model", dir / "empty", "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              "found; name the file with --model");
+}
+
 TEST(Cli, ACheckpointHoldingNoTensorOfTheDescriptionIsInvalidInputNamingBoth) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());

@@ -23,8 +23,9 @@ using Json = nlohmann::ordered_json;
 constexpr const char* kDescription =
     "Shows a checkpoint without converting it: the tensor table (name, dtype, shape, bytes, description label), the "
     "bit width, group size, symmetry and packed layout the tensors show, which target layouts it converts to (and "
-    "why not), and every problem the validators find. Exit status 0 when there is no problem, 3 when the input is "
-    "malformed (header, description, offsets), 4 when no target layout accepts it.";
+    "why not), and every problem the validators find. Exit status 0 when there is no problem (a checkpoint already "
+    "converted included), 3 when the input is malformed (header, description, offsets) or not found, 4 when no "
+    "target layout accepts it.";
 
 constexpr const char* kExamples = R"(Examples:
   ms2vllm inspect ckpt/
@@ -165,8 +166,8 @@ int RunInspect(int argc, char** argv) {
   if (json_output) {
     // Paths and names need not be UTF-8; nlohmann throws on such bytes unless told to replace them.
     std::printf("%s\n", ToJson(inspection).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  } else {
-    PrintText(inspection);
+  } else if (!inspection.weights.empty() || inspection.problems.empty()) {
+    PrintText(inspection);  // with no weights found there is nothing to show but the error below
   }
   if (inspection.ok()) return kExitOk;
   // The report lists every problem; stderr gets the first, as from any other failing command.
