@@ -769,6 +769,20 @@ TEST(Cli, SynthForceReplacesOnlyAnEarlierSynthesis) {
   EXPECT_TRUE(fs::exists(dir / "awq/model.safetensors"));
 }
 
+// One shard given alone fails whichever check its missing tensors meet first (here: the last
+// shard holds no quantized linear); the error says it is a shard and what to give instead.
+TEST(Cli, ALoneShardsErrorSaysToGiveItsIndex) {
+  TempDir dir;
+  ASSERT_EQ(Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "in", "--max-shard-size", "50KB", "-q"}).exit_code, kOk);
+  const fs::path last = dir / "in/quant_model_weight_w4a16-00006-of-00006.safetensors";
+  ASSERT_TRUE(fs::exists(last));
+  const Outcome o = Ms2vllm({"--model", last, "--save_path", dir / "o.safetensors"});
+  ExpectError(o, kUnsupported, last.string() + ": ");
+  EXPECT_CONTAINS(o.err, "(quant_model_weight_w4a16-00006-of-00006.safetensors is shard 6 of 6: give its index, "
+                         "quant_model_weight_w4a16.safetensors.index.json, or its directory)\n");
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
 TEST(Cli, SynthTinyThenConvert) {
   TempDir dir;
   const Outcome synth = Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "ckpt", "--quiet"});
