@@ -692,6 +692,13 @@ TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
   EXPECT_EQ(d.exit_code, kOk) << Show(d);
   EXPECT_CONTAINS(d.out, "model.safetensors");
   EXPECT_CONTAINS(d.out, "\noutput: " + (dir / "out").string() + " (new)\n");
+  // Sizes in any unit transformers reads, and terabytes: one file.
+  for (const char* size : {"2TB", "1tib", "5GB", "500MiB"}) {
+    const Outcome sized = Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", dir / "out", "--max-shard-size", size,
+                                   "--dry-run", "-q"});
+    EXPECT_EQ(sized.exit_code, kOk) << size << Show(sized);
+    EXPECT_CONTAINS(sized.out, "\nfile model.safetensors: ");
+  }
   EXPECT_FALSE(fs::exists(dir / "out"));
   // What --force would delete is said before it does.
   testing::WriteText(dir / "o.safetensors", "older");

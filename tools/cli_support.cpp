@@ -82,8 +82,8 @@ Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag) {
 
 std::optional<uint64_t> ParseByteSize(std::string_view text) {
   static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
-      {"GB", 1'000'000'000}, {"MB", 1'000'000}, {"KB", 1'000}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20},
-      {"KiB", 1ull << 10}, {"B", 1}};
+      {"TB", 1'000'000'000'000}, {"GB", 1'000'000'000}, {"MB", 1'000'000}, {"KB", 1'000}, {"TiB", 1ull << 40},
+      {"GiB", 1ull << 30},         {"MiB", 1ull << 20},       {"KiB", 1ull << 10}, {"B", 1}};
   // Units in any case, as transformers' max_shard_size reads them ("5gb", "500MiB").
   const auto ends_with = [&](std::string_view suffix) {
     if (text.size() <= suffix.size()) return false;
@@ -109,6 +109,13 @@ std::optional<uint64_t> ParseByteSize(std::string_view text) {
   }
   if (__builtin_mul_overflow(value, multiplier, &value) || value == 0) return std::nullopt;
   return value;
+}
+
+Result<uint64_t> ParseSizeOption(std::string_view option, const std::string& value, std::string_view example) {
+  if (auto size = ParseByteSize(value)) return *size;
+  return MakeError(ErrorCode::kUsage, std::string(option) + " '" + value + "' is not a size: a whole number of bytes, " +
+                                          "above 0, with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, such as " +
+                                          std::string(example));
 }
 
 std::string HumanBytes(double bytes) {

@@ -58,7 +58,7 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
                  "msModelSlim copied beside the weights)")
       ->needs(out_dir)
       ->check(NonEmpty());
-  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB, GB (or KiB, MiB, GiB; any case); a larger "
+  app.add_option("--max-shard-size", f.max_shard_size, "shard limit with --out-dir: bytes, KB, MB, GB, TB (or KiB, MiB, GiB, TiB; any case); a larger "
                  "tensor gets a shard of its own, as in transformers")
       ->capture_default_str()
       ->needs(out_dir);
@@ -86,12 +86,8 @@ Result<ConvertRequest> MakeRequest(const ConvertFlags& f) {
   if (!f.base_model.empty()) request.base_model = f.base_model;
   request.force = f.force;
   request.dry_run = f.dry_run;
-  auto shard = ParseByteSize(f.max_shard_size);
-  if (!shard) return MakeError(ErrorCode::kUsage, "--max-shard-size '" + f.max_shard_size + "' is not a size such as 5GB");
-  request.max_shard_bytes = *shard;
-  auto chunk = ParseByteSize(f.chunk_size);
-  if (!chunk) return MakeError(ErrorCode::kUsage, "--chunk-size '" + f.chunk_size + "' is not a size such as 4MB");
-  request.execution.chunk_bytes = *chunk;
+  MS2VLLM_ASSIGN_OR_RETURN(request.max_shard_bytes, ParseSizeOption("--max-shard-size", f.max_shard_size, "5GB"));
+  MS2VLLM_ASSIGN_OR_RETURN(request.execution.chunk_bytes, ParseSizeOption("--chunk-size", f.chunk_size, "4MB"));
   request.execution.threads = f.threads;
   MS2VLLM_ASSIGN_OR_RETURN(request.execution.kernels, ChooseKernels(f.kernels));
   request.plan.target = f.target == "gptq" ? TargetTool::kGptq : TargetTool::kAwq;

@@ -48,7 +48,7 @@ int RunSynth(int argc, char** argv) {
   app.add_flag("--full-offset-range", full_range, "offsets may reach -2^(b-1) (zero point 0)");
   app.add_option("--float-linears", float_linears, "comma-separated linear suffixes left in float, e.g. mlp.down_proj");
   app.add_option("--seed", seed, "random seed")->capture_default_str();
-  app.add_option("--max-shard-size", max_shard, "shard the weights (bytes, KB, MB, GB; 0: one file)")->capture_default_str();
+  app.add_option("--max-shard-size", max_shard, "shard the weights (bytes, KB, MB, GB, TB; 0: one file)")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (default and most: every core)")->check(CLI::Range(1, 4096));
   app.add_flag("--force", force, "replace an existing --out directory that holds an earlier synthetic checkpoint");
   app.add_flag("-q,--quiet", quiet, "no progress bar or summary");
@@ -74,8 +74,8 @@ int RunSynth(int argc, char** argv) {
     start = comma + 1;
   }
   if (max_shard != "0") {
-    auto bytes = ParseByteSize(max_shard);
-    if (!bytes) return ReportError(MakeError(ErrorCode::kUsage, "--max-shard-size '" + max_shard + "' is not a size"));
+    auto bytes = ParseSizeOption("--max-shard-size", max_shard, "5GB");
+    if (!bytes) return ReportError(bytes.error());
     request.max_shard_bytes = *bytes;
   }
   request.out_dir = out;

@@ -71,9 +71,7 @@ Result<VerifyRequest> MakeRequest(const VerifyFlags& f) {
   }
   request.w_bit = f.w_bit;
   request.packed = f.packed == "yes" ? PackedMode::kYes : f.packed == "no" ? PackedMode::kNo : PackedMode::kAuto;
-  auto chunk = ParseByteSize(f.chunk_size);
-  if (!chunk) return MakeError(ErrorCode::kUsage, "--chunk-size '" + f.chunk_size + "' is not a size such as 4MB");
-  request.settings.chunk_bytes = *chunk;
+  MS2VLLM_ASSIGN_OR_RETURN(request.settings.chunk_bytes, ParseSizeOption("--chunk-size", f.chunk_size, "4MB"));
   request.settings.threads = f.threads;
   request.settings.examples = f.examples;
   return request;
