@@ -82,8 +82,9 @@ Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag) {
 
 std::optional<uint64_t> ParseByteSize(std::string_view text) {
   static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
-      {"TB", 1'000'000'000'000}, {"GB", 1'000'000'000}, {"MB", 1'000'000}, {"KB", 1'000}, {"TiB", 1ull << 40},
-      {"GiB", 1ull << 30},         {"MiB", 1ull << 20},       {"KiB", 1ull << 10}, {"B", 1}};
+      {"TB", 1'000'000'000'000}, {"GB", 1'000'000'000}, {"MB", 1'000'000}, {"KB", 1'000},
+      {"TiB", 1ull << 40},       {"GiB", 1ull << 30},     {"MiB", 1ull << 20}, {"KiB", 1ull << 10},
+      {"B", 1}};
   // Units in any case, as transformers' max_shard_size reads them ("5gb", "500MiB").
   const auto ends_with = [&](std::string_view suffix) {
     if (text.size() <= suffix.size()) return false;
