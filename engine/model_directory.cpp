@@ -195,10 +195,6 @@ std::vector<std::string> StateFloat16ForVllm(const Plan& plan, bool symmetric, n
 }
 
 Status CheckModelDirectoryRequest(ConvertReport& report) {
-  if (report.plan.group_size_conflict) {
-    return MakeError(ErrorCode::kUnsupported, "linears disagree on the group size: " + *report.plan.group_size_conflict +
-                                                  "; one quantization_config cannot describe both");
-  }
   const fs::path& base_model = *report.base_model;
   std::error_code ec;
   if (!fs::exists(base_model, ec)) {

@@ -74,6 +74,10 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kDescribedGroupSize:
       return "the description's group_size is not the one the tensors' shapes give: converted with the tensors' "
              "(is it the description of these weights?)";
+    case WarningKind::kGroupSizeConflict:
+      return "linears disagree on the group size: converted as they are (as the script does), but no "
+             "quantization_config with one group_size describes them, so loaders given one read some wrongly "
+             "(--out-dir refuses this)";
     case WarningKind::kOtherLabel:
       return n + " tensor(s) carry a label other than FLOAT, W4A16 and W8A16: copied unchanged (as the script does), "
              "so a loader reads them as plain tensors";

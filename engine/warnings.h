@@ -28,6 +28,7 @@ enum class WarningKind {
   kNoDtypeForVllm,     // --out-dir: a layout vLLM runs only in float16, of a model type it refuses in float16
   kPartlyFloatFusedLayer,  // q/k/v_proj or gate/up_proj partly float: vLLM fuses them, one precision
   kDescribedGroupSize, // the description's group_size is not the tensors': theirs is used
+  kGroupSizeConflict,  // linears of two group sizes, which no one quantization_config describes
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged
   kBaseBesideWeights,  // --out-dir without --base-model: the configs beside the weights are the base
   kBaseQuantized,      // the base config.json already declares a quantization_config: replaced

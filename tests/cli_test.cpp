@@ -790,6 +790,31 @@ TEST(Cli, ALoneShardsErrorSaysToGiveItsIndex) {
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
 }
 
+// Linears of two group sizes: the drop-in mode converts them, as the script does, and warns that
+// no quantization_config describes them; --out-dir, which writes one, refuses them naming the file.
+TEST(Cli, LinearsOfTwoGroupSizesAreWarnedOfOrRefused) {
+  TempDir dir;
+  testing::MsCheckpoint checkpoint;
+  testing::MsLinearOptions options;  // [24, 96]
+  options.groups = 2;
+  checkpoint.AddLinear("model.layers.0.mlp.up_proj", testing::MakeMsLinear(options), "W4A16");
+  options.groups = 3;
+  checkpoint.AddLinear("model.layers.0.mlp.gate_proj", testing::MakeMsLinear(options), "W4A16");
+  checkpoint.WriteWeights(dir / "w.safetensors");
+  checkpoint.WriteDescription(dir / "d.json");
+  testing::WriteText(dir / "config.json", R"({"model_type": "qwen2"})");
+  const Outcome dropped_in = Ms2vllm({"--model", dir / "w.safetensors", "--json", dir / "d.json", "--save_path",
+                                      dir / "o.safetensors", "--target_tool", "gptq"});
+  EXPECT_EQ(dropped_in.exit_code, kOk) << Show(dropped_in);
+  EXPECT_CONTAINS(dropped_in.err, "ms2vllm: warning: linears disagree on the group size: converted as they are");
+  EXPECT_CONTAINS(dropped_in.err, "model.layers.0.mlp.gate_proj (group 32) and model.layers.0.mlp.up_proj (group 48)");
+  EXPECT_TRUE(fs::exists(dir / "o.safetensors"));
+  const Outcome directory = Ms2vllm({"--model", dir / "w.safetensors", "--json", dir / "d.json", "--out-dir", dir / "od",
+                                     "--target_tool", "gptq"});
+  ExpectError(directory, kUnsupported, (dir / "w.safetensors").string() + ": linears disagree on the group size: ");
+  EXPECT_FALSE(fs::exists(dir / "od"));
+}
+
 TEST(Cli, SynthTinyThenConvert) {
   TempDir dir;
   const Outcome synth = Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "ckpt", "--quiet"});
