@@ -201,9 +201,15 @@ class Planner {
   // to a stray float copy of its scale), and verify could not tell. No layout reads that.
   Status CheckLinearsAreLabelledAlike() const {
     const auto contradiction = [&](const std::string& linear, const std::string& float_part) {
-      return InvalidInput(description_.path + ": " + linear + ": " + float_part +
-                          " is labelled FLOAT (or not quantized) but other parts of the linear are labelled quantized; "
-                          "the description contradicts itself about this linear");
+      const auto entry = std::find_if(description_.entries.begin(), description_.entries.end(),
+                                      [&](const DescriptionEntry& e) { return e.name == float_part; });
+      const std::string label = entry == description_.entries.end() ? "" : entry->label;
+      const std::string as = label == "FLOAT" ? "labelled FLOAT"
+                             : label.empty()  ? "not labelled quantized"
+                                              : "labelled " + label + ", neither FLOAT nor W4A16 or W8A16,";
+      return InvalidInput(description_.path + ": " + linear + ": " + float_part + " is " + as +
+                          " but other parts of the linear are labelled quantized; the description contradicts itself "
+                          "about this linear");
     };
     const auto has_quantized_part = [&](const std::string& linear) {
       return index_.contains(linear + ".qweight") || index_.contains(linear + ".scales") ||

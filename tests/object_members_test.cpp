@@ -196,5 +196,16 @@ TEST(ObjectMembersTest, DescriptionTellsWhetherVersionIsItsFirstKey) {
   }
 }
 
+// A description saved with a UTF-8 byte order mark (some Windows editors) reads as without one;
+// the mark anywhere else is no JSON.
+TEST(ObjectMembersTest, DescriptionMayStartWithAByteOrderMark) {
+  const auto parsed = ParseDescription("d.json", "\xEF\xBB\xBF{\"model_quant_type\":\"W4A16\",\"l.weight\":\"W4A16\"}", kOneRun);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->model_quant_type, "W4A16");
+  ASSERT_EQ(parsed->entries.size(), 2u);
+  EXPECT_EQ(parsed->entries[1].name, "l.weight");
+  EXPECT_FALSE(ParseDescription("d.json", " \xEF\xBB\xBF{}", kOneRun).ok());
+}
+
 }  // namespace
 }  // namespace ms2vllm

@@ -352,19 +352,22 @@ TEST_F(PlanTest, ListsLinearsLeftInFloat) {
 // invalid input naming the description, the linear and the part labelled otherwise.
 TEST_F(PlanTest, ALinearWhosePartsAreLabelledFloatAndQuantizedIsInvalidInput) {
   for (const char* float_part : {".weight", ".weight_scale", ".weight_offset"}) {
-    SCOPED_TRACE(float_part);
-    table_ = TensorTable();
-    description_.entries.clear();
-    Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
-    for (const char* part : {".weight", ".weight_scale", ".weight_offset"}) {
-      const std::string name = std::string("model.layers.0.self_attn.q_proj") + part;
-      Described(name, std::string(part) == ".weight" ? DType::kI8 : DType::kF32,
-                std::string(part) == ".weight" ? Shape{24, 96} : Shape{24, 2},
-                std::string(part) == float_part ? "FLOAT" : "W4A16");
+    for (const std::string other_label : {"FLOAT", "W3A16"}) {  // a label it does not know is said as it is
+      SCOPED_TRACE(float_part + (" " + other_label));
+      table_ = TensorTable();
+      description_.entries.clear();
+      Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
+      for (const char* part : {".weight", ".weight_scale", ".weight_offset"}) {
+        const std::string name = std::string("model.layers.0.self_attn.q_proj") + part;
+        Described(name, std::string(part) == ".weight" ? DType::kI8 : DType::kF32,
+                  std::string(part) == ".weight" ? Shape{24, 96} : Shape{24, 2},
+                  std::string(part) == float_part ? other_label : "W4A16");
+      }
+      const std::string message = BuildError(ErrorCode::kInvalidInput);
+      EXPECT_CONTAINS(message, "desc.json: model.layers.0.self_attn.q_proj: ");
+      EXPECT_CONTAINS(message, std::string("model.layers.0.self_attn.q_proj") + float_part + " is labelled " + other_label +
+                                   (other_label == "FLOAT" ? " but" : ", neither FLOAT nor W4A16 or W8A16, but"));
     }
-    const std::string message = BuildError(ErrorCode::kInvalidInput);
-    EXPECT_CONTAINS(message, "desc.json: model.layers.0.self_attn.q_proj: ");
-    EXPECT_CONTAINS(message, std::string("model.layers.0.self_attn.q_proj") + float_part + " is labelled FLOAT");
   }
   // A float linear may well have its whole self labelled FLOAT, a scale included.
   table_ = TensorTable();
