@@ -151,6 +151,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
 
   VerifyReport report;
   report.weights = converted.weights;
+  report.converted = converted.directory ? request.converted : converted.weights;
   const std::string weights_name = converted.weights.filename().string();
   auto opened = Checkpoint::Open(converted.weights);
   if (!opened) {  // a converted file that does not even parse is a failed verification
@@ -237,7 +238,7 @@ Error VerifyFailure(const VerifyReport& report) {
     if (named.size() > 3) break;
     if (std::find(named.begin(), named.end(), problem.tensor) == named.end()) named.push_back(problem.tensor);
   }
-  return MakeError(ErrorCode::kVerifyFailed, report.weights.string() + ": not the exact conversion of the input: " +
+  return MakeError(ErrorCode::kVerifyFailed, report.converted.string() + ": not the exact conversion of the input: " +
                                                  std::to_string(report.problems.size()) + " problem(s), in " +
                                                  FirstNames(named) + (report.hint.empty() ? "" : "; " + report.hint));
 }

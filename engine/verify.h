@@ -51,7 +51,8 @@ struct VerifyProblem {
 };
 
 struct VerifyReport {
-  std::filesystem::path weights;  // the converted weights file or index that was read
+  std::filesystem::path weights;    // the converted weights file or index that was read
+  std::filesystem::path converted;  // what was verified, as named: a model directory, or the weights
   int bits = 4;
   TargetTool target = TargetTool::kAwq;
   GptqFormat gptq_format = GptqFormat::kV1;

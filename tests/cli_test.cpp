@@ -449,6 +449,21 @@ TEST(Cli, AWeightMissingFromTheDescriptionIsConvertedAndVerified) {
   EXPECT_EQ(std::count(failed.err.begin(), failed.err.end(), '\n'), 1) << Show(failed);
 }
 
+// verify of a model directory names the directory, since its problems may be in any of its files;
+// and weights that do not parse plan no tensors, which the FAILED line does not claim to count.
+TEST(Cli, VerifyNamesTheDirectoryAndCountsNoTensorsItCouldNotRead) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  ASSERT_EQ(Ms2vllm({"--model", in.model, "--json", in.json, "--out-dir", dir / "out", "-q"}).exit_code, kOk);
+  fs::resize_file(dir / "out/model.safetensors", 5000);
+  const Outcome o = Ms2vllm({"verify", "--model", in.model, "--json", in.json, "--converted", dir / "out"});
+  EXPECT_EQ(o.exit_code, kVerifyFailed) << Show(o);
+  EXPECT_CONTAINS(o.out, "verify: model.safetensors: is not a valid safetensors checkpoint: ");
+  EXPECT_CONTAINS(o.out, "verify: FAILED: 1 problem(s): " + (dir / "out").string() + " is not the exact awq 4-bit "
+                         "conversion of the input\n");
+  EXPECT_TRUE(o.err.starts_with("ms2vllm: error: " + (dir / "out").string() + ": not the exact conversion")) << Show(o);
+}
+
 // --verify checks the stage, but what it prints names the output as the user finds it.
 TEST(Cli, ConvertVerifyNamesTheTargetNotItsStage) {
   TempDir dir;
@@ -460,7 +475,7 @@ TEST(Cli, ConvertVerifyNamesTheTargetNotItsStage) {
   const Outcome directory =
       Ms2vllm({"--model", in.model, "--json", in.json, "--target_tool", "gptq", "--out-dir", dir / "out", "--verify"});
   ASSERT_EQ(directory.exit_code, kOk) << Show(directory);
-  EXPECT_CONTAINS(directory.err, "verify: OK: " + (dir / "out/model.safetensors").string());
+  EXPECT_CONTAINS(directory.err, "verify: OK: " + (dir / "out").string() + " is the exact gptq (v1) 4-bit");
   EXPECT_EQ(directory.err.find("target from"), std::string::npos) << Show(directory);
   for (const Outcome* o : {&file, &directory}) EXPECT_EQ(o->err.find(".ms2vllm-"), std::string::npos) << Show(*o);
   EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});

@@ -201,12 +201,13 @@ TEST_F(VerifyDamageTest, FlippedQWeightByteIsFound) {
 TEST(VerifyFailure, NamesEachFailingFileOnce) {
   VerifyReport report;
   report.weights = "out/model.safetensors";
+  report.converted = "out";  // a model directory: config.json is one of its files
   for (const char* name : {"config.json", "config.json", "a.qweight", "b.qweight", "c.qweight", "d.qweight"}) {
     report.problems.push_back({name, "wrong", {}});
   }
   const Error error = VerifyFailure(report);
   EXPECT_EQ(error.message,
-            "out/model.safetensors: not the exact conversion of the input: 6 problem(s), in config.json, a.qweight, "
+            "out: not the exact conversion of the input: 6 problem(s), in config.json, a.qweight, "
             "b.qweight, ...");
 }
 

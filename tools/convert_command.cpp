@@ -119,6 +119,7 @@ Status VerifyStaged(const ConvertRequest& convert, const std::filesystem::path& 
   verified->target_source.clear();  // the conversion's own target, whether --target_tool was given or not
   const std::string stage_name = verified->weights.filename().string();
   verified->weights = convert.out_dir ? *convert.out_dir / verified->weights.filename() : convert.save_path;
+  verified->converted = convert.out_dir ? *convert.out_dir : convert.save_path;
   for (auto& problem : verified->problems) {
     if (problem.tensor == stage_name) problem.tensor = verified->weights.filename().string();
   }

@@ -1,6 +1,8 @@
 // `ms2vllm verify --model SRC --converted OUT [...]`: proves OUT the exact conversion of SRC.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "engine/verify.h"
 #include "io/json_scan.h"
@@ -88,20 +90,25 @@ int PrintVerifyReport(const VerifyReport& report, bool quiet, std::FILE* out) {
     std::fprintf(out, "ms2vllm: verify: %s: %s\n", Printable(problem.tensor).c_str(), Printable(problem.problem).c_str());
     for (const auto& example : problem.examples) std::fprintf(out, "    %s\n", Printable(example).c_str());
   }
-  const std::string source = report.target_source.empty() ? "" : ", target from " + report.target_source;
+  const std::string converted = Printable(report.converted.string());
+  const std::string source = report.target_source.empty() ? "" : "target from " + report.target_source;
   if (!report.ok()) {
+    // No tensors planned: the converted weights could not be read, which the problem line says.
+    std::vector<std::string> about;
+    if (report.tensors > 0) about.push_back(std::to_string(report.tensors) + " tensors planned");
+    if (!source.empty()) about.push_back(source);
+    const std::string aside = about.empty() ? "" : " (" + about.front() + (about.size() > 1 ? ", " + about[1] : "") + ")";
     const std::string hint = report.hint.empty() ? "" : "; " + report.hint;
-    std::fprintf(out, "ms2vllm: verify: FAILED: %zu problem(s): %s is not the exact %s conversion of the input (%llu tensors planned%s)%s\n",
-                 report.problems.size(), report.weights.c_str(), TargetText(report).c_str(),
-                 static_cast<unsigned long long>(report.tensors), source.c_str(), hint.c_str());
+    std::fprintf(out, "ms2vllm: verify: FAILED: %zu problem(s): %s is not the exact %s conversion of the input%s%s\n",
+                 report.problems.size(), converted.c_str(), TargetText(report).c_str(), aside.c_str(), hint.c_str());
     return ExitCodeFor(ErrorCode::kVerifyFailed);
   }
   if (!quiet) {
     std::fprintf(out, "ms2vllm: verify: OK: %s is the exact %s conversion of the input: %llu tensors, %llu linears, "
                  "%llu quantized values and %.2f MB of copies compared, %.2f s%s\n",
-                 report.weights.c_str(), TargetText(report).c_str(), static_cast<unsigned long long>(report.tensors),
+                 converted.c_str(), TargetText(report).c_str(), static_cast<unsigned long long>(report.tensors),
                  static_cast<unsigned long long>(report.linears), static_cast<unsigned long long>(report.values),
-                 report.copied_bytes / 1e6, report.seconds, source.c_str());
+                 report.copied_bytes / 1e6, report.seconds, (source.empty() ? "" : ", " + source).c_str());
   }
   return kExitOk;
 }
