@@ -207,11 +207,19 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
 
   report.values = findings.values;
   report.copied_bytes = findings.copied_bytes;
-  // A conversion copies them byte for byte: when each of them is mostly different, the two
-  // checkpoints are unrelated, and every other problem listed follows from that.
-  if (findings.copies > 0 && findings.copies_mostly_different == findings.copies) {
-    report.hint = "every copied tensor (" + std::to_string(findings.copies) +
-                  ") differs in most of its elements: this is not a conversion of this input";
+  // A conversion copies them byte for byte: when each of them has another shape or dtype, or
+  // mostly different elements, the two checkpoints are unrelated (another model, or another size
+  // of it), and every other problem listed follows from that.
+  uint64_t copies_unlike = 0;  // present, but of another shape or dtype: never compared
+  for (const auto& [index, problem] : by_plan) {
+    const OutputTensor& t = plan->tensors[index];
+    copies_unlike += t.kind == TransformKind::kCopy && t.source->byte_size > 0 && output.table().Contains(t.name);
+  }
+  const uint64_t copies = findings.copies + copies_unlike;
+  if (copies > 0 && findings.copies_mostly_different + copies_unlike == copies) {
+    report.hint = "every copied tensor (" + std::to_string(copies) + ") differs from the input's" +
+                  (copies_unlike > 0 ? " in shape, dtype or most of its elements" : " in most of its elements") +
+                  ": this is not a conversion of this input";
   }
   by_plan.merge(findings.problems);  // no tensor is in both: only structurally sound ones had their values checked
   for (auto& [index, problem] : by_plan) report.problems.push_back(std::move(problem));

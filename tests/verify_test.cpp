@@ -373,6 +373,19 @@ TEST(VerifyUnrelatedInput, EveryCopyMostlyDifferentSaysTheInputIsAnother) {
   EXPECT_NE(report.hint.find("is not a conversion of this input"), std::string::npos) << Describe(report);
   EXPECT_NE(VerifyFailure(report).message.find(report.hint), std::string::npos);
   EXPECT_EQ(VerifyOrDie(RequestFor(model, dir / "res.safetensors")).hint, "");
+
+  // Another size of the model: its tensors have other shapes, so none is compared at all.
+  SynthOptions wider = second;
+  wider.shape = *FindModelShape("tiny");
+  wider.shape.hidden *= 2;
+  wider.shape.head_dim *= 2;
+  wider.shape.intermediate *= 2;
+  const fs::path bigger = WriteSynth(dir / "c", wider);
+  const VerifyReport reshaped = VerifyOrDie(RequestFor(bigger, dir / "res.safetensors"));
+  EXPECT_NE(reshaped.hint.find("differs from the input's in shape, dtype or most of its elements: this is not a "
+                               "conversion of this input"),
+            std::string::npos)
+      << Describe(reshaped);
 }
 
 class VerifySynthTest : public ::testing::TestWithParam<SynthCase> {};
