@@ -360,8 +360,8 @@ std::vector<SynthCase> SynthCases() {
   };
 }
 
-// The conversion of another checkpoint of the same shapes fails on every tensor; the report says
-// why in one line instead of leaving that to be read from its problems.
+// The conversion of another checkpoint, of the same shapes or of another size, fails on every
+// tensor; the report says why in one line instead of leaving that to be read from its problems.
 TEST(VerifyUnrelatedInput, EveryCopyMostlyDifferentSaysTheInputIsAnother) {
   TempDir dir;
   SynthOptions first, second;
