@@ -18,7 +18,9 @@ struct Slot {
   std::atomic<uintptr_t> end{0};
   std::atomic<bool> faulted{false};
 };
-constexpr size_t kSlots = 1024;
+// Every shard of the input, and with verify of the output too, is mapped for the whole run: room
+// for a checkpoint of 4,000 shards and its conversion (zero pages until used: 192 KB at most).
+constexpr size_t kSlots = 8192;
 std::array<Slot, kSlots> slots;
 uintptr_t page_size = 4096;
 

@@ -3,6 +3,7 @@
 // The offset scan reads with pread instead, and a read cut short fails naming the file. A
 // conversion whose input is cut short while it copies says so, whatever the copy's own error.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include "io/checkpoint.h"
 #include "io/description.h"
 #include "io/mapped_file.h"
+#include "io/mapping_guard.h"
 #include "kernels/kernels.h"
 #include "tests/test_support.h"
 
@@ -76,6 +78,27 @@ TEST(MappedFile, AFileCutShortWhileMappedReadsAsZerosAndIsReportedChanged) {
   EXPECT_EQ(status.error().message,
             path.string() + ": changed while being read (" + std::to_string(3 * page) + " bytes when opened, " +
                 std::to_string(page) + " now)");
+}
+
+// verify maps every shard of the input and of the output for the whole run: a file mapped after
+// 5,000 others (a checkpoint of 2,500 shards and its conversion) is still guarded.
+TEST(MappedFile, AFileMappedAfterThousandsOfOthersIsStillGuarded) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  constexpr size_t kOthers = 5000;
+  void* reserved = ::mmap(nullptr, kOthers * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(reserved, MAP_FAILED);
+  const auto* others = static_cast<const uint8_t*>(reserved);
+  for (size_t i = 0; i < kOthers; ++i) mapping_guard::Register(others + i * page, page);
+  testing::TempDir dir;
+  const fs::path path = dir / "shard.safetensors";
+  testing::WriteText(path, std::string(2 * page, '\x01'));
+  auto file = MappedFile::Open(path);
+  ASSERT_TRUE(file.ok());
+  fs::resize_file(path, page);
+  EXPECT_EQ(SumOfBytes(*file), page);  // unguarded, the read past the end would end the process by SIGBUS
+  EXPECT_FALSE(file->CheckUnchanged().ok());
+  for (size_t i = 0; i < kOthers; ++i) mapping_guard::Unregister(others + i * page);
+  ::munmap(reserved, kOthers * page);
 }
 
 TEST(MappedFile, AFileCutShortThenGrownBackIsReportedChangedAndOthersAreNot) {
