@@ -31,7 +31,10 @@ Status DurableFileWriter::Append(std::string_view bytes) {
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return MakeError(ErrorCode::kOutput, UserPathFor(path_).string() + ": cannot write: " + std::strerror(errno));
+    if (n <= 0) {  // a write of nothing sets no errno: a full disk is what makes it
+      return MakeError(ErrorCode::kOutput,
+                       UserPathFor(path_).string() + ": cannot write: " + std::strerror(n < 0 ? errno : ENOSPC));
+    }
     done += static_cast<size_t>(n);
   }
   return Ok{};
