@@ -82,9 +82,14 @@ Result<TensorInfo> ReadEntry(std::string name, od::value value, const std::strin
   if (offsets.size() != 2) return InvalidInput(label, where + " data_offsets must hold 2 numbers");
   if (offsets[0] > offsets[1]) return InvalidInput(label, where + " data_offsets are reversed");
 
-  uint64_t bytes = DTypeSize(info.dtype);
+  // In the safetensors loader's order: the element count, then its bytes. An empty tensor whose
+  // other dimensions multiply past 2^64 only with the element size is valid there too.
+  uint64_t elements = 1, bytes = 0;
   for (uint64_t dim : info.shape) {
-    if (MulOverflows(bytes, dim, &bytes)) return InvalidInput(label, where + " shape is too large (overflow)");
+    if (MulOverflows(elements, dim, &elements)) return InvalidInput(label, where + " shape is too large (overflow)");
+  }
+  if (MulOverflows(elements, DTypeSize(info.dtype), &bytes)) {
+    return InvalidInput(label, where + " shape is too large (overflow)");
   }
   if (bytes != offsets[1] - offsets[0]) {
     return InvalidInput(label, where + " holds " + std::to_string(offsets[1] - offsets[0]) + " bytes but " +

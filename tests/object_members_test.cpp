@@ -126,6 +126,20 @@ TEST(ObjectMembersTest, HeaderReadInRunsEqualsOneRead) {
   }
 }
 
+// The element count first, then its bytes, as the safetensors loader multiplies: an empty F32
+// tensor of [2^31, 2^31, 0] is valid (2^62 elements before the 0), [2^32, 2^32, 0] overflows.
+TEST(ObjectMembersTest, HeaderShapesMultiplyAsTheSafetensorsLoaderDoes) {
+  const std::string empty = R"({"e":{"dtype":"F32","shape":[2147483648,2147483648,0],"data_offsets":[0,0]},)"
+                            R"("a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
+  const auto parsed = ParseSafetensorsHeader("m.safetensors", SafetensorsFile(empty, 1), 0, kOneRun);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->tensors.front().byte_size, 0u);
+  const std::string wraps = R"({"e":{"dtype":"U8","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})";
+  const auto refused = ParseSafetensorsHeader("m.safetensors", SafetensorsFile(wraps, 0), 0, kOneRun);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message, "m.safetensors: tensor 'e' shape is too large (overflow)");
+}
+
 TEST(ObjectMembersTest, HeaderDuplicatesAreFoundAcrossRuns) {
   const std::string header =
       R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
