@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "io/directory.h"
 #include "io/json_file.h"
@@ -28,6 +30,29 @@ constexpr int kMaxAttempts = 1000;
 // The part of a target's name that its stage name carries: all of it, unless the dot, the tag,
 // a pid and the suffix would push the stage's name past NAME_MAX. Then the start of it, cut at a
 // UTF-8 character, and a hash (FNV-1a) of the whole, so two long names sharing a start differ.
+// The whole names of this run's cut stems, so that a message about a stage names its target.
+class CutNames {
+ public:
+  void Remember(const std::string& stem, const std::string& name) {
+    std::lock_guard lock(mutex_);
+    names_.emplace(stem, name);
+  }
+  std::string WholeName(const std::string& stem) {
+    std::lock_guard lock(mutex_);
+    const auto it = names_.find(stem);
+    return it == names_.end() ? stem : it->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::string> names_;
+};
+
+CutNames& CutNamesOfThisRun() {
+  static CutNames names;
+  return names;
+}
+
 std::string StageStem(const std::string& name) {
   constexpr size_t kRoom = kNameMax - 1 - kStageTag.size() - kPidDigits - kAttemptDigits - kStageSuffix.size();
   if (name.size() <= kRoom) return name;
@@ -37,7 +62,9 @@ std::string StageStem(const std::string& name) {
   std::snprintf(hex, sizeof hex, "~%016llx", static_cast<unsigned long long>(hash));
   size_t end = kRoom - (sizeof hex - 1);
   while (end > 0 && (static_cast<unsigned char>(name[end]) & 0xC0) == 0x80) --end;
-  return name.substr(0, end) + hex;
+  std::string stem = name.substr(0, end) + hex;
+  CutNamesOfThisRun().Remember(stem, name);
+  return stem;
 }
 
 Error OutputError(const fs::path& path, const std::string& what) {
@@ -61,7 +88,7 @@ std::string TargetNameOfStage(const std::string& name) {
   if (!IsRunId(std::string_view(name).substr(tag + kStageTag.size(), name.size() - tag - kStageTag.size() - kStageSuffix.size()))) {
     return "";
   }
-  return name.substr(1, tag - 1);
+  return CutNamesOfThisRun().WholeName(name.substr(1, tag - 1));
 }
 
 fs::path ParentOf(const fs::path& target) {

@@ -104,6 +104,13 @@ TEST(Staging, UserPathForNamesTheTarget) {
   EXPECT_EQ(UserPathFor(StagePathFor("dir/res.safetensors", 7)), fs::path("dir/res.safetensors"));
   EXPECT_EQ(UserPathFor(StagePathFor("dir/out", 7, 12) / "config.json"), fs::path("dir/out/config.json"));
   EXPECT_EQ(UserPathFor("dir/.out.ms2vllm-x.tmp"), fs::path("dir/.out.ms2vllm-x.tmp"));
+  // A name too long for its stage's (NAME_MAX) is cut and hashed there, and whole in messages.
+  const std::string long_name = std::string(240, 'n') + ".safetensors";
+  const fs::path stage = StagePathFor("dir/" + long_name, 7);
+  EXPECT_LE(stage.filename().string().size(), 255u);
+  EXPECT_EQ(UserPathFor(stage), fs::path("dir/" + long_name));
+  EXPECT_EQ(UserPathFor(StagePathFor("dir/" + long_name + "-dir", 8) / "model.safetensors"),
+            fs::path("dir/" + long_name + "-dir/model.safetensors"));
 }
 
 }  // namespace
