@@ -686,6 +686,12 @@ TEST(Cli, AMistypedOptionNamesTheLikeliestOne) {
               "--save_path needs a value, not the option --w_bit=8");
   ExpectError(Ms2vllm({"verify", "--model", "--converted", dir.path()}), kUsage,
               "--model needs a value, not the option --converted (see ms2vllm verify --help)");
+  // An option given twice, under either spelling, with '=' or without: which one was meant?
+  ExpectError(Ms2vllm({"--model", in.model, "--save_path", dir / "a", "--save-path=" + (dir / "b").string()}), kUsage,
+              "--save-path is given twice (" + (dir / "a").string() + ", then " + (dir / "b").string() +
+                  "): give it once (see --help)");
+  ExpectError(Ms2vllm({"verify", "--model", in.model, "--converted", "x", "--threads", "2", "--converted", "y"}), kUsage,
+              "--converted is given twice (x, then y): give it once (see ms2vllm verify --help)");
   const Outcome far = Ms2vllm({"--model", in.model, "--frobnicate"});
   ExpectError(far, kUsage, "--frobnicate");
   EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << Show(far);

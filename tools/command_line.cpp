@@ -74,11 +74,35 @@ std::string OptionWithoutValue(const CLI::App& app, int argc, char** argv) {
   return "";
 }
 
+// "--model a ... --model b": CLI11 says "--model: At Most 1 required but received 2". Returns
+// "--model is given twice (a, then b): give it once" for the first option of argv taking one
+// value that appears more than once (under any of its names, with or without '='); else "".
+std::string RepeatedOption(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::pair<const CLI::Option*, std::string>> seen;  // each value option given, and its value
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!arg.starts_with("-") || arg.size() < 2) continue;
+    const size_t equals = arg.find('=');
+    const CLI::Option* option = app.get_option_no_throw(std::string(arg.substr(0, equals)));
+    if (option == nullptr || option->get_items_expected_max() != 1 || option->get_items_expected_min() == 0) continue;
+    std::string value = equals != std::string_view::npos ? std::string(arg.substr(equals + 1)) : i + 1 < argc ? argv[++i] : "";
+    for (const auto& [earlier, earlier_value] : seen) {
+      if (earlier == option) {
+        return std::string(arg.substr(0, equals)) + " is given twice (" + earlier_value + ", then " + value +
+               "): give it once";
+      }
+    }
+    seen.emplace_back(option, std::move(value));
+  }
+  return "";
+}
+
 }  // namespace
 
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const std::string& help_command) {
-  if (const std::string missing = OptionWithoutValue(app, argc, argv); !missing.empty()) {
-    return ReportError(MakeError(ErrorCode::kUsage, missing + " (see " + help_command + ")"));
+  for (const std::string& mistake : {OptionWithoutValue(app, argc, argv), RepeatedOption(app, argc, argv)}) {
+    if (!mistake.empty()) return ReportError(MakeError(ErrorCode::kUsage, mistake + " (see " + help_command + ")"));
   }
   try {
     app.parse(argc, argv);
