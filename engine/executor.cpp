@@ -51,7 +51,7 @@ struct Band {
 struct Work {
   Tile tile;
   std::shared_ptr<Band> band;  // null for copies, which go file to file
-  uint64_t clamped = 0;
+  uint64_t flagged = 0;         // RunTile's count
 };
 
 // The first error any stage met; later ones are consequences.
@@ -109,7 +109,7 @@ class TileWorker {
     const OutputTensor& tensor = plan_.tensors[tile.tensor];
     OutputFile& output = outputs_[layout_.placements[tile.tensor].file];
     if (tensor.source == nullptr) {
-      work.clamped = RunTile(plan_, tensor, tile, {}, work.band->window, kernels_, scratch);
+      work.flagged = RunTile(plan_, tensor, tile, {}, work.band->window, kernels_, scratch);
       return;
     }
     const InputRange range = InputOf(tensor, tile);
@@ -134,7 +134,7 @@ class TileWorker {
     } else {  // a narrow band of columns: its rows are far apart; only their pages are touched
       range.file->Prefault(range.offset, range.size);
     }
-    work.clamped = RunTile(plan_, tensor, tile, window, work.band->window, kernels_, scratch);
+    work.flagged = RunTile(plan_, tensor, tile, window, work.band->window, kernels_, scratch);
     if (!read) range.file->Release(range.offset, range.size);
   }
 
@@ -263,7 +263,7 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
   }
 
   if (settings.progress_total) settings.progress_total->store(ProgressTotal(plan));
-  std::vector<uint64_t> clamped(plan.tensors.size(), 0);
+  std::vector<uint64_t> flagged(plan.tensors.size(), 0);
   tbb::enumerable_thread_specific<AlignedBuffer> input, scratch;
   TileWorker worker(plan, layout, checkpoint, outputs, kernels, settings.pad_every_row);
   TileCursor cursor(plan, layout, settings.chunk_bytes, settings.band_bytes);
@@ -293,7 +293,7 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
                                            return work;
                                          }) &
             tbb::make_filter<Work, void>(tbb::filter_mode::serial_in_order, [&](Work work) {
-              clamped[work.tile.tensor] += work.clamped;
+              flagged[work.tile.tensor] += work.flagged;
               worker.Finish(work);
               if (settings.progress) settings.progress->fetch_add(work.tile.progress_bytes, std::memory_order_relaxed);
             }));
@@ -303,7 +303,13 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
 
   ExecutionReport report;
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
-    if (clamped[i]) report.warnings.Add(WarningKind::kClampedWeights, plan.tensors[i].name, clamped[i]);
+    if (flagged[i] == 0) continue;
+    const OutputTensor& tensor = plan.tensors[i];
+    if (tensor.kind == TransformKind::kScales) {
+      report.warnings.Add(WarningKind::kNonFiniteScales, tensor.source->name, flagged[i]);
+    } else {
+      report.warnings.Add(WarningKind::kClampedWeights, tensor.name, flagged[i]);
+    }
   }
   return report;
 }

@@ -95,20 +95,47 @@ void CastScales(DType from, DType to, const uint8_t* src, uint64_t count, uint8_
   }
 }
 
-void RunScales(const OutputTensor& tensor, const Tile& tile, const InputWindow& source, const OutputWindow& output,
-               const kernels::KernelTable& k, AlignedBuffer& scratch) {
+// Scales that are NaN or infinite (every exponent bit set): a broken calibration, which the
+// converted model would carry into every output of its linear.
+uint64_t NonFiniteScales(DType dtype, const uint8_t* src, uint64_t count) {
+  uint64_t found = 0;
+  if (dtype == DType::kF32) {
+    for (uint64_t i = 0; i < count; ++i) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, src + 4 * i, 4);
+      found += (bits & 0x7F800000u) == 0x7F800000u;
+    }
+    return found;
+  }
+  const uint16_t exponent = dtype == DType::kF16 ? 0x7C00 : 0x7F80;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint16_t bits = 0;
+    std::memcpy(&bits, src + 2 * i, 2);
+    found += (bits & exponent) == exponent;
+  }
+  return found;
+}
+
+// Returns the tile's scales that are NaN or infinite, where no cast takes them (ScanScaleCasts
+// counts those before the run).
+uint64_t RunScales(const OutputTensor& tensor, const Tile& tile, const InputWindow& source, const OutputWindow& output,
+                   const kernels::KernelTable& k, AlignedBuffer& scratch) {
   const LinearGeometry& g = tensor.geometry;
   const uint64_t rows = tile.row_end - tile.row_begin;
   const DType from = tensor.source->dtype;
   const uint32_t in_size = DTypeSize(from), out_size = DTypeSize(tensor.dtype);
   const uint8_t* src = source.At(tile.row_begin * g.groups * in_size);
+  uint64_t non_finite = 0;
   if (from != tensor.dtype) {
     uint8_t* cast = scratch.Reserve(rows * g.groups * out_size);
     CastScales(from, tensor.dtype, src, rows * g.groups, cast);
     src = cast;
+  } else {
+    non_finite = NonFiniteScales(from, src, rows * g.groups);
   }
   auto transpose = out_size == 2 ? k.transpose_16 : k.transpose_32;
   transpose(src, g.groups * out_size, rows, g.groups, output.At(tile.row_begin * out_size), g.out * out_size);
+  return non_finite;
 }
 
 }  // namespace
@@ -154,7 +181,7 @@ uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile,
       return 0;
     case TransformKind::kQWeight: return RunQWeight(plan, tensor, tile, source, output, kernels, scratch);
     case TransformKind::kQZeros: return RunQZeros(plan, tensor, tile, source, output, kernels, scratch);
-    case TransformKind::kScales: RunScales(tensor, tile, source, output, kernels, scratch); return 0;
+    case TransformKind::kScales: return RunScales(tensor, tile, source, output, kernels, scratch);
   }
   return 0;
 }

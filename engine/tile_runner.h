@@ -48,7 +48,8 @@ uint64_t QWeightRowBytes(const Plan& plan, const OutputTensor& tensor);
 
 // Runs every transform but kCopy, which the executor copies file to file. `source` holds at
 // least the tile's SourceSpan (unused for kGenerate and constants).
-// `scratch` is the calling thread's own buffer. Returns how many values were clamped.
+// `scratch` is the calling thread's own buffer. Returns how many values it flags: weights clamped
+// (kQWeight), or scales NaN or infinite (kScales, uncast).
 uint64_t RunTile(const Plan& plan, const OutputTensor& tensor, const Tile& tile, const InputWindow& source,
                  const OutputWindow& output, const kernels::KernelTable& kernels, AlignedBuffer& scratch);
 

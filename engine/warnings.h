@@ -17,7 +17,7 @@ enum class WarningKind {
   kClampedWeights,     // weight values outside the signed range, clamped
   kClampedOffsets,     // offset values outside the signed range, clamped
   kScalesLostInCast,   // --scales-dtype: finite scales that become infinite or 0
-  kNonFiniteScales,    // --scales-dtype: scales that are NaN or infinite in the input
+  kNonFiniteScales,    // scales that are NaN or infinite in the input
   kPackedInput,        // two 4-bit values per byte (ascendV1), unpacked
   kUndescribedLinearPart,  // weight/scale/offset converted although the description does not list it
   kFloatLinearsInGptq, // linears left in float, which only GPTQ's `dynamic` can exempt
