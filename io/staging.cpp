@@ -284,6 +284,11 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace, EarlierOu
     if (entries.empty()) return clean;
     MS2VLLM_TRY(CheckReplaceable(clean, entries, earlier));
   }
+  if (dangling && !replace) {
+    const fs::path points_to = fs::read_symlink(clean, ec);
+    return OutputError(clean, "is a symlink to " + points_to.string() + ", which does not exist: create that directory "
+                              "for the output to go there, or use --force to replace the link");
+  }
   if (!replace) return OutputError(clean, "already exists (use --force to replace it)");
   return clean;
 }

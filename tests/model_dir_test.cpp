@@ -1065,7 +1065,9 @@ TEST(ModelDirectory, DryRunsAndDanglingLinksMeetTheTargetChecksUpFront) {
   request.out_dir = dir / "dangling";
   auto refused = Convert(request);
   ASSERT_FALSE(refused.ok());
-  EXPECT_CONTAINS(refused.error().message, "already exists");
+  EXPECT_CONTAINS(refused.error().message, (dir / "dangling").string() + ": is a symlink to " + (dir / "nowhere").string() +
+                                               ", which does not exist: create that directory for the output to go "
+                                               "there, or use --force to replace the link");
   request.force = true;
   ASSERT_TRUE(Convert(request).ok());
   EXPECT_FALSE(fs::is_symlink(dir / "dangling"));
