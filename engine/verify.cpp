@@ -207,18 +207,23 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
 
   report.values = findings.values;
   report.copied_bytes = findings.copied_bytes;
-  // A conversion copies them byte for byte: when each of them has another shape or dtype, or
-  // mostly different elements, the two checkpoints are unrelated (another model, or another size
-  // of it), and every other problem listed follows from that.
-  uint64_t copies_unlike = 0;  // present, but of another shape or dtype: never compared
+  // A conversion copies them byte for byte: when each of them has another shape or mostly
+  // different elements, the two checkpoints are unrelated (another model, or another size of it),
+  // and every other problem listed follows from that. (Another dtype alone is a cast copy of this
+  // input, as some exporters write, not another model.)
+  uint64_t copies_reshaped = 0, copies_cast = 0;  // present, of another shape or only another dtype: never compared
   for (const auto& [index, problem] : by_plan) {
     const OutputTensor& t = plan->tensors[index];
-    copies_unlike += t.kind == TransformKind::kCopy && t.source->byte_size > 0 && output.table().Contains(t.name);
+    if (t.kind != TransformKind::kCopy || t.source->byte_size == 0) continue;
+    const TensorInfo* actual = output.table().Find(t.name);
+    if (actual == nullptr) continue;
+    copies_reshaped += actual->shape != t.shape;
+    copies_cast += actual->shape == t.shape;
   }
-  const uint64_t copies = findings.copies + copies_unlike;
-  if (copies > 0 && findings.copies_mostly_different + copies_unlike == copies) {
+  const uint64_t copies = findings.copies + copies_reshaped;
+  if (copies > 0 && copies_cast == 0 && findings.copies_mostly_different + copies_reshaped == copies) {
     report.hint = "every copied tensor (" + std::to_string(copies) + ") differs from the input's" +
-                  (copies_unlike > 0 ? " in shape, dtype or most of its elements" : " in most of its elements") +
+                  (copies_reshaped > 0 ? " in shape or in most of its elements" : " in most of its elements") +
                   ": this is not a conversion of this input";
   }
   by_plan.merge(findings.problems);  // no tensor is in both: only structurally sound ones had their values checked
