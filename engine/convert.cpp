@@ -166,7 +166,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   };
   auto scan = ScanOffsets(report.plan, checkpoint, report.warnings, cancel);
   if (!scan.ok()) return scan_failed(scan.take_error());
-  if (auto casts = ScanScaleCasts(report.plan, checkpoint, report.warnings, cancel); !casts.ok()) {
+  if (auto casts = ScanScaleCasts(report.plan, checkpoint, report.warnings, cancel, request.dry_run); !casts.ok()) {
     return scan_failed(casts.take_error());
   }
   report.symmetric = scan->all_zero;

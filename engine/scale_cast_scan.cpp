@@ -17,20 +17,23 @@ float CastScale(DType to, float value) {
 }  // namespace
 
 Status ScanScaleCasts(const Plan& plan, const Checkpoint& checkpoint, Warnings& warnings,
-                      const std::atomic<bool>* cancel) {
+                      const std::atomic<bool>* cancel, bool kept_too) {
   std::vector<uint8_t> bytes;
   for (const auto& tensor : plan.tensors) {
     if (Cancelled(cancel)) return Interrupted();
-    if (tensor.kind != TransformKind::kScales || tensor.source == nullptr || tensor.dtype == tensor.source->dtype) continue;
+    if (tensor.kind != TransformKind::kScales || tensor.source == nullptr) continue;
+    const bool cast = tensor.dtype != tensor.source->dtype;
+    if (!cast && !kept_too) continue;
     const TensorInfo& source = *tensor.source;
     MS2VLLM_TRY(checkpoint.ReadTensor(source, bytes));
     const uint32_t size = DTypeSize(source.dtype);
     uint64_t never_finite = 0, lost = 0;
     for (uint64_t i = 0; i < source.numel(); ++i) {
       const auto value = static_cast<float>(FloatOf(source.dtype, bytes.data() + i * size));  // F32, F16 or BF16
-      const float cast = CastScale(tensor.dtype, value);
       never_finite += !std::isfinite(value);
-      lost += std::isfinite(value) && (!std::isfinite(cast) || (value != 0 && cast == 0));
+      if (!cast) continue;
+      const float after = CastScale(tensor.dtype, value);
+      lost += std::isfinite(value) && (!std::isfinite(after) || (value != 0 && after == 0));
     }
     if (never_finite) warnings.Add(WarningKind::kNonFiniteScales, source.name, never_finite);
     if (lost) warnings.Add(WarningKind::kScalesLostInCast, source.name, lost);

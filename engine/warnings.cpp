@@ -24,8 +24,8 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return std::to_string(values) + " scale value(s) in " + n + " tensor(s) are outside the --scales-dtype range: " +
              "they become infinite or 0 (keep the input's dtype, or bf16, to hold them)";
     case WarningKind::kNonFiniteScales:
-      return std::to_string(values) + " scale value(s) in " + n + " tensor(s) are NaN or infinite in the input: "
-             "copied as they are, their linears compute NaN (a failed calibration?)";
+      return std::to_string(values) + " scale value(s) in " + n + " tensor(s) are NaN or infinite in the input, and so "
+             "in the output: their linears compute NaN (a failed calibration?)";
     case WarningKind::kPackedInput:
       return n + " W4A16 weight(s) hold two 4-bit values per byte (msModelSlim ascendV1): unpacked while converting";
     case WarningKind::kBaseBesideWeights:

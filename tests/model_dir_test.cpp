@@ -1208,7 +1208,8 @@ TEST(ModelDirectory, ScalesDTypeCastsTheScales) {
 }
 
 // Scales NaN or infinite in the input are a broken calibration, warned of whether the scales are
-// cast (counted by the scan before the run) or kept (counted by the run itself).
+// cast (counted by the scan before the run) or kept (counted by the run itself, or by the scan in
+// a --dry-run, which moves nothing).
 TEST(ModelDirectory, ScalesDTypeWarnsOfScalesTheCastLosesAndOfScalesNeverFinite) {
   MsCheckpoint checkpoint;
   TempDir dir;
@@ -1220,19 +1221,24 @@ TEST(ModelDirectory, ScalesDTypeWarnsOfScalesTheCastLosesAndOfScalesNeverFinite)
   // bf16 has float32's range, and kept scales lose nothing: only the NaN is left to report.
   for (auto [option, lost] : {std::pair{ScalesDType::kF16, "2 scale value(s) in 1 tensor(s)"}, std::pair{ScalesDType::kBF16, ""},
                               std::pair{ScalesDType::kKeep, ""}}) {
-    ConvertRequest request = DirectoryRequest(dir / "input", dir / ("out" + std::to_string(static_cast<int>(option))));
-    request.plan.scales_dtype = option;
-    auto report = Convert(request);
-    ASSERT_TRUE(report.ok()) << report.error().message;
-    std::string lost_line, never_finite_line;
-    for (const auto& line : report->warnings.Lines()) {
-      if (line.find("outside the --scales-dtype range") != std::string::npos) lost_line = line;
-      if (line.find("NaN or infinite in the input") != std::string::npos) never_finite_line = line;
+    for (const bool dry_run : {false, true}) {
+      SCOPED_TRACE(dry_run ? "dry run" : "run");
+      ConvertRequest request =
+          DirectoryRequest(dir / "input", dir / ("out" + std::to_string(static_cast<int>(option)) + (dry_run ? "d" : "")));
+      request.plan.scales_dtype = option;
+      request.dry_run = dry_run;
+      auto report = Convert(request);
+      ASSERT_TRUE(report.ok()) << report.error().message;
+      std::string lost_line, never_finite_line;
+      for (const auto& line : report->warnings.Lines()) {
+        if (line.find("outside the --scales-dtype range") != std::string::npos) lost_line = line;
+        if (line.find("NaN or infinite in the input") != std::string::npos) never_finite_line = line;
+      }
+      EXPECT_EQ(lost_line.substr(0, std::string(lost).size()), lost);
+      EXPECT_EQ(lost_line.empty(), std::string(lost).empty()) << lost_line;
+      EXPECT_TRUE(never_finite_line.starts_with("1 scale value(s) in 1 tensor(s)")) << never_finite_line;
+      EXPECT_CONTAINS(never_finite_line, "l.weight_scale");
     }
-    EXPECT_EQ(lost_line.substr(0, std::string(lost).size()), lost);
-    EXPECT_EQ(lost_line.empty(), std::string(lost).empty()) << lost_line;
-    EXPECT_TRUE(never_finite_line.starts_with("1 scale value(s) in 1 tensor(s)")) << never_finite_line;
-    EXPECT_CONTAINS(never_finite_line, "l.weight_scale");
   }
 }
 
