@@ -107,7 +107,7 @@ Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files, const fs:
 // A quantization_config states one group size. Linears of two cannot be described by it: --out-dir
 // refuses them; the drop-in mode converts them, as the script does, and warns that no config will
 // describe the file.
-Status CheckOneGroupSize(const ConvertRequest& request, const ModelFiles& files, ConvertReport& report) {
+Status RefuseOrWarnOfTwoGroupSizes(const ConvertRequest& request, const ModelFiles& files, ConvertReport& report) {
   const std::optional<std::string>& conflict = report.plan.group_size_conflict;
   if (!conflict) return Ok{};
   if (!request.out_dir) {
@@ -156,7 +156,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint, description);
   report.plan = std::move(*plan);
   if (request.out_dir) MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files, *base_model));  // before the scans
-  MS2VLLM_TRY(CheckOneGroupSize(request, files, report));
+  MS2VLLM_TRY(RefuseOrWarnOfTwoGroupSizes(request, files, report));
   description.DropEntries();
   report.warnings.Merge(report.plan.warnings);
   // A scan's read cut short is the input changing under it, and said so.

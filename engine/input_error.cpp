@@ -1,6 +1,8 @@
 #include "engine/input_error.h"
 
-#include <cstdio>
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -13,15 +15,25 @@ namespace {
 std::string LoneShardHint(const Checkpoint& checkpoint, std::string_view message) {
   if (checkpoint.sharded() || message.find("shard") != std::string_view::npos) return "";
   const std::string name = checkpoint.path().filename().string();
-  constexpr std::string_view kTail = "-00000-of-00000.safetensors";
+  constexpr std::string_view kTail = "-00000-of-00000.safetensors";  // the digits' places
   if (name.size() <= kTail.size()) return "";
-  const std::string tail = name.substr(name.size() - kTail.size());
+  const std::string_view tail = std::string_view(name).substr(name.size() - kTail.size());
+  const auto digits = [&](size_t at, unsigned& value) {
+    const std::string_view field = tail.substr(at, 5);
+    if (!std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+    std::from_chars(field.data(), field.data() + field.size(), value);
+    return true;
+  };
   unsigned number = 0, count = 0;
-  char end = 0;
-  if (std::sscanf(tail.c_str(), "-%5u-of-%5u.safetensors%c", &number, &count, &end) != 2 || count < 2) return "";
+  if (!tail.starts_with("-") || tail.substr(6, 4) != "-of-" || !tail.ends_with(".safetensors") || !digits(1, number) ||
+      !digits(10, count) || number < 1 || number > count || count < 2) {
+    return "";
+  }
   const std::string index = name.substr(0, name.size() - kTail.size()) + ".safetensors.index.json";
-  return " (" + name + " is shard " + std::to_string(number) + " of " + std::to_string(count) +
-         ": give its index, " + index + ", or its directory)";
+  std::error_code ec;
+  const bool indexed = std::filesystem::exists(checkpoint.path().parent_path() / index, ec);
+  return " (" + name + " is shard " + std::to_string(number) + " of " + std::to_string(count) + ": give " +
+         (indexed ? "its index, " + index + ", or its directory)" : "the whole checkpoint, its index or directory)");
 }
 
 }  // namespace

@@ -27,9 +27,6 @@ constexpr size_t kPidDigits = 10;
 constexpr size_t kAttemptDigits = 4;  // "-999": another stage of the same pid (a run in another pid namespace)
 constexpr int kMaxAttempts = 1000;
 
-// The part of a target's name that its stage name carries: all of it, unless the dot, the tag,
-// a pid and the suffix would push the stage's name past NAME_MAX. Then the start of it, cut at a
-// UTF-8 character, and a hash (FNV-1a) of the whole, so two long names sharing a start differ.
 // The whole names of this run's cut stems, so that a message about a stage names its target.
 class CutNames {
  public:
@@ -53,6 +50,9 @@ CutNames& CutNamesOfThisRun() {
   return names;
 }
 
+// The part of a target's name that its stage name carries: all of it, unless the dot, the tag,
+// a pid and the suffix would push the stage's name past NAME_MAX. Then the start of it, cut at a
+// UTF-8 character, and a hash (FNV-1a) of the whole, so two long names sharing a start differ.
 std::string StageStem(const std::string& name) {
   constexpr size_t kRoom = kNameMax - 1 - kStageTag.size() - kPidDigits - kAttemptDigits - kStageSuffix.size();
   if (name.size() <= kRoom) return name;

@@ -407,8 +407,8 @@ std::vector<Case> Cases() {
     {"flag_threads_negative", Flags({"--threads", "-3"}), 2, {"--threads"}},
     {"flag_chunk_size_zero", Flags({"--chunk-size", "0"}), 2, {"--chunk-size '0' is not a size"}},
     {"flag_chunk_size_text", Flags({"--chunk-size", "lots"}), 2,
-     {"--chunk-size 'lots' is not a size: a whole number of bytes, above 0, with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, "
-      "such as 4MB"}},
+     {"--chunk-size 'lots' is not a size: a whole number above 0, of bytes or with a unit (B, KB, MB, GB, TB, KiB, MiB, "
+      "GiB or TiB), such as 4MB"}},
     {"flag_chunk_size_unit", Flags({"--chunk-size", "4PB"}), 2, {"--chunk-size '4PB' is not a size: "}},
     {"flag_max_shard_size_overflow", Flags({"--out-dir", "{out}/dir", "--max-shard-size", "99999999999999999999GB"}), 2,
      {"--max-shard-size '99999999999999999999GB' is not a size"}},

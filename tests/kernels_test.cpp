@@ -246,6 +246,7 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
 
 // A tile in the 4-bit range but for one value just past either end: each fast path's range check
 // must see it alone, with and without a bias (qzeros' narrow paths, the word tiles, pack_cols).
+// -9 clamps to -8, below a bias, which kernels.h leaves to each variant: it is tested without.
 TEST_P(KernelsTest, PackSeesOneValueJustOutOfRange) {
   const KernelTable& variant = *GetParam();
   for (const int8_t edge : {int8_t{8}, int8_t{-9}}) {
@@ -255,7 +256,10 @@ TEST_P(KernelsTest, PackSeesOneValueJustOutOfRange) {
         SCOPED_TRACE("value " + std::to_string(edge) + " at element " + std::to_string(at));
         const LoneValue lone{at, edge};
         for (const PackOrder order : {PackOrder::kAwq, PackOrder::kSequential}) {
-          for (const uint32_t bias : {0u, 0x11111111u}) CheckPackRows(variant, 4, s, Fill::kInRange4, order, bias, lone);
+          for (const uint32_t bias : {0u, 0x11111111u}) {
+            if (edge < -8 && bias != 0) continue;
+            CheckPackRows(variant, 4, s, Fill::kInRange4, order, bias, lone);
+          }
         }
         if (cols % 8 == 0) CheckPackCols(variant, 4, s, Fill::kInRange4, lone);
       }

@@ -89,6 +89,15 @@ TEST(MappedFile, AFileMappedAfterThousandsOfOthersIsStillGuarded) {
   ASSERT_NE(reserved, MAP_FAILED);
   const auto* others = static_cast<const uint8_t*>(reserved);
   for (size_t i = 0; i < kOthers; ++i) mapping_guard::Register(others + i * page, page);
+  // Released however the test ends, so that no later test finds the guard's slots taken.
+  struct Release {
+    const uint8_t* others;
+    size_t page;
+    ~Release() {
+      for (size_t i = 0; i < kOthers; ++i) mapping_guard::Unregister(others + i * page);
+      ::munmap(const_cast<uint8_t*>(others), kOthers * page);
+    }
+  } release{others, page};
   testing::TempDir dir;
   const fs::path path = dir / "shard.safetensors";
   testing::WriteText(path, std::string(2 * page, '\x01'));
@@ -97,8 +106,6 @@ TEST(MappedFile, AFileMappedAfterThousandsOfOthersIsStillGuarded) {
   fs::resize_file(path, page);
   EXPECT_EQ(SumOfBytes(*file), page);  // unguarded, the read past the end would end the process by SIGBUS
   EXPECT_FALSE(file->CheckUnchanged().ok());
-  for (size_t i = 0; i < kOthers; ++i) mapping_guard::Unregister(others + i * page);
-  ::munmap(reserved, kOthers * page);
 }
 
 TEST(MappedFile, AFileCutShortThenGrownBackIsReportedChangedAndOthersAreNot) {

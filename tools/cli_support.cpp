@@ -112,11 +112,12 @@ std::optional<uint64_t> ParseByteSize(std::string_view text) {
   return value;
 }
 
-Result<uint64_t> ParseSizeOption(std::string_view option, const std::string& value, std::string_view example) {
+Result<uint64_t> ParseSizeOption(std::string_view option, const std::string& value, std::string_view example,
+                                 std::string_view also) {
   if (auto size = ParseByteSize(value)) return *size;
-  return MakeError(ErrorCode::kUsage, std::string(option) + " '" + value + "' is not a size: a whole number of bytes, " +
-                                          "above 0, with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, such as " +
-                                          std::string(example));
+  return MakeError(ErrorCode::kUsage, std::string(option) + " '" + value + "' is not a size: a whole number above 0, " +
+                                          "of bytes or with a unit (B, KB, MB, GB, TB, KiB, MiB, GiB or TiB), such as " +
+                                          std::string(example) + std::string(also));
 }
 
 std::string HumanBytes(double bytes) {

@@ -37,8 +37,10 @@ Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag);
 // "5GB", "500MB", "1048576", "64KB", "2GiB", units in any case, as transformers' max_shard_size
 // reads them (KB, MB, GB, TB decimal; KiB, MiB, GiB, TiB binary).
 std::optional<uint64_t> ParseByteSize(std::string_view text);
-// ParseByteSize of an option's value, or a usage error naming the option and the forms it takes.
-Result<uint64_t> ParseSizeOption(std::string_view option, const std::string& value, std::string_view example);
+// ParseByteSize of an option's value, or a usage error naming the option and the forms it takes
+// (`also`: what else the option takes, such as "; or 0 for one file").
+Result<uint64_t> ParseSizeOption(std::string_view option, const std::string& value, std::string_view example,
+                                 std::string_view also = "");
 
 // 1234567 -> "1.23 MB" (decimal units, as the sizes users type).
 std::string HumanBytes(double bytes);

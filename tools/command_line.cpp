@@ -89,8 +89,8 @@ std::string RepeatedOption(const CLI::App& app, int argc, char** argv) {
     std::string value = equals != std::string_view::npos ? std::string(arg.substr(equals + 1)) : i + 1 < argc ? argv[++i] : "";
     for (const auto& [earlier, earlier_value] : seen) {
       if (earlier == option) {
-        return std::string(arg.substr(0, equals)) + " is given twice (" + earlier_value + ", then " + value +
-               "): give it once";
+        const std::string values = earlier_value == value ? value + " both times" : earlier_value + ", then " + value;
+        return std::string(arg.substr(0, equals)) + " is given twice (" + values + "): give it once";
       }
     }
     seen.emplace_back(option, std::move(value));

@@ -28,7 +28,10 @@ std::string GroupText(const Plan& plan) {
 std::string TargetLine(const ConvertRequest& request, const ConvertReport& report) {
   std::error_code ec;
   const std::string where = Printable(report.target.string());
-  if (!std::filesystem::exists(report.target, ec)) return "output: " + where + " (new)";
+  if (!std::filesystem::exists(report.target, ec)) {  // through symlinks, as a file target's are followed
+    const bool link = std::filesystem::is_symlink(std::filesystem::symlink_status(report.target, ec));
+    return "output: " + where + (request.out_dir && link ? " (replaces the symlink to nothing there)" : " (new)");
+  }
   if (!request.out_dir) return "output: " + where + " (replaces the file there)";
   if (std::filesystem::is_empty(report.target, ec)) return "output: " + where + " (the empty directory there)";
   return "output: " + where + " (replaces the earlier conversion there, every file in it)";

@@ -74,7 +74,7 @@ int RunSynth(int argc, char** argv) {
     start = comma + 1;
   }
   if (max_shard != "0") {
-    auto bytes = ParseSizeOption("--max-shard-size", max_shard, "5GB");
+    auto bytes = ParseSizeOption("--max-shard-size", max_shard, "5GB", "; or 0 for one file");
     if (!bytes) return ReportError(bytes.error());
     request.max_shard_bytes = *bytes;
   }
