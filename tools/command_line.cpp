@@ -52,21 +52,24 @@ std::string Suggestion(const CLI::App& app, int argc, char** argv) {
   return "";
 }
 
+// The option an argument names ("--model", "--model=x"), or nullptr for a value or an option the
+// app does not know.
+const CLI::Option* KnownOption(const CLI::App& app, std::string_view arg) {
+  if (!arg.starts_with("-") || arg.size() < 2) return nullptr;
+  return app.get_option_no_throw(std::string(arg.substr(0, arg.find('='))));
+}
+
 // "--max-shard-size --model m": CLI11 takes --model for the size, then reports --model missing,
 // though the user gave it. Returns "--max-shard-size needs a value, not the option --model" for
 // the first option of argv, written without '=', that takes a value and is followed by another
 // option the app knows; else "".
 std::string OptionWithoutValue(const CLI::App& app, int argc, char** argv) {
-  const auto known = [&](std::string_view arg) -> const CLI::Option* {
-    if (!arg.starts_with("-") || arg.size() < 2) return nullptr;
-    return app.get_option_no_throw(std::string(arg.substr(0, arg.find('='))));
-  };
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--") break;
-    const CLI::Option* option = known(arg);
+    const CLI::Option* option = KnownOption(app, arg);
     if (option == nullptr || arg.find('=') != std::string_view::npos || option->get_items_expected_min() == 0) continue;
-    if (known(argv[i + 1]) != nullptr) {
+    if (KnownOption(app, argv[i + 1]) != nullptr) {
       return std::string(arg) + " needs a value, not the option " + std::string(argv[i + 1]);
     }
     ++i;  // the value, which may start with '-' ("--threads -1")
@@ -82,9 +85,8 @@ std::string RepeatedOption(const CLI::App& app, int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--") break;
-    if (!arg.starts_with("-") || arg.size() < 2) continue;
+    const CLI::Option* option = KnownOption(app, arg);
     const size_t equals = arg.find('=');
-    const CLI::Option* option = app.get_option_no_throw(std::string(arg.substr(0, equals)));
     if (option == nullptr || option->get_items_expected_max() != 1 || option->get_items_expected_min() == 0) continue;
     std::string value = equals != std::string_view::npos ? std::string(arg.substr(equals + 1)) : i + 1 < argc ? argv[++i] : "";
     for (const auto& [earlier, earlier_value] : seen) {
