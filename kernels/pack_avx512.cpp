@@ -1,7 +1,8 @@
 // AVX-512 variant of the SPEC 2 transforms (compiled with AVX-512 F/BW/VL/VBMI).
 //
 // Same plan as the AVX2 variant, "build 32-bit words, then transpose words", with 16x16 word
-// transposes so every destination write is one 64-byte line. What AVX-512 adds:
+// transposes so every destination write is one 64-byte line; scales and 8-bit qzeros, which need no
+// words built, are transposed in 128-bit lanes instead (see "lane transposes"). What AVX-512 adds:
 //  - masked loads and stores at byte, 16-bit and 32-bit granularity, so every tail runs through
 //    the same micro-tile (masked-out lanes read as 0, which is in range and never stored);
 //  - vpermt2b gathers the packed bytes of two pmaddubsw results in order, in one instruction;
@@ -85,42 +86,16 @@ inline void StoreRows(uint8_t* dst, size_t dst_stride, const __m512i r[16], size
   }
 }
 
-// Columns c and c + offset of a tile transposed in two halves: lanes 0 and 2 of `top` and `bottom`
-// hold column c, lanes 1 and 3 column c + offset. `finish` maps each joined register to what is
-// stored. Partial tiles store only columns below n, and of each the first bytes `keep` marks.
-template <bool kWhole, class Finish>
-inline void StoreColumnPair(__m512i top, __m512i bottom, size_t c, size_t offset, size_t n, __mmask64 keep,
-                            uint8_t* dst, size_t dst_stride, Finish finish) {
-  const __m512i first = finish(_mm512_shuffle_i32x4(top, bottom, 0x88));
-  const __m512i second = finish(_mm512_shuffle_i32x4(top, bottom, 0xDD));
-  if (kWhole) {
-    Store(dst + c * dst_stride, first);
-    Store(dst + (c + offset) * dst_stride, second);
-  } else {
-    if (c < n) _mm512_mask_storeu_epi8(dst + c * dst_stride, keep, first);
-    if (c + offset < n) _mm512_mask_storeu_epi8(dst + (c + offset) * dst_stride, keep, second);
-  }
-}
-
-// The first 32 bytes of source row `row` (`bytes` marks those a partial tile reads); rows past
-// nrows read as 0. Shared by the tiles that load two 256-bit rows per register.
-template <bool kFullCols, bool kFullRows>
-inline __m256i LoadRowHalf(const uint8_t* src, size_t src_stride, size_t row, size_t nrows, __mmask32 bytes) {
-  if (!kFullRows && row >= nrows) return _mm256_setzero_si256();
-  const uint8_t* p = src + row * src_stride;
-  return kFullCols ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi8(bytes, p);
-}
-
 // What a transposed register becomes before it is stored: scales as they are; GPTQ 8-bit qzeros
-// shifted (xor 0x80 is +128 mod 256 in every byte) and less the word bias.
+// shifted and less the bias, in one byte add: (v + 128 - b) mod 256 in every byte, for a word bias of
+// b in every byte (kernels.h lets a field below its bias wrap alone).
 struct AsIs {
   __m512i operator()(__m512i column) const { return column; }
 };
-struct GptqWords8 {
-  __m512i bias;
-  __m512i operator()(__m512i column) const {
-    return _mm512_sub_epi32(_mm512_xor_si512(column, _mm512_set1_epi8(static_cast<char>(0x80))), bias);
-  }
+struct GptqBytes8 {
+  __m512i add;
+  explicit GptqBytes8(uint8_t byte_bias) : add(_mm512_set1_epi8(static_cast<char>(0x80 - byte_bias))) {}
+  __m512i operator()(__m512i column) const { return _mm512_add_epi8(column, add); }
 };
 
 // 4-bit value shift of 64 int8. The fast form only adds 8 and ORs the result into `seen`: a value
@@ -253,6 +228,169 @@ inline void TransposeNarrowRows(const uint8_t*& src, size_t src_stride, size_t& 
   src += done * src_stride;
   dst += done * kElem;
   rows -= done;
+}
+
+// ---- lane transposes (scales, and GPTQ 8-bit qzeros wider than the narrow path) -------------
+
+// A tile of 4n rows x n columns of E-byte elements, n = 16 / E: register k holds rows k, n + k,
+// 2n + k and 3n + k of the tile, 16 bytes each, in its four 128-bit lanes (broadcast loads merged
+// under a mask: no shuffle), and an in-lane n x n transpose (log2 n unpack stages) leaves in
+// register c column c of all 4n rows in order, the 64 bytes of one destination line. The tiles it
+// replaced loaded two rows per register (256-bit halves) and joined the halves of each destination
+// line with a lane shuffle, or (32 bits) ran the 16 x 16 word transpose. A/B on an Intel Xeon
+// (AVX-512 VBMI), 3 rounds x 2 CPUs, medians: 8-bit qzeros [1536][70] 21 -> 26 GB/s, [18944][28]
+// 25 -> 29; 16-bit scales [1536][70] 26 -> 28; 32-bit [1536][70] 24 -> 31; the others within noise.
+
+// In each 128-bit lane, 16 rows of 16 bytes become 16 columns: lane L of x[c] holds byte c of lane L
+// of every input register, in register order.
+inline void Transpose16x16BytesInLanes(__m512i x[16]) {
+  __m512i t[16], u[16], v[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi8(x[2 * i], x[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi8(x[2 * i], x[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {  // rows 4g..4g+3
+    u[4 * g] = _mm512_unpacklo_epi16(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi16(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi16(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi16(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 8h..8h+7
+    for (int q = 0; q < 4; ++q) {
+      v[8 * h + 2 * q] = _mm512_unpacklo_epi32(u[8 * h + q], u[8 * h + 4 + q]);
+      v[8 * h + 2 * q + 1] = _mm512_unpackhi_epi32(u[8 * h + q], u[8 * h + 4 + q]);
+    }
+  }
+  for (int m = 0; m < 8; ++m) {
+    x[2 * m] = _mm512_unpacklo_epi64(v[m], v[m + 8]);
+    x[2 * m + 1] = _mm512_unpackhi_epi64(v[m], v[m + 8]);
+  }
+}
+
+// The same for 8 rows of 8 16-bit elements.
+inline void Transpose8x8InLanes(__m512i r[8]) {
+  __m512i a[8], b[8];
+  for (int k = 0; k < 8; k += 2) {
+    a[k] = _mm512_unpacklo_epi16(r[k], r[k + 1]);
+    a[k + 1] = _mm512_unpackhi_epi16(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    b[k] = _mm512_unpacklo_epi32(a[k], a[k + 2]);
+    b[k + 1] = _mm512_unpackhi_epi32(a[k], a[k + 2]);
+    b[k + 2] = _mm512_unpacklo_epi32(a[k + 1], a[k + 3]);
+    b[k + 3] = _mm512_unpackhi_epi32(a[k + 1], a[k + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    r[2 * q] = _mm512_unpacklo_epi64(b[q], b[q + 4]);
+    r[2 * q + 1] = _mm512_unpackhi_epi64(b[q], b[q + 4]);
+  }
+}
+
+// The same for 4 rows of 4 32-bit elements.
+inline void Transpose4x4InLanes(__m512i r[4]) {
+  const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
+  r[0] = _mm512_unpacklo_epi64(t0, t2);
+  r[1] = _mm512_unpackhi_epi64(t0, t2);
+  r[2] = _mm512_unpacklo_epi64(t1, t3);
+  r[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+template <size_t kElem>
+inline void TransposeInLanes(__m512i r[16 / kElem]) {
+  if constexpr (kElem == 1) {
+    Transpose16x16BytesInLanes(r);
+  } else if constexpr (kElem == 2) {
+    Transpose8x8InLanes(r);
+  } else {
+    Transpose4x4InLanes(r);
+  }
+}
+
+// 16 bytes of each of 4 rows, lane_stride apart from p, into the 4 lanes. Whole tiles load every lane
+// in full; otherwise only the first `lanes` rows exist and only the bytes `bytes` marks are read.
+template <bool kWhole>
+inline __m512i LoadLanes(const uint8_t* p, size_t lane_stride, size_t lanes, __mmask16 bytes) {
+  auto lane = [&](size_t l) {
+    const uint8_t* q = p + l * lane_stride;
+    return kWhole ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)) : _mm_maskz_loadu_epi8(bytes, q);
+  };
+  if constexpr (kWhole) {
+    __m512i v = _mm512_broadcast_i32x4(lane(0));
+    v = _mm512_mask_broadcast_i32x4(v, 0x00F0, lane(1));
+    v = _mm512_mask_broadcast_i32x4(v, 0x0F00, lane(2));
+    return _mm512_mask_broadcast_i32x4(v, 0xF000, lane(3));
+  } else {
+    __m512i v = _mm512_setzero_si512();
+    for (size_t l = 0; l < lanes; ++l) v = _mm512_mask_broadcast_i32x4(v, static_cast<__mmask16>(0xF << (4 * l)), lane(l));
+    return v;
+  }
+}
+
+// One lane tile: nrows (1..4n) rows x ncols (1..n) columns from src -> ncols destination rows of
+// nrows elements. `finish` maps each destination register before it is stored.
+template <size_t kElem, bool kWhole, class Finish>
+inline void LaneTile(const uint8_t* src, size_t src_stride, size_t nrows, size_t ncols, uint8_t* dst,
+                     size_t dst_stride, Finish finish) {
+  constexpr size_t kCols = 16 / kElem;
+  const __mmask16 bytes = static_cast<__mmask16>(First64(kElem * ncols));
+  __m512i r[kCols];
+#pragma GCC unroll 16
+  for (size_t k = 0; k < kCols; ++k) {
+    const size_t lanes = kWhole ? 4 : (nrows + kCols - 1 - k) / kCols;  // rows k + l * kCols below nrows
+    r[k] = LoadLanes<kWhole>(src + k * src_stride, kCols * src_stride, lanes, bytes);
+  }
+  TransposeInLanes<kElem>(r);
+  const __mmask64 keep = First64(kElem * nrows);
+#pragma GCC unroll 16
+  for (size_t c = 0; c < kCols; ++c) {
+    if (kWhole) {
+      Store(dst + c * dst_stride, finish(r[c]));
+    } else if (c < ncols) {
+      _mm512_mask_storeu_epi8(dst + c * dst_stride, keep, finish(r[c]));
+    }
+  }
+}
+
+// Whole lane tiles over a matrix of at least one tile, kGroups column groups per row tile, in
+// passes of kBlockRows rows as ForEachTile walks them. A last row tile or column group that would be
+// partial overlaps the one before it instead, writing the same bytes again.
+template <size_t kElem, size_t kGroups, class Finish>
+void LaneTiles(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride,
+               Finish finish) {
+  constexpr size_t kCols = 16 / kElem, kRows = 4 * kCols;
+  ForEachTile<kRows, kGroups * kCols>(rows, cols, [&](size_t o, size_t j0, size_t, size_t n) {
+    o = Min(o, rows - kRows);
+#pragma GCC unroll 4
+    for (size_t g = 0; g < kGroups; ++g) {
+      if (g * kCols >= n) break;
+      const size_t j = Min(j0 + g * kCols, cols - kCols);
+      LaneTile<kElem, true>(src + o * src_stride + j * kElem, src_stride, kRows, kCols,
+                            dst + j * dst_stride + o * kElem, dst_stride, finish);
+    }
+  });
+}
+
+// Transposes a [rows][cols] matrix of kElem-byte elements in lane tiles; only a matrix smaller than
+// a tile takes the masked ones. One column group per row tile, so that each destination row
+// receives a run of lines per pass; but four (whole 64-byte source lines) when the source stride is
+// a multiple of 256 bytes: then a pass's rows share a quarter of L1's sets, and each line was
+// evicted before the next group read it (32-bit [8192][64]: 8.2 -> 11.1 GB/s; four groups for
+// every stride lose 10-20% on the others).
+template <size_t kElem, class Finish>
+void LaneTranspose(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride,
+                   Finish finish) {
+  constexpr size_t kCols = 16 / kElem, kRows = 4 * kCols;
+  if (rows < kRows || cols < kCols) {
+    ForEachTile<kRows, kCols>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
+      LaneTile<kElem, false>(src + o * src_stride + j * kElem, src_stride, nrows, n, dst + j * dst_stride + o * kElem,
+                             dst_stride, finish);
+    });
+  } else if (src_stride % 256 == 0) {
+    LaneTiles<kElem, 4>(src, src_stride, rows, cols, dst, dst_stride, finish);
+  } else {
+    LaneTiles<kElem, 1>(src, src_stride, rows, cols, dst, dst_stride, finish);
+  }
 }
 
 // ---- pack_cols (GPTQ qweight) ----------------------------------------------------------------
@@ -407,26 +545,21 @@ inline void StoreChunk(const uint32_t* words, size_t c, size_t ng, size_t ni, ui
   }
 }
 
-// Narrow tiles (qzeros [out][G] with G <= 16, rows back to back): the wide path would spend a
-// 64-column vector on G columns. Here one group's rows are at most 128 contiguous bytes, so byte
+// Narrow tiles (4-bit qzeros [out][G] with G <= 16, rows back to back): the wide path would spend
+// a 64-column vector on G columns. Here one group's rows are at most 128 contiguous bytes, so byte
 // permutes gather every column's word of a group at once; 16 groups of words are then
-// transposed out (4 bits; 8 bits take TransposeNarrow and come here only for the last rows).
-// Returns false, having written garbage, if a value needs clamping: the wide path then redoes the
-// tile exactly.
-
-template <int kBits>
-bool PackRowsNarrow(const uint8_t* src, size_t cols, size_t groups, PackOrder order, __m512i bias, uint8_t* dst,
-                    size_t dst_stride) {
-  constexpr size_t kPerWord = 32 / kBits;
-  const size_t group_bytes = kPerWord * cols;
+// transposed out. Returns false, having written garbage, if a value needs clamping: the wide path
+// then redoes the tile exactly.
+bool PackRows4Narrow(const uint8_t* src, size_t cols, size_t groups, PackOrder order, __m512i bias, uint8_t* dst,
+                     size_t dst_stride) {
+  const size_t group_bytes = 8 * cols;
   const uint8_t* field_row = FieldOrder(order);
-  // Byte m of column c's word: from the group's row field_row[m] (8 bits), or its two nibbles
-  // from rows field_row[2m] (low) and field_row[2m + 1] (high) (4 bits). Columns >= cols: unused.
+  // Byte m of column c's word: its two nibbles from the group's rows field_row[2m] (low) and
+  // field_row[2m + 1] (high). Columns >= cols: unused.
   alignas(64) uint8_t low_index[64] = {}, high_index[64] = {};
   for (size_t c = 0; c < cols; ++c) {
     for (size_t m = 0; m < 4; ++m) {
-      const size_t low_row = kBits == 4 ? field_row[2 * m] : field_row[m];
-      low_index[4 * c + m] = static_cast<uint8_t>(low_row * cols + c);
+      low_index[4 * c + m] = static_cast<uint8_t>(field_row[2 * m] * cols + c);
       high_index[4 * c + m] = static_cast<uint8_t>(field_row[2 * m + 1] * cols + c);
     }
   }
@@ -444,21 +577,16 @@ bool PackRowsNarrow(const uint8_t* src, size_t cols, size_t groups, PackOrder or
       }
       const uint8_t* group = src + (g0 + k) * group_bytes;
       const __m512i a = _mm512_maskz_loadu_epi8(First64(group_bytes), group);
-      __m512i word;
-      if constexpr (kBits == 4) {
-        const __m512i b = group_bytes > 64 ? _mm512_maskz_loadu_epi8(First64(group_bytes - 64), group + 64)
-                                           : _mm512_setzero_si512();
-        const __m512i ua = Shift4<false>(a, seen, unused), ub = Shift4<false>(b, seen, unused);
-        word = Join(_mm512_permutex2var_epi8(ua, low, ub), _mm512_permutex2var_epi8(ua, high, ub));
-      } else {
-        word = _mm512_xor_si512(_mm512_permutexvar_epi8(low, a), _mm512_set1_epi8(static_cast<char>(0x80)));
-      }
+      const __m512i b = group_bytes > 64 ? _mm512_maskz_loadu_epi8(First64(group_bytes - 64), group + 64)
+                                         : _mm512_setzero_si512();
+      const __m512i ua = Shift4<false>(a, seen, unused), ub = Shift4<false>(b, seen, unused);
+      const __m512i word = Join(_mm512_permutex2var_epi8(ua, low, ub), _mm512_permutex2var_epi8(ua, high, ub));
       w[k] = _mm512_sub_epi32(word, bias);
     }
     Transpose16x16(w);
     StoreRows<false>(dst + g0 * 4, dst_stride, w, cols, ng);
   }
-  return !(kBits == 4 && SawOutOfRange(seen));
+  return !SawOutOfRange(seen);
 }
 
 // 4-bit pack_rows wider than the narrow path (AWQ qweight, and qzeros of more than 16 groups).
@@ -491,253 +619,44 @@ uint64_t PackRows4Wide(const uint8_t* src, size_t src_stride, size_t rows, size_
   return clamped;
 }
 
-// 8-bit pack_rows (GPTQ qzeros) wider than the narrow path. A destination word is the 4 bytes of
-// one source column in 4 consecutive rows, so the pack is a byte transpose, then the sign flip and
-// the bias. Tiles of 64 rows x 32 columns: register k of half h holds rows 32h + k (low 256 bits)
-// and 32h + 16 + k (high), an in-lane 16x16 byte transpose leaves column c of those 32 rows in lanes
-// 0 and 2 of register c and column 16 + c in lanes 1 and 3, and one lane shuffle per destination row
-// joins the halves. Against 8-bit words through the 4-bit path's word tile: [1536][70] 20% -> 38-39%
-// of memcpy, [1536][64] 27% -> 48%.
-inline void Transpose16x16BytesInLanes(__m512i x[16]) {
-  __m512i t[16], u[16], v[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi8(x[2 * i], x[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi8(x[2 * i], x[2 * i + 1]);
+uint64_t PackRows4Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
+                         uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
+  const __m512i bias = _mm512_set1_epi32(static_cast<int>(word_bias));
+  if (src_stride == cols && cols <= kNarrowCols && PackRows4Narrow(src, cols, rows / 8, order, bias, dst, dst_stride)) {
+    return 0;
   }
-  for (int g = 0; g < 4; ++g) {  // rows 4g..4g+3
-    u[4 * g] = _mm512_unpacklo_epi16(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_unpackhi_epi16(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_unpacklo_epi16(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_unpackhi_epi16(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int h = 0; h < 2; ++h) {  // rows 8h..8h+7
-    for (int q = 0; q < 4; ++q) {
-      v[8 * h + 2 * q] = _mm512_unpacklo_epi32(u[8 * h + q], u[8 * h + 4 + q]);
-      v[8 * h + 2 * q + 1] = _mm512_unpackhi_epi32(u[8 * h + q], u[8 * h + 4 + q]);
-    }
-  }
-  for (int m = 0; m < 8; ++m) {
-    x[2 * m] = _mm512_unpacklo_epi64(v[m], v[m + 8]);
-    x[2 * m + 1] = _mm512_unpackhi_epi64(v[m], v[m + 8]);
-  }
+  return PackRows4Wide(src, src_stride, rows, cols, order == PackOrder::kAwq, bias, dst, dst_stride);
 }
 
-// nrows (a multiple of 4, up to 64) rows x n (1..32) columns -> n destination rows of nrows / 4 words.
-template <bool kFullCols, bool kFullRows>
-inline void PackRows8Tile(const uint8_t* src, size_t src_stride, size_t nrows, size_t n, __m512i bias, uint8_t* dst,
-                          size_t dst_stride) {
-  const __mmask32 bytes = static_cast<__mmask32>(First64(n));
-  auto load_half = [&](size_t first_row, __m512i half[16]) {
-#pragma GCC unroll 16
-    for (size_t k = 0; k < 16; ++k) {
-      const __m256i low = LoadRowHalf<kFullCols, kFullRows>(src, src_stride, first_row + k, nrows, bytes);
-      const __m256i high = LoadRowHalf<kFullCols, kFullRows>(src, src_stride, first_row + 16 + k, nrows, bytes);
-      half[k] = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
-    }
-    Transpose16x16BytesInLanes(half);
-  };
-  // Two arrays, each filled and transposed before the next: one 2-D array spilled to the stack.
-  __m512i top[16], bottom[16];
-  load_half(0, top);
-  load_half(32, bottom);
-#pragma GCC unroll 16
-  for (size_t c = 0; c < 16; ++c) {
-    StoreColumnPair<kFullCols && kFullRows>(top[c], bottom[c], c, 16, n, First64(nrows), dst, dst_stride,
-                                           GptqWords8{bias});
-  }
-}
-
-void PackRows8Wide(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, __m512i bias, uint8_t* dst,
-                   size_t dst_stride) {
-  ForEachTile<64, 32>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
-    const uint8_t* s = src + o * src_stride + j;
-    uint8_t* d = dst + j * dst_stride + o;
-    if (nrows == 64 && n == 32) {
-      PackRows8Tile<true, true>(s, src_stride, 64, 32, bias, d, dst_stride);
-    } else if (nrows == 64) {
-      PackRows8Tile<false, true>(s, src_stride, 64, n, bias, d, dst_stride);
-    } else {
-      PackRows8Tile<false, false>(s, src_stride, nrows, n, bias, d, dst_stride);
-    }
-  });
-}
-
-template <int kBits>
-uint64_t PackRowsAvx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
-                        uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
-  constexpr size_t kPerWord = 32 / kBits;
-  // The AWQ order is defined for 4 bits only; leave any other use to the reference's semantics.
-  if (kBits == 8 && order == PackOrder::kAwq) {
+// 8-bit pack_rows (GPTQ qzeros) is a byte transpose, since a word is the 4 bytes of one source
+// column in 4 consecutive rows, then the shift and the bias.
+uint64_t PackRows8Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
+                         uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
+  // The AWQ order is defined for 4 bits only, and a bias that differs between bytes would borrow
+  // across fields: both keep the reference's semantics.
+  const auto byte_bias = static_cast<uint8_t>(word_bias);
+  if (order == PackOrder::kAwq || word_bias != 0x01010101u * byte_bias) {
     return ScalarKernels().pack_rows_8(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
   }
-  const __m512i bias = _mm512_set1_epi32(static_cast<int>(word_bias));
-  if (src_stride == cols && cols <= kNarrowCols) {
-    const size_t done = kBits == 8 ? TransposeNarrow<1>(src, rows, cols, dst, dst_stride, GptqWords8{bias}) : 0;
-    if (PackRowsNarrow<kBits>(src + done * cols, cols, (rows - done) / kPerWord, order, bias, dst + done / kPerWord * 4,
-                              dst_stride)) {
-      return 0;
-    }
-  }
-  if constexpr (kBits == 8) {
-    PackRows8Wide(src, src_stride, rows, cols, bias, dst, dst_stride);
-    return 0;  // 8-bit values never need clamping
-  } else {
-    return PackRows4Wide(src, src_stride, rows, cols, order == PackOrder::kAwq, bias, dst, dst_stride);
-  }
+  const GptqBytes8 finish(byte_bias);
+  size_t done = 0;
+  if (src_stride == cols && cols <= kNarrowCols) done = TransposeNarrow<1>(src, rows, cols, dst, dst_stride, finish);
+  LaneTranspose<1>(src + done * src_stride, src_stride, rows - done, cols, dst + done, dst_stride, finish);
+  return 0;  // 8-bit values never need clamping
 }
 
 // ---- transposes (scales) ---------------------------------------------------------------------
 
-// nrows (1..32) rows x n (1..16) columns of 16-bit elements -> n rows x nrows elements.
-// Register k of half h holds rows 16h + k (low 256 bits) and 16h + 8 + k (high), so an in-lane 8x8
-// transpose leaves column c of rows 16h..16h+15 in lanes 0 and 2 of register c and column 8 + c in
-// lanes 1 and 3; one lane shuffle per output row joins the halves. Two 256-bit loads per register
-// instead of four 128-bit ones: [8960][12] scales 43% -> 50-57% of memcpy, [1536][70] unchanged.
-// kFullRows: nrows is 32 (every tile but a matrix's last), so the loads need no branch: a branch
-// per row makes GCC keep the tile on the stack.
-
-// In each 128-bit lane, 8 rows of 8 16-bit elements become 8 columns: lane L of r[c] holds
-// element c of lane L of every input register, in register order.
-inline void Transpose8x8InLanes(__m512i r[8]) {
-  __m512i a[8], b[8];
-  for (int k = 0; k < 8; k += 2) {
-    a[k] = _mm512_unpacklo_epi16(r[k], r[k + 1]);
-    a[k + 1] = _mm512_unpackhi_epi16(r[k], r[k + 1]);
-  }
-  for (int k = 0; k < 8; k += 4) {
-    b[k] = _mm512_unpacklo_epi32(a[k], a[k + 2]);
-    b[k + 1] = _mm512_unpackhi_epi32(a[k], a[k + 2]);
-    b[k + 2] = _mm512_unpacklo_epi32(a[k + 1], a[k + 3]);
-    b[k + 3] = _mm512_unpackhi_epi32(a[k + 1], a[k + 3]);
-  }
-  for (int q = 0; q < 4; ++q) {
-    r[2 * q] = _mm512_unpacklo_epi64(b[q], b[q + 4]);
-    r[2 * q + 1] = _mm512_unpackhi_epi64(b[q], b[q + 4]);
-  }
-}
-
-template <bool kFullCols, bool kFullRows>
-inline void Transpose16Tile(const uint8_t* src, size_t src_stride, size_t nrows, size_t n, uint8_t* dst,
-                            size_t dst_stride) {
-  const __mmask32 bytes = static_cast<__mmask32>(First64(2 * n));
-  __m512i half[2][8];
-#pragma GCC unroll 8
-  for (size_t k = 0; k < 8; ++k) {
-    for (size_t h = 0; h < 2; ++h) {
-      const __m256i low = LoadRowHalf<kFullCols, kFullRows>(src, src_stride, 16 * h + k, nrows, bytes);
-      const __m256i high = LoadRowHalf<kFullCols, kFullRows>(src, src_stride, 16 * h + 8 + k, nrows, bytes);
-      half[h][k] = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
-    }
-  }
-  Transpose8x8InLanes(half[0]);
-  Transpose8x8InLanes(half[1]);
-#pragma GCC unroll 8
-  for (size_t c = 0; c < 8; ++c) {
-    StoreColumnPair<kFullCols && kFullRows>(half[0][c], half[1][c], c, 8, n, First64(2 * nrows), dst, dst_stride,
-                                           AsIs{});
-  }
-}
-
 void Transpose16Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                        size_t dst_stride) {
   TransposeNarrowRows<2>(src, src_stride, rows, cols, dst, dst_stride);
-  ForEachTile<32, 16>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
-    const uint8_t* s = src + o * src_stride + j * 2;
-    uint8_t* d = dst + j * dst_stride + o * 2;
-    if (nrows == 32 && n == 16) {
-      Transpose16Tile<true, true>(s, src_stride, 32, 16, d, dst_stride);
-    } else if (nrows == 32) {
-      Transpose16Tile<false, true>(s, src_stride, 32, n, d, dst_stride);
-    } else {
-      Transpose16Tile<false, false>(s, src_stride, nrows, n, d, dst_stride);
-    }
-  });
-}
-
-// nrows (1..16) rows x n (1..16) columns of 32-bit elements -> n rows x nrows elements.
-// kFullRows: nrows is 16, so the loads need no branch (as for Transpose16Tile). Whole tiles take
-// the masked loads too: measured against plain loads (same instructions otherwise), [1536][64]
-// went from 46% to 60% of memcpy and [1536][70] from 37% to 32-50% (it varies most between
-// processes); why is not established.
-template <bool kFullRows>
-inline void Transpose32Tile(const uint8_t* src, size_t src_stride, size_t nrows, size_t n, uint8_t* dst,
-                            size_t dst_stride) {
-  const __mmask16 cols = First16(n);
-  __m512i r[16];
-#pragma GCC unroll 16
-  for (size_t k = 0; k < 16; ++k) {
-    if (kFullRows) {
-      r[k] = _mm512_maskz_loadu_epi32(cols, src + k * src_stride);
-    } else {
-      r[k] = k < nrows ? _mm512_maskz_loadu_epi32(cols, src + k * src_stride) : _mm512_setzero_si512();
-    }
-  }
-  Transpose16x16(r);
-  StoreRows<false>(dst, dst_stride, r, n, nrows);
-}
-
-// 16 whole rows x n (1..16) columns, for matrices at most 16 columns wide that TransposeNarrow
-// leaves (rows not back to back, or the last rows): each group of 4 columns becomes 4 registers
-// whose 128-bit lane L holds rows 4L..4L+3 of those columns (16-byte loads), then one in-lane 4x4
-// transpose. Against the 16x16 word transpose on [8960][12] scales: 43-48% -> 46-60% of memcpy.
-template <bool kWhole>
-inline __m512i LoadLanes(const uint8_t* p, size_t lane_stride, __mmask8 cols) {
-  auto lane = [&](size_t l) {
-    const uint8_t* q = p + l * lane_stride;
-    return kWhole ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)) : _mm_maskz_loadu_epi32(cols, q);
-  };
-  __m512i v = _mm512_broadcast_i32x4(lane(0));
-  v = _mm512_mask_broadcast_i32x4(v, 0x00F0, lane(1));
-  v = _mm512_mask_broadcast_i32x4(v, 0x0F00, lane(2));
-  return _mm512_mask_broadcast_i32x4(v, 0xF000, lane(3));
-}
-
-// Columns j..j+m-1 (m = 4 when kWhole) of 16 rows -> m destination rows.
-template <bool kWhole>
-inline void Transpose32Quad(const uint8_t* src, size_t src_stride, size_t m, uint8_t* dst, size_t dst_stride) {
-  const __mmask8 cols = static_cast<__mmask8>(First16(m));
-  const __m512i r0 = LoadLanes<kWhole>(src, 4 * src_stride, cols);
-  const __m512i r1 = LoadLanes<kWhole>(src + src_stride, 4 * src_stride, cols);
-  const __m512i r2 = LoadLanes<kWhole>(src + 2 * src_stride, 4 * src_stride, cols);
-  const __m512i r3 = LoadLanes<kWhole>(src + 3 * src_stride, 4 * src_stride, cols);
-  const __m512i t0 = _mm512_unpacklo_epi32(r0, r1), t1 = _mm512_unpackhi_epi32(r0, r1);
-  const __m512i t2 = _mm512_unpacklo_epi32(r2, r3), t3 = _mm512_unpackhi_epi32(r2, r3);
-  Store(dst, _mm512_unpacklo_epi64(t0, t2));
-  if (kWhole || m > 1) Store(dst + dst_stride, _mm512_unpackhi_epi64(t0, t2));
-  if (kWhole || m > 2) Store(dst + 2 * dst_stride, _mm512_unpacklo_epi64(t1, t3));
-  if (kWhole) Store(dst + 3 * dst_stride, _mm512_unpackhi_epi64(t1, t3));
-}
-
-inline void Transpose32Narrow(const uint8_t* src, size_t src_stride, size_t n, uint8_t* dst, size_t dst_stride) {
-  size_t j = 0;
-  for (; j + 4 <= n; j += 4) Transpose32Quad<true>(src + j * 4, src_stride, 4, dst + j * dst_stride, dst_stride);
-  if (j < n) Transpose32Quad<false>(src + j * 4, src_stride, n - j, dst + j * dst_stride, dst_stride);
+  LaneTranspose<2>(src, src_stride, rows, cols, dst, dst_stride, AsIs{});
 }
 
 void Transpose32Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                        size_t dst_stride) {
   TransposeNarrowRows<4>(src, src_stride, rows, cols, dst, dst_stride);
-  if (cols <= 16) {
-    for (size_t o = 0; o < rows; o += 16) {
-      const uint8_t* s = src + o * src_stride;
-      uint8_t* d = dst + o * 4;
-      if (rows - o >= 16) {
-        Transpose32Narrow(s, src_stride, cols, d, dst_stride);
-      } else {
-        Transpose32Tile<false>(s, src_stride, rows - o, cols, d, dst_stride);
-      }
-    }
-    return;
-  }
-  ForEachTile<16, 16>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
-    const uint8_t* s = src + o * src_stride + j * 4;
-    uint8_t* d = dst + j * dst_stride + o * 4;
-    if (nrows == 16) {
-      Transpose32Tile<true>(s, src_stride, 16, n, d, dst_stride);
-    } else {
-      Transpose32Tile<false>(s, src_stride, nrows, n, d, dst_stride);
-    }
-  });
+  LaneTranspose<4>(src, src_stride, rows, cols, dst, dst_stride, AsIs{});
 }
 
 bool Avx512Supported() {
@@ -752,7 +671,7 @@ bool Avx512Supported() {
 const KernelTable& Avx512Kernels() {
   static constexpr KernelTable kTable{
       "avx512",           &Avx512Supported,   &PackColsAvx512<4>, &PackColsAvx512<8>,
-      &PackRowsAvx512<4>, &PackRowsAvx512<8>, &Transpose16Avx512, &Transpose32Avx512,
+      &PackRows4Avx512, &PackRows8Avx512, &Transpose16Avx512, &Transpose32Avx512,
   };
   return kTable;
 }

@@ -230,6 +230,14 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
           }
         }
         CheckPackRows(variant, bits, Shape{8960, 12, 0, 0, 0, 0}, Fill::kInRange4, order, bias);  // qwen2-1.5b
+        // Source strides a multiple of 256 bytes (AVX-512 takes four column groups per row tile there).
+        for (size_t cols : {20, 50, 64, 130}) {
+          for (size_t rows : {64, 104, 304}) {
+            const size_t pad = (256 - cols % 256) % 256;
+            CheckPackRows(variant, bits, Shape{rows, cols, pad, rows % 5, rows % 3, cols % 4}, Fill::kInRange4, order,
+                          bias);
+          }
+        }
         for (size_t rows = p; rows <= 304; rows += p) {
           CheckPackRows(variant, bits, Small(rows, 64 + rows % 131, ++salt), Fill::kFullRange, order, bias);
           if (bits == 4) CheckPackRows(variant, bits, Small(rows, 96, ++salt), Fill::kInRange4, order, bias);
@@ -281,6 +289,14 @@ TEST_P(KernelsTest, TransposesMatchScalar) {
     for (size_t cols = 1; cols <= 17; ++cols) {
       for (size_t rows : {1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 200, 257}) {
         CheckTranspose(variant, elem, Shape{rows, cols, 0, (cols * 3) % 23, cols % 4, rows % 4});
+      }
+    }
+    // Source strides a multiple of 256 bytes (AVX-512 takes four column groups per row tile there),
+    // with whole groups and with a last one that overlaps the one before it.
+    for (size_t cols : {20, 50, 64, 130}) {
+      for (size_t rows : {33, 100, 300}) {
+        const size_t pad = (256 - cols * elem % 256) % 256;
+        CheckTranspose(variant, elem, Shape{rows, cols, pad, rows % 5, rows % 3, cols % 4});
       }
     }
     CheckTranspose(variant, elem, Shape{8960, 12, 0, 0, 0, 0});  // qwen2-1.5b scales [out, G]
