@@ -87,15 +87,24 @@ inline void StoreRows(uint8_t* dst, size_t dst_stride, const __m512i r[16], size
 }
 
 // What a transposed register becomes before it is stored: scales as they are; GPTQ 8-bit qzeros
-// shifted and less the bias, in one byte add: (v + 128 - b) mod 256 in every byte, for a word bias of
-// b in every byte (kernels.h lets a field below its bias wrap alone).
+// shifted and less the bias in one byte add, byte k of every word adding 128 minus byte k of the
+// word bias. That is the word subtraction whenever no field is below its byte of the bias, as
+// kernels.h requires (a field below would wrap alone, which it allows). Every tile starts on a row
+// that is a multiple of 4, so byte k of each 4 is field k.
 struct AsIs {
   __m512i operator()(__m512i column) const { return column; }
 };
 struct GptqBytes8 {
   __m512i add;
-  explicit GptqBytes8(uint8_t byte_bias) : add(_mm512_set1_epi8(static_cast<char>(0x80 - byte_bias))) {}
+  explicit GptqBytes8(uint32_t word_bias) : add(_mm512_set1_epi32(static_cast<int>(AddPerByte(word_bias)))) {}
   __m512i operator()(__m512i column) const { return _mm512_add_epi8(column, add); }
+  static uint32_t AddPerByte(uint32_t word_bias) {
+    uint32_t add = 0;
+    for (int k = 0; k < 4; ++k) {
+      add |= static_cast<uint32_t>(static_cast<uint8_t>(0x80 - (word_bias >> (8 * k)))) << (8 * k);
+    }
+    return add;
+  }
 };
 
 // 4-bit value shift of 64 int8. The fast form only adds 8 and ORs the result into `seen`: a value
@@ -123,7 +132,7 @@ inline bool SawOutOfRange(__m512i seen) {
 // (E = element bytes) is 16 * cols bytes, at most 4 registers, so byte permutes fill each register
 // straight from the loads with 4 columns of the block, one per 128-bit lane. A 4x4 lane transpose of
 // 4 consecutive blocks' registers then gives 4 destination rows of 64 bytes. No word transpose and
-// no unpacks. On [8960][12], against the paths below (standalone harness pinned to each CPU, old
+// no unpacks. On [8960][12], against the tiles of the time (standalone harness pinned to each CPU, old
 // and new library interleaved): 8-bit qzeros 44% -> 66-67% of memcpy, 16-bit scales 53% -> 78-82%,
 // 32-bit scales 48-53% -> 70-80%.
 constexpr size_t kNarrowCols = 16;  // columns at most, for every narrow path
@@ -322,7 +331,9 @@ inline __m512i LoadLanes(const uint8_t* p, size_t lane_stride, size_t lanes, __m
     return _mm512_mask_broadcast_i32x4(v, 0xF000, lane(3));
   } else {
     __m512i v = _mm512_setzero_si512();
-    for (size_t l = 0; l < lanes; ++l) v = _mm512_mask_broadcast_i32x4(v, static_cast<__mmask16>(0xF << (4 * l)), lane(l));
+    for (size_t l = 0; l < lanes; ++l) {
+      v = _mm512_mask_broadcast_i32x4(v, static_cast<__mmask16>(0xF << (4 * l)), lane(l));
+    }
     return v;
   }
 }
@@ -632,13 +643,11 @@ uint64_t PackRows4Avx512(const uint8_t* src, size_t src_stride, size_t rows, siz
 // column in 4 consecutive rows, then the shift and the bias.
 uint64_t PackRows8Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, PackOrder order,
                          uint32_t word_bias, uint8_t* dst, size_t dst_stride) {
-  // The AWQ order is defined for 4 bits only, and a bias that differs between bytes would borrow
-  // across fields: both keep the reference's semantics.
-  const auto byte_bias = static_cast<uint8_t>(word_bias);
-  if (order == PackOrder::kAwq || word_bias != 0x01010101u * byte_bias) {
+  // The AWQ order is defined for 4 bits only; leave any other use to the reference's semantics.
+  if (order == PackOrder::kAwq) {
     return ScalarKernels().pack_rows_8(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
   }
-  const GptqBytes8 finish(byte_bias);
+  const GptqBytes8 finish(word_bias);
   size_t done = 0;
   if (src_stride == cols && cols <= kNarrowCols) done = TransposeNarrow<1>(src, rows, cols, dst, dst_stride, finish);
   LaneTranspose<1>(src + done * src_stride, src_stride, rows - done, cols, dst + done, dst_stride, finish);

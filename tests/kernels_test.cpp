@@ -234,8 +234,8 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
         for (size_t cols : {20, 50, 64, 130}) {
           for (size_t rows : {64, 104, 304}) {
             const size_t pad = (256 - cols % 256) % 256;
-            CheckPackRows(variant, bits, Shape{rows, cols, pad, rows % 5, rows % 3, cols % 4}, Fill::kInRange4, order,
-                          bias);
+            CheckPackRows(variant, bits, Shape{rows, cols, pad, rows % 5, rows % 3, cols % 4},
+                          bits == 4 ? Fill::kInRange4 : Fill::kFullRange, order, bias);
           }
         }
         for (size_t rows = p; rows <= 304; rows += p) {
@@ -247,6 +247,11 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
       const uint32_t bias = order == PackOrder::kSequential ? v1_bias : 0;
       for (const Shape& s : LargeShapes()) {
         CheckPackRows(variant, bits, s, bits == 4 ? Fill::kRareOutliers : Fill::kFullRange, order, bias);
+      }
+    }
+    if (bits == 8) {  // a word bias whose bytes differ, each field its own (kernels.h allows any)
+      for (const Shape& s : {Shape{304, 70, 3, 5, 1, 2}, Shape{300, 12, 0, 0, 0, 0}, Shape{40, 12, 0, 0, 0, 0}}) {
+        CheckPackRows(variant, 8, s, Fill::kFullRange, PackOrder::kSequential, 0x00010100u);
       }
     }
   }
