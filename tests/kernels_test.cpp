@@ -238,6 +238,13 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
                           bits == 4 ? Fill::kInRange4 : Fill::kFullRange, order, bias);
           }
         }
+        // Destination rows of 4 KiB, with and without a last lone 32-row tile (AVX2 pairs its byte
+        // transpose's row tiles there).
+        const size_t page_rows = 4096 * 8 / bits;
+        for (size_t rows : {page_rows, page_rows - 32}) {
+          const Shape s{rows, bits == 8 ? 40u : 16u, 3, 4096 - rows * bits / 8, 1, 0};
+          CheckPackRows(variant, bits, s, bits == 4 ? Fill::kInRange4 : Fill::kFullRange, order, bias);
+        }
         for (size_t rows = p; rows <= 304; rows += p) {
           CheckPackRows(variant, bits, Small(rows, 64 + rows % 131, ++salt), Fill::kFullRange, order, bias);
           if (bits == 4) CheckPackRows(variant, bits, Small(rows, 96, ++salt), Fill::kInRange4, order, bias);
