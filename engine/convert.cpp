@@ -104,6 +104,20 @@ Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files, const fs:
                       "load; give the whole checkpoint (its index or directory), not one shard");
 }
 
+// A linear whose integer weight is labelled W8A8 (or anything but W4A16 and W8A16) is quantized
+// in a way AWQ and GPTQ cannot state: the drop-in mode copies it unchanged, as the script does, and
+// warns; in --out-dir's model no loader could read it, so --out-dir refuses.
+Status CheckEveryIntegerLinearConverts(const Plan& plan, const ModelFiles& files) {
+  if (plan.integer_linears.empty()) return Ok{};
+  std::vector<std::string> named;
+  for (const auto& copied : plan.integer_linears) named.push_back(copied.linear + " (" + copied.label + ")");
+  return MakeError(ErrorCode::kUnsupported,
+                   files.description.string() + ": labels " + std::to_string(named.size()) +
+                       " linear(s) with integer weights neither W4A16 nor W8A16 (" + FirstNames(named) +
+                       "): AWQ and GPTQ hold weight-only 4- and 8-bit linears, so --out-dir's model could not load "
+                       "them (without --out-dir they are copied unchanged, as the script does)");
+}
+
 // A quantization_config states one group size. Linears of two cannot be described by it: --out-dir
 // refuses them; the drop-in mode converts them, as the script does, and warns that no config will
 // describe the file.
@@ -155,7 +169,10 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   auto plan = BuildPlan(*report.sources, description, request.plan, cancel);
   if (!plan.ok()) return NamingTheFile(plan.take_error(), checkpoint, description);
   report.plan = std::move(*plan);
-  if (request.out_dir) MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files, *base_model));  // before the scans
+  if (request.out_dir) {  // before the scans
+    MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files, *base_model));
+    MS2VLLM_TRY(CheckEveryIntegerLinearConverts(report.plan, files));
+  }
   MS2VLLM_TRY(RefuseOrWarnOfTwoGroupSizes(request, files, report));
   description.DropEntries();
   report.warnings.Merge(report.plan.warnings);

@@ -156,7 +156,7 @@ class Planner {
     if (!IsQuantLabel(label)) {
       if (label != "FLOAT") plan_.warnings.Add(WarningKind::kOtherLabel, name + " (" + label + ")");
       if (name.ends_with(kScaleSuffix) || name.ends_with(kOffsetSuffix)) float_scales_and_offsets_.push_back(name);
-      NoteFloatLinear(name, source);
+      NoteUnconvertedLinear(name, label, source);
       Emit(Copy(name, source));
       return Ok{};
     }
@@ -216,6 +216,10 @@ class Planner {
              index_.contains(linear + ".qzeros");
     };
     for (const auto& linear : plan_.float_linears) {
+      if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
+    }
+    for (const auto& copied : plan_.integer_linears) {
+      const std::string& linear = copied.linear;
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
     for (const auto& name : float_scales_and_offsets_) {
@@ -330,11 +334,17 @@ class Planner {
     return tensor;
   }
 
-  // A linear msModelSlim left in float: a 2-D weight that is neither an embedding nor the head.
-  void NoteFloatLinear(const std::string& name, const TensorInfo& source) {
+  // A linear's weight copied unchanged: a 2-D weight that is neither an embedding nor the head.
+  // In float, msModelSlim left it so; integer, it is quantized some other way (W8A8, say), which
+  // no AWQ or GPTQ config can state.
+  void NoteUnconvertedLinear(const std::string& name, const std::string& label, const TensorInfo& source) {
     if (!name.ends_with(kWeightSuffix) || Contains(name, "module.weight") || source.rank() != 2) return;
     if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;
-    plan_.float_linears.push_back(Strip(name, kWeightSuffix));
+    if (IsIntegerDType(source.dtype)) {
+      plan_.integer_linears.push_back({Strip(name, kWeightSuffix), label});
+    } else {
+      plan_.float_linears.push_back(Strip(name, kWeightSuffix));
+    }
   }
 
   // An ascendV1 description states its group_size. The tensors' shapes decide; one that

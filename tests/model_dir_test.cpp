@@ -795,6 +795,31 @@ TEST(ModelDirectory, TensorsTheCheckpointHoldsButTheDescriptionOmitsAreRefused) 
       "written (as the script does): lm_head.weight");
 }
 
+// A linear quantized another way (its int8 weight labelled W8A8): the drop-in mode copies it as
+// the script does and warns; no AWQ or GPTQ config can state it, so --out-dir refuses rather than
+// list it as a float linear beside its int8 weight. It was converted and verified "OK".
+TEST(ModelDirectory, IntegerLinearsOfAnotherLabelAreRefused) {
+  TempDir dir;
+  const fs::path weights = WriteMsModelSlimOutput(MakeModel({}), dir / "input");
+  const fs::path description = dir / "input/quant_model_description_w4a16.json";
+  ordered_json listed = ReadJson(description);
+  for (auto& [name, label] : listed.items()) {
+    if (name.starts_with("model.layers.1.mlp.down_proj.")) label = "W8A8";
+  }
+  testing::WriteText(description, listed.dump());
+  ExpectRefused(Convert(DirectoryRequest(dir / "input", dir / "out")), ErrorCode::kUnsupported,
+                description.string() + ": labels 1 linear(s) with integer weights neither W4A16 nor W8A16 "
+                                       "(model.layers.1.mlp.down_proj (W8A8))",
+                dir);
+  ConvertRequest one_file;
+  one_file.model = weights;
+  one_file.save_path = dir / "one.safetensors";
+  auto converted = Convert(one_file);
+  ASSERT_TRUE(converted.ok()) << converted.error().message;
+  EXPECT_NE(WarningLine(*converted, "model.layers.1.mlp.down_proj.weight (W8A8)"), "");
+  EXPECT_EQ(WarningLine(*converted, "left in float"), "");
+}
+
 // A config tying lm_head to the embeddings (tie_word_embeddings) loads without lm_head.weight.
 TEST(ModelDirectory, ATiedLmHeadNeedsNoTensorOfItsOwn) {
   MsCheckpoint checkpoint;

@@ -119,6 +119,11 @@ TEST_F(PlanTest, Rule1CopiesNonQuantizedLabelsUnchanged) {
   const std::string warning = WarningWith(plan.warnings, "label other than FLOAT, W4A16 and W8A16");
   EXPECT_NE(warning.find("1 tensor(s)"), std::string::npos) << warning;
   EXPECT_NE(warning.find("model.layers.0.mlp.gate_proj.weight (W8A8)"), std::string::npos) << warning;
+  // Its int8 weight is no float linear: noted apart, for --out-dir to refuse.
+  EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
+  ASSERT_EQ(plan.integer_linears.size(), 1u);
+  EXPECT_EQ(plan.integer_linears[0].linear, "model.layers.0.mlp.gate_proj");
+  EXPECT_EQ(plan.integer_linears[0].label, "W8A8");
 }
 
 TEST_F(PlanTest, Rule2WeightBecomesAwqQWeight) {
@@ -369,12 +374,16 @@ TEST_F(PlanTest, ALinearWhosePartsAreLabelledFloatAndQuantizedIsInvalidInput) {
                                    (other_label == "FLOAT" ? " but" : ", neither FLOAT nor W4A16 or W8A16, but"));
     }
   }
-  // A float linear may well have its whole self labelled FLOAT, a scale included.
+  // A linear may well have its whole self labelled FLOAT, a scale included: no contradiction. Its
+  // weight being int8 here, it is noted as an integer linear, not a float one.
   table_ = TensorTable();
   description_.entries.clear();
   Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
   Linear("model.layers.0.mlp.down_proj", 96, 24, 1, "FLOAT");
-  EXPECT_EQ(BuildOk().float_linears, (std::vector<std::string>{"model.layers.0.mlp.down_proj"}));
+  const Plan plan = BuildOk();
+  EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
+  ASSERT_EQ(plan.integer_linears.size(), 1u);
+  EXPECT_EQ(plan.integer_linears[0].linear, "model.layers.0.mlp.down_proj");
 }
 
 TEST_F(PlanTest, ATensorWhoseLabelIsNotAStringIsInvalidInput) {
