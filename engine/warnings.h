@@ -15,6 +15,7 @@ enum class WarningKind {
   kMissingOffset,      // symmetric linears without weight_offset: qzeros written for offset 0
   kLegacyScaleShape,   // [out*G, 1] or [out] scales/offsets reshaped to [out, G]
   kClampedWeights,     // weight values outside the signed range, clamped
+  kMostlyClamped,      // weights a quarter or more of whose values clamp: of another bit width than labelled?
   kClampedOffsets,     // offset values outside the signed range, clamped
   kScalesLostInCast,   // --scales-dtype: finite scales that become infinite or 0
   kNonFiniteScales,    // scales that are NaN or infinite in the input

@@ -318,7 +318,23 @@ TEST(OutOfRange, FourBitWeightsAndOffsetsAreClampedLikeTheScriptWithAWarningCoun
     const std::string offsets_line = WarningWith(*converted.report, "offset value(s)");
     EXPECT_CONTAINS(offsets_line, "1 offset value(s) in 1 tensor(s)");
     EXPECT_CONTAINS(offsets_line, "l.weight_offset");
+    EXPECT_EQ(WarningWith(*converted.report, "a quarter or more"), "");  // a few outliers are no sign
   }
+}
+
+// 8-bit weights under a W4A16 label clamp by the thousand: converted as the script does, with a
+// warning that points at the label.
+TEST(OutOfRange, WeightsMostlyOutOfRangeAreWarnedOfAsPerhapsMislabelled) {
+  const MsCheckpoint checkpoint = OneLinear(4, 2, [&](MsLinear& l) {
+    for (size_t at = 0; at < 24 * 96; ++at) SetElement(l.weight, at, static_cast<int>(at % 256) - 128);
+  });
+  TempDir dir;
+  const Converted converted = ConvertCheckpoint(checkpoint, dir.path(), "out", TargetTool::kAwq);
+  ASSERT_TRUE(converted.report.ok()) << converted.report.error().message;
+  const std::string line = WarningWith(*converted.report, "a quarter or more");
+  EXPECT_CONTAINS(line, "1 weight tensor(s)");
+  EXPECT_CONTAINS(line, "8-bit ones labelled W4A16?");
+  EXPECT_CONTAINS(line, "l.qweight");
 }
 
 TEST(OutOfRange, EightBitOffsetsAreClampedWithAWarningCount) {
