@@ -162,9 +162,13 @@ Result<SafetensorsHeader> ParseSafetensorsHeader(const std::string& label, std::
   }
   uint64_t header_size = 0;
   std::memcpy(&header_size, file.data(), 8);  // little-endian, as every supported host
-  // A JSON file given as weights (the description, say) reads as a huge length: say what it is.
-  const bool json = file[0] == '{' || file[0] == '[';
-  const std::string is_json = json ? " (the file is JSON, not safetensors: a description goes to --json)" : "";
+  // A JSON file given as weights (the description, a config.json) reads as a huge length: say what
+  // it is, and where a description goes.
+  std::string is_json;
+  if (file[0] == '{' || file[0] == '[') {
+    const bool description = label.find("quant_model_description") != std::string::npos;
+    is_json = std::string(" (the file is JSON, not safetensors") + (description ? ": a description goes to --json)" : ")");
+  }
   if (header_size > kMaxHeaderBytes) {
     return InvalidInput(label, "header length " + std::to_string(header_size) + " is over the 100 MB limit" + is_json);
   }

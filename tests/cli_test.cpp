@@ -162,6 +162,13 @@ TEST(Cli, AmongSeveralDescriptionsTheOneNamedLikeTheWeightsIsUsed) {
   ExpectError(Ms2vllm({"--model", dir / "quant_model_description_w8a16.json", "--json",
                        dir / "quant_model_description_w8a16.json", "--save_path", dir / "o.safetensors"}),
               kInvalidInput, "(the file is JSON, not safetensors: a description goes to --json)");
+  // Another JSON file (a model's config.json) is said to be JSON, without the description's hint.
+  TempDir base;
+  testing::WriteText(base / "config.json", R"({"model_type": "qwen2", "hidden_size": 1536})");
+  const Outcome config = Ms2vllm({"--model", base / "config.json", "--json", dir / "quant_model_description_w8a16.json",
+                                  "--save_path", base / "o.safetensors"});
+  ExpectError(config, kInvalidInput, "config.json: header length ");
+  EXPECT_CONTAINS(config.err, "(the file is JSON, not safetensors)\n");
 
   // A directory of weights named otherwise (a float or converted model) says what it holds.
   TempDir other;
