@@ -46,6 +46,8 @@ class IndexReader {
 
   Result<ShardIndex> Finish() {
     if (!has_weight_map_) return InvalidInput(label_, "index has no \"weight_map\"");
+    // Said here: left to the description's check, it was blamed on the description.
+    if (index_.weight_map.empty()) return InvalidInput(label_, "\"weight_map\" is empty: the index names no tensor");
     // Sorted positions find a repeated name in 4 bytes per entry; a set held a second copy of
     // every name, in a node of its own.
     std::vector<uint32_t> order(index_.weight_map.size());

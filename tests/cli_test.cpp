@@ -560,15 +560,18 @@ TEST(Cli, ACheckpointHoldingNoTensorOfTheDescriptionIsInvalidInputNamingBoth) {
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
   testing::WriteText(dir / "empty.safetensors", std::string("\x02\0\0\0\0\0\0\0{}", 10));
-  testing::WriteText(dir / "empty.safetensors.index.json", R"({"metadata": {"total_size": 0}, "weight_map": {}})");
-  for (const fs::path& weights : {dir / "empty.safetensors", dir / "empty.safetensors.index.json"}) {
-    const Outcome o = Ms2vllm({"--model", weights, "--json", in.json, "--save_path", dir / "o.safetensors"});
-    ExpectError(o, kInvalidInput, weights.string() + ": none of the checkpoint's tensors");
-    EXPECT_CONTAINS(o.err, in.json.string());
-    const Outcome inspected = Ms2vllm({"inspect", weights, "--json", in.json});
-    EXPECT_EQ(inspected.exit_code, kInvalidInput) << Show(inspected);
-    EXPECT_CONTAINS(inspected.out, "none of the checkpoint's tensors");
-  }
+  const fs::path weights = dir / "empty.safetensors";
+  const Outcome o = Ms2vllm({"--model", weights, "--json", in.json, "--save_path", dir / "o.safetensors"});
+  ExpectError(o, kInvalidInput, weights.string() + ": none of the checkpoint's tensors");
+  EXPECT_CONTAINS(o.err, in.json.string());
+  const Outcome inspected = Ms2vllm({"inspect", weights, "--json", in.json});
+  EXPECT_EQ(inspected.exit_code, kInvalidInput) << Show(inspected);
+  EXPECT_CONTAINS(inspected.out, "none of the checkpoint's tensors");
+  // An index naming no tensor is the index's fault, not the description's.
+  const fs::path index = dir / "empty.safetensors.index.json";
+  testing::WriteText(index, R"({"metadata": {"total_size": 0}, "weight_map": {}})");
+  ExpectError(Ms2vllm({"--model", index, "--json", in.json, "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              index.string() + ": \"weight_map\" is empty: the index names no tensor");
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
 }
 

@@ -54,6 +54,7 @@ TEST(ShardIndexTest, RefusesBadIndexesWithTheirMessageAtEveryRunSize) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({})", "index has no \"weight_map\""},
       {R"({"metadata": {"total_size": 1}})", "index has no \"weight_map\""},
+      {R"({"metadata": {}, "weight_map": {}})", "\"weight_map\" is empty: the index names no tensor"},
       {R"({"weight_map": ["a"]})", "\"weight_map\" is not an object"},
       {R"({"weight_map": {"a": 1}})", "weight_map entry 'a' is not a file name"},
       {R"({"weight_map": {"a": "../s.safetensors"}})", "weight_map entry 'a' names '../s.safetensors', not a file beside the index"},
