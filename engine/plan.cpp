@@ -342,6 +342,7 @@ class Planner {
     if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;
     if (IsIntegerDType(source.dtype)) {
       plan_.integer_linears.push_back({Strip(name, kWeightSuffix), label});
+      plan_.warnings.Add(WarningKind::kIntegerLinears, name + " (" + label + ")");
     } else {
       plan_.float_linears.push_back(Strip(name, kWeightSuffix));
     }

@@ -585,10 +585,10 @@ template <size_t kQuads, bool kAwq>
 }
 
 // WideColumns' tiles when the destination stride is a multiple of 4 KiB (Llama's [out][G]): all 16
-// destination rows of a tile then share one L1 set, and the two row tiles that fill a line are 16
-// lines apart, so the line was evicted and read again in between. Here row tiles go in pairs, the
-// first's columns waiting in L1 until the second's complete each run, stored together. (For other
-// strides the staging costs 16-20%.)
+// destination rows of a tile then share one L1 set, and the row tiles that fill a line (two at 8
+// bits, four at 4) are 16 lines apart, so the line was evicted and read again in between. Here row
+// tiles go in pairs, the first's columns waiting in L1 until the second's complete each run,
+// stored together. (For other strides the staging costs 16-20%.)
 template <class Finish>
 void PairedTiles(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, Finish& finish) {
   const ptrdiff_t second_half = finish.At(0, 32) - finish.At(0, 0);
@@ -627,7 +627,7 @@ inline Finish WideColumns(const uint8_t* src, size_t src_stride, size_t rows, si
   // 128 rows a pass: a pass's source rows then stay in L1 for its next column tiles at 70 columns
   // (9 KB), and its destination runs are still two lines long. 256 gave [1536][70] -3%,
   // [3584][148] -7%.
-  if (finish.dst_stride % 4096 == 0) {
+  if (rows >= 64 && finish.dst_stride % 4096 == 0) {
     PairedTiles(src, src_stride, rows, cols, finish);
   } else {
     ForEachTile<32, 16, 128>(rows, cols, [&](size_t o, size_t j, size_t, size_t n) {

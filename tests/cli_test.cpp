@@ -572,6 +572,9 @@ TEST(Cli, ACheckpointHoldingNoTensorOfTheDescriptionIsInvalidInputNamingBoth) {
   testing::WriteText(index, R"({"metadata": {"total_size": 0}, "weight_map": {}})");
   ExpectError(Ms2vllm({"--model", index, "--json", in.json, "--save_path", dir / "o.safetensors"}), kInvalidInput,
               index.string() + ": \"weight_map\" is empty: the index names no tensor");
+  const Outcome inspected_index = Ms2vllm({"inspect", index, "--json", in.json});
+  EXPECT_EQ(inspected_index.exit_code, kInvalidInput) << Show(inspected_index);
+  EXPECT_CONTAINS(inspected_index.err, index.string() + ": \"weight_map\" is empty: the index names no tensor");
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
 }
 

@@ -244,6 +244,7 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
         for (size_t rows : {page_rows, page_rows - 32}) {
           const Shape s{rows, bits == 8 ? 40u : 16u, 3, 4096 - rows * bits / 8, 1, 0};
           CheckPackRows(variant, bits, s, bits == 4 ? Fill::kInRange4 : Fill::kFullRange, order, bias);
+          if (bits == 4) CheckPackRows(variant, bits, s, Fill::kRareOutliers, order, bias);
         }
         for (size_t rows = p; rows <= 304; rows += p) {
           CheckPackRows(variant, bits, Small(rows, 64 + rows % 131, ++salt), Fill::kFullRange, order, bias);

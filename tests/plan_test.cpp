@@ -384,6 +384,8 @@ TEST_F(PlanTest, ALinearWhosePartsAreLabelledFloatAndQuantizedIsInvalidInput) {
   EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
   ASSERT_EQ(plan.integer_linears.size(), 1u);
   EXPECT_EQ(plan.integer_linears[0].linear, "model.layers.0.mlp.down_proj");
+  EXPECT_CONTAINS(WarningWith(plan.warnings, "integer weights not labelled W4A16 or W8A16"),
+                  "model.layers.0.mlp.down_proj.weight (FLOAT)");
 }
 
 TEST_F(PlanTest, ATensorWhoseLabelIsNotAStringIsInvalidInput) {
