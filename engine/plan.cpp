@@ -218,8 +218,7 @@ class Planner {
     for (const auto& linear : plan_.float_linears) {
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
-    for (const auto& copied : plan_.integer_linears) {
-      const std::string& linear = copied.linear;
+    for (const auto& [linear, label] : plan_.integer_linears) {
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
     for (const auto& name : float_scales_and_offsets_) {

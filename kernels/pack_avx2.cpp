@@ -584,6 +584,13 @@ template <size_t kQuads, bool kAwq>
   return done;
 }
 
+// One 32-row tile of WideColumns (columns first..first+15 of rows o..o+31), each column put as it comes.
+template <class Finish>
+inline void PutByteColumns(const uint8_t* src, size_t src_stride, size_t o, size_t first, Finish& finish) {
+  ByteColumns32(src + o * src_stride + first, src_stride, finish.At(first, o), finish.dst_stride,
+                [&](size_t, uint8_t* at, __m256i x) { finish.Put(at, x); });
+}
+
 // WideColumns' tiles when the destination stride is a multiple of 4 KiB (Llama's [out][G]): all 16
 // destination rows of a tile then share one L1 set, and the row tiles that fill a line (two at 8
 // bits, four at 4) are 16 lines apart, so the line was evicted and read again in between. Here row
@@ -594,11 +601,7 @@ void PairedTiles(const uint8_t* src, size_t src_stride, size_t rows, size_t cols
   const ptrdiff_t second_half = finish.At(0, 32) - finish.At(0, 0);
   ForEachTile<64, 16, 128>(rows, cols, [&](size_t o, size_t j, size_t nrows, size_t n) {
     const size_t first = n == 16 ? j : cols - 16;
-    if (nrows < 64) {
-      ByteColumns32(src + o * src_stride + first, src_stride, finish.At(first, o), finish.dst_stride,
-                    [&](size_t, uint8_t* at, __m256i x) { finish.Put(at, x); });
-      return;
-    }
+    if (nrows < 64) return PutByteColumns(src, src_stride, o, first, finish);
     alignas(32) uint8_t staged[16][32];
     ByteColumns32(src + o * src_stride + first, src_stride, staged[0], 32,
                   [&](size_t, uint8_t* at, __m256i x) { Store(at, x); });
@@ -631,9 +634,7 @@ inline Finish WideColumns(const uint8_t* src, size_t src_stride, size_t rows, si
     PairedTiles(src, src_stride, rows, cols, finish);
   } else {
     ForEachTile<32, 16, 128>(rows, cols, [&](size_t o, size_t j, size_t, size_t n) {
-      const size_t first = n == 16 ? j : cols - 16;
-      ByteColumns32(src + o * src_stride + first, src_stride, finish.At(first, o), finish.dst_stride,
-                    [&](size_t, uint8_t* at, __m256i x) { finish.Put(at, x); });
+      PutByteColumns(src, src_stride, o, n == 16 ? j : cols - 16, finish);
     });
   }
   return finish;

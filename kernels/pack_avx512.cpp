@@ -227,18 +227,6 @@ size_t TransposeNarrow(const uint8_t* src, size_t rows, size_t cols, uint8_t* ds
   return steps * (64 / kElem);
 }
 
-// The scale transposes' narrow case: transposes what TransposeNarrow can of a matrix of
-// kElem-byte elements and moves src, rows and dst past it.
-template <size_t kElem>
-inline void TransposeNarrowRows(const uint8_t*& src, size_t src_stride, size_t& rows, size_t cols, uint8_t*& dst,
-                                size_t dst_stride) {
-  if (src_stride != kElem * cols || cols > kNarrowCols) return;
-  const size_t done = TransposeNarrow<kElem>(src, rows, cols, dst, dst_stride, AsIs{});
-  src += done * src_stride;
-  dst += done * kElem;
-  rows -= done;
-}
-
 // ---- lane transposes (scales, and GPTQ 8-bit qzeros wider than the narrow path) -------------
 
 // A tile of 4n rows x n columns of E-byte elements, n = 16 / E: register k holds rows k, n + k,
@@ -402,6 +390,19 @@ void LaneTranspose(const uint8_t* src, size_t src_stride, size_t rows, size_t co
   } else {
     LaneTiles<kElem, 1>(src, src_stride, rows, cols, dst, dst_stride, finish);
   }
+}
+
+// A whole transpose of kElem-byte elements: the narrow path for what it can do (rows back to back,
+// at most 16 columns), lane tiles for the rest. Scales take it as it is; 8-bit qzeros with their
+// shift and bias as the finish.
+template <size_t kElem, class Finish>
+void TransposeAll(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride,
+                  Finish finish) {
+  size_t done = 0;
+  if (src_stride == kElem * cols && cols <= kNarrowCols) {
+    done = TransposeNarrow<kElem>(src, rows, cols, dst, dst_stride, finish);
+  }
+  LaneTranspose<kElem>(src + done * src_stride, src_stride, rows - done, cols, dst + done * kElem, dst_stride, finish);
 }
 
 // ---- pack_cols (GPTQ qweight) ----------------------------------------------------------------
@@ -647,10 +648,7 @@ uint64_t PackRows8Avx512(const uint8_t* src, size_t src_stride, size_t rows, siz
   if (order == PackOrder::kAwq) {
     return ScalarKernels().pack_rows_8(src, src_stride, rows, cols, order, word_bias, dst, dst_stride);
   }
-  const GptqBytes8 finish(word_bias);
-  size_t done = 0;
-  if (src_stride == cols && cols <= kNarrowCols) done = TransposeNarrow<1>(src, rows, cols, dst, dst_stride, finish);
-  LaneTranspose<1>(src + done * src_stride, src_stride, rows - done, cols, dst + done, dst_stride, finish);
+  TransposeAll<1>(src, src_stride, rows, cols, dst, dst_stride, GptqBytes8(word_bias));
   return 0;  // 8-bit values never need clamping
 }
 
@@ -658,14 +656,12 @@ uint64_t PackRows8Avx512(const uint8_t* src, size_t src_stride, size_t rows, siz
 
 void Transpose16Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                        size_t dst_stride) {
-  TransposeNarrowRows<2>(src, src_stride, rows, cols, dst, dst_stride);
-  LaneTranspose<2>(src, src_stride, rows, cols, dst, dst_stride, AsIs{});
+  TransposeAll<2>(src, src_stride, rows, cols, dst, dst_stride, AsIs{});
 }
 
 void Transpose32Avx512(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                        size_t dst_stride) {
-  TransposeNarrowRows<4>(src, src_stride, rows, cols, dst, dst_stride);
-  LaneTranspose<4>(src, src_stride, rows, cols, dst, dst_stride, AsIs{});
+  TransposeAll<4>(src, src_stride, rows, cols, dst, dst_stride, AsIs{});
 }
 
 bool Avx512Supported() {
