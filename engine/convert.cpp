@@ -104,16 +104,16 @@ Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files, const fs:
                       "load; give the whole checkpoint (its index or directory), not one shard");
 }
 
-// A linear whose integer weight is labelled W8A8 (or anything but W4A16 and W8A16) is quantized
-// in a way AWQ and GPTQ cannot state: the drop-in mode copies it unchanged, as the script does, and
-// warns; in --out-dir's model no loader could read it, so --out-dir refuses.
-Status CheckEveryIntegerLinearConverts(const Plan& plan, const ModelFiles& files) {
-  if (plan.integer_linears.empty()) return Ok{};
+// A linear whose integer or FP8 weight is labelled W8A8 (or anything but W4A16 and W8A16) is
+// quantized in a way AWQ and GPTQ cannot state: the drop-in mode copies it unchanged, as the script
+// does, and warns; in --out-dir's model no loader could read it, so --out-dir refuses.
+Status CheckEveryQuantizedLinearConverts(const Plan& plan, const ModelFiles& files) {
+  if (plan.other_quantized_linears.empty()) return Ok{};
   std::vector<std::string> named;
-  for (const auto& copied : plan.integer_linears) named.push_back(copied.linear + " (" + copied.label + ")");
+  for (const auto& copied : plan.other_quantized_linears) named.push_back(copied.linear + " (" + copied.label + ")");
   return MakeError(ErrorCode::kUnsupported,
                    files.description.string() + ": labels " + std::to_string(named.size()) +
-                       " linear(s) with integer weights neither W4A16 nor W8A16 (" + FirstNames(named) +
+                       " linear(s) with integer or FP8 weights neither W4A16 nor W8A16 (" + FirstNames(named) +
                        "): AWQ and GPTQ hold weight-only 4- and 8-bit linears, so --out-dir's model could not load "
                        "them (without --out-dir they are copied unchanged, as the script does)");
 }
@@ -171,7 +171,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   report.plan = std::move(*plan);
   if (request.out_dir) {  // before the scans
     MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files, *base_model));
-    MS2VLLM_TRY(CheckEveryIntegerLinearConverts(report.plan, files));
+    MS2VLLM_TRY(CheckEveryQuantizedLinearConverts(report.plan, files));
   }
   MS2VLLM_TRY(RefuseOrWarnOfTwoGroupSizes(request, files, report));
   description.DropEntries();

@@ -218,7 +218,7 @@ class Planner {
     for (const auto& linear : plan_.float_linears) {
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
-    for (const auto& [linear, label] : plan_.integer_linears) {
+    for (const auto& [linear, label] : plan_.other_quantized_linears) {
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
     for (const auto& name : float_scales_and_offsets_) {
@@ -333,18 +333,19 @@ class Planner {
     return tensor;
   }
 
-  // A linear's weight copied unchanged: a 2-D weight that is neither an embedding nor the head.
-  // In float, msModelSlim left it so; integer, it is quantized some other way (W8A8, say), which
-  // no AWQ or GPTQ config can state.
+  // A 2-D weight copied unchanged. In float, msModelSlim left it so (a linear, unless it is an
+  // embedding or the head, which no config lists); integer or FP8, it is quantized some other way
+  // (W8A8, say), which no AWQ or GPTQ config can state, the head and embeddings included.
   void NoteUnconvertedLinear(const std::string& name, const std::string& label, const TensorInfo& source) {
     if (!name.ends_with(kWeightSuffix) || Contains(name, "module.weight") || source.rank() != 2) return;
-    if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;
-    if (IsIntegerDType(source.dtype)) {
-      plan_.integer_linears.push_back({Strip(name, kWeightSuffix), label});
-      plan_.warnings.Add(WarningKind::kIntegerLinears, name + " (" + label + ")");
-    } else {
-      plan_.float_linears.push_back(Strip(name, kWeightSuffix));
+    if (HoldsQuantizedValues(source.dtype)) {
+      plan_.other_quantized_linears.push_back({Strip(name, kWeightSuffix), label});
+      plan_.warnings.Add(WarningKind::kOtherQuantizedLinears, name + " (" + label + ", " +
+                                                                  std::string(DTypeName(source.dtype)) + ")");
+      return;
     }
+    if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;
+    plan_.float_linears.push_back(Strip(name, kWeightSuffix));
   }
 
   // An ascendV1 description states its group_size. The tensors' shapes decide; one that

@@ -61,7 +61,7 @@ struct Plan {
     std::string linear;
     std::string label;
   };
-  std::vector<CopiedLinear> integer_linears;   // integer weights copied unchanged (labelled W8A8, say)
+  std::vector<CopiedLinear> other_quantized_linears;  // integer or FP8 weights copied unchanged (W8A8, say)
   std::vector<std::string> float_fused_layers; // vLLM's qkv_proj / gate_up_proj all of whose parts are float
   bool all_offsets_missing = true;             // no quantized linear has a weight_offset
   std::vector<std::string> not_in_checkpoint;  // tensors the description lists that the input lacks

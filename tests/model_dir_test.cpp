@@ -808,7 +808,7 @@ TEST(ModelDirectory, IntegerLinearsOfAnotherLabelAreRefused) {
   }
   testing::WriteText(description, listed.dump());
   ExpectRefused(Convert(DirectoryRequest(dir / "input", dir / "out")), ErrorCode::kUnsupported,
-                description.string() + ": labels 1 linear(s) with integer weights neither W4A16 nor W8A16 "
+                description.string() + ": labels 1 linear(s) with integer or FP8 weights neither W4A16 nor W8A16 "
                                        "(model.layers.1.mlp.down_proj (W8A8))",
                 dir);
   ConvertRequest one_file;
@@ -816,7 +816,7 @@ TEST(ModelDirectory, IntegerLinearsOfAnotherLabelAreRefused) {
   one_file.save_path = dir / "one.safetensors";
   auto converted = Convert(one_file);
   ASSERT_TRUE(converted.ok()) << converted.error().message;
-  EXPECT_NE(WarningLine(*converted, "model.layers.1.mlp.down_proj.weight (W8A8)"), "");
+  EXPECT_NE(WarningLine(*converted, "model.layers.1.mlp.down_proj.weight (W8A8, I8)"), "");
   EXPECT_EQ(WarningLine(*converted, "left in float"), "");
 }
 

@@ -121,9 +121,9 @@ TEST_F(PlanTest, Rule1CopiesNonQuantizedLabelsUnchanged) {
   EXPECT_NE(warning.find("model.layers.0.mlp.gate_proj.weight (W8A8)"), std::string::npos) << warning;
   // Its int8 weight is no float linear: noted apart, for --out-dir to refuse.
   EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
-  ASSERT_EQ(plan.integer_linears.size(), 1u);
-  EXPECT_EQ(plan.integer_linears[0].linear, "model.layers.0.mlp.gate_proj");
-  EXPECT_EQ(plan.integer_linears[0].label, "W8A8");
+  ASSERT_EQ(plan.other_quantized_linears.size(), 1u);
+  EXPECT_EQ(plan.other_quantized_linears[0].linear, "model.layers.0.mlp.gate_proj");
+  EXPECT_EQ(plan.other_quantized_linears[0].label, "W8A8");
 }
 
 TEST_F(PlanTest, Rule2WeightBecomesAwqQWeight) {
@@ -382,10 +382,27 @@ TEST_F(PlanTest, ALinearWhosePartsAreLabelledFloatAndQuantizedIsInvalidInput) {
   Linear("model.layers.0.mlp.down_proj", 96, 24, 1, "FLOAT");
   const Plan plan = BuildOk();
   EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
-  ASSERT_EQ(plan.integer_linears.size(), 1u);
-  EXPECT_EQ(plan.integer_linears[0].linear, "model.layers.0.mlp.down_proj");
-  EXPECT_CONTAINS(WarningWith(plan.warnings, "integer weights not labelled W4A16 or W8A16"),
-                  "model.layers.0.mlp.down_proj.weight (FLOAT)");
+  ASSERT_EQ(plan.other_quantized_linears.size(), 1u);
+  EXPECT_EQ(plan.other_quantized_linears[0].linear, "model.layers.0.mlp.down_proj");
+  EXPECT_CONTAINS(WarningWith(plan.warnings, "integer or FP8 weights not labelled W4A16 or W8A16"),
+                  "model.layers.0.mlp.down_proj.weight (FLOAT, I8)");
+}
+
+// FP8 weights are quantized as much as int8 ones, and a head or an embedding held in integers
+// loads no better than a linear: all are noted apart, none as a float linear.
+TEST_F(PlanTest, Fp8WeightsAndAQuantizedHeadAreNotFloatLinears) {
+  Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
+  Described("model.layers.0.mlp.down_proj.weight", DType::kF8E4M3, {24, 96}, "FLOAT");
+  Described("lm_head.weight", DType::kI8, {32, 24}, "W8A8");
+  Described("model.embed_tokens.weight", DType::kF16, {32, 24}, "FLOAT");
+  const Plan plan = BuildOk();
+  EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
+  ASSERT_EQ(plan.other_quantized_linears.size(), 2u);
+  EXPECT_EQ(plan.other_quantized_linears[0].linear, "model.layers.0.mlp.down_proj");
+  EXPECT_EQ(plan.other_quantized_linears[1].linear, "lm_head");
+  const std::string warning = WarningWith(plan.warnings, "integer or FP8 weights");
+  EXPECT_CONTAINS(warning, "model.layers.0.mlp.down_proj.weight (FLOAT, F8_E4M3)");
+  EXPECT_CONTAINS(warning, "lm_head.weight (W8A8, I8)");
 }
 
 TEST_F(PlanTest, ATensorWhoseLabelIsNotAStringIsInvalidInput) {
