@@ -352,13 +352,13 @@ inline void LaneTile(const uint8_t* src, size_t src_stride, size_t nrows, size_t
 }
 
 // Whole lane tiles over a matrix of at least one tile, kGroups column groups per row tile, in
-// passes of kBlockRows rows as ForEachTile walks them. A last row tile or column group that would be
+// passes of kBlock rows as ForEachTile walks them. A last row tile or column group that would be
 // partial overlaps the one before it instead, writing the same bytes again.
-template <size_t kElem, size_t kGroups, class Finish>
+template <size_t kElem, size_t kGroups, size_t kBlock = kBlockRows, class Finish>
 void LaneTiles(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride,
                Finish finish) {
   constexpr size_t kCols = 16 / kElem, kRows = 4 * kCols;
-  ForEachTile<kRows, kGroups * kCols>(rows, cols, [&](size_t o, size_t j0, size_t, size_t n) {
+  ForEachTile<kRows, kGroups * kCols, kBlock>(rows, cols, [&](size_t o, size_t j0, size_t, size_t n) {
     o = Min(o, rows - kRows);
 #pragma GCC unroll 4
     for (size_t g = 0; g < kGroups; ++g) {
@@ -370,12 +370,50 @@ void LaneTiles(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, 
   });
 }
 
+// Lane tiles for a destination stride that is a multiple of 4 KiB, in passes that write 512 bytes
+// of each destination row (at 64 columns, 32 KiB of source, which L1 keeps for the pass's next
+// column groups; 256-row passes of 32-bit elements read 64 KiB). Such strides send all of a tile's
+// destination lines to one L1 set: 8 lines (16-bit) fit its ways, but the 16 of an 8-bit tile
+// evict one another before they are written, so 8-bit tiles are staged in L1 and their columns
+// written out a run of lines at a time. On an AMD EPYC (Zen 5), [8192][64] against the walk of
+// other strides: 8-bit 20 -> 32 GB/s, 32-bit 22 -> 38 (also against four column groups), 16-bit
+// unchanged.
+template <size_t kElem, class Finish>
+void LaneTilesOn4KStrides(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
+                          size_t dst_stride, Finish finish) {
+  constexpr size_t kCols = 16 / kElem, kRows = 4 * kCols, kPassRows = 512 / kElem;
+  if constexpr (kElem > 1) {
+    LaneTiles<kElem, 1, kPassRows>(src, src_stride, rows, cols, dst, dst_stride, finish);
+  } else {
+    alignas(64) uint8_t stage[kCols][kPassRows];
+    const size_t done = rows / kPassRows * kPassRows;
+    for (size_t o0 = 0; o0 < done; o0 += kPassRows) {
+      for (size_t j0 = 0; j0 < cols; j0 += kCols) {
+        const size_t j = Min(j0, cols - kCols);
+        for (size_t o = 0; o < kPassRows; o += kRows) {
+          LaneTile<kElem, true>(src + (o0 + o) * src_stride + j, src_stride, kRows, kCols, stage[0] + o, kPassRows,
+                                finish);
+        }
+#pragma GCC unroll 16
+        for (size_t c = 0; c < kCols; ++c) {
+#pragma GCC unroll 8
+          for (size_t l = 0; l < kPassRows; l += 64) Store(dst + (j + c) * dst_stride + o0 + l, Load(stage[c] + l));
+        }
+      }
+    }
+    if (done < rows) {  // the last rows, in tiles that overlap the staged ones if they must
+      const size_t start = Min(done, rows - kRows);
+      LaneTiles<kElem, 1>(src + start * src_stride, src_stride, rows - start, cols, dst + start, dst_stride, finish);
+    }
+  }
+}
+
 // Transposes a [rows][cols] matrix of kElem-byte elements in lane tiles; only a matrix smaller than
 // a tile takes the masked ones. One column group per row tile, so that each destination row
 // receives a run of lines per pass; but four (whole 64-byte source lines) when the source stride is
 // a multiple of 256 bytes: then a pass's rows share a quarter of L1's sets, and each line was
-// evicted before the next group read it (32-bit [8192][64]: 8.2 -> 11.1 GB/s; four groups for
-// every stride lose 10-20% on the others).
+// evicted before the next group read it (on a Xeon, 32-bit [8192][64] before it took the 4 KiB
+// path: 8.2 -> 11.1 GB/s; four groups for every stride lose 10-20% on the others).
 template <size_t kElem, class Finish>
 void LaneTranspose(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst, size_t dst_stride,
                    Finish finish) {
@@ -385,6 +423,8 @@ void LaneTranspose(const uint8_t* src, size_t src_stride, size_t rows, size_t co
       LaneTile<kElem, false>(src + o * src_stride + j * kElem, src_stride, nrows, n, dst + j * dst_stride + o * kElem,
                              dst_stride, finish);
     });
+  } else if (dst_stride % 4096 == 0) {
+    LaneTilesOn4KStrides<kElem>(src, src_stride, rows, cols, dst, dst_stride, finish);
   } else if (src_stride % 256 == 0) {
     LaneTiles<kElem, 4>(src, src_stride, rows, cols, dst, dst_stride, finish);
   } else {

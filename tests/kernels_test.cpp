@@ -239,7 +239,7 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
           }
         }
         // Destination rows of 4 KiB, with and without a last lone 32-row tile (AVX2 pairs its byte
-        // transpose's row tiles there).
+        // transpose's row tiles there; AVX-512 stages 512-row passes of its 8-bit ones).
         const size_t page_rows = 4096 * 8 / bits;
         for (size_t rows : {page_rows, page_rows - 32}) {
           const Shape s{rows, bits == 8 ? 40u : 16u, 3, 4096 - rows * bits / 8, 1, 0};
@@ -310,6 +310,13 @@ TEST_P(KernelsTest, TransposesMatchScalar) {
       for (size_t rows : {33, 100, 300}) {
         const size_t pad = (256 - cols * elem % 256) % 256;
         CheckTranspose(variant, elem, Shape{rows, cols, pad, rows % 5, rows % 3, cols % 4});
+      }
+    }
+    // Destination rows of 4 KiB (AVX-512 walks them in passes of its own), whole passes and not,
+    // with source strides a multiple of 256 bytes and not.
+    for (size_t rows : {4096 / elem, 4096 / elem - 20}) {
+      for (size_t cols : {40, 64}) {
+        CheckTranspose(variant, elem, Shape{rows, cols, cols == 64 ? 0u : 3u, 4096 - rows * elem, 1, 0});
       }
     }
     CheckTranspose(variant, elem, Shape{8960, 12, 0, 0, 0, 0});  // qwen2-1.5b scales [out, G]
