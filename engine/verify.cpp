@@ -38,6 +38,20 @@ TargetTool GuessTarget(const Checkpoint& input, const Description& description, 
   return TargetTool::kAwq;
 }
 
+// A flag that asks for another layout than the directory's config declares: then every qweight
+// and qzeros differs, and the list would bury its one cause. Empty when they agree.
+std::string DeclaredOtherwise(const VerifyRequest& request, const DeclaredQuantization& declared,
+                              const PlanOptions& asked) {
+  if (!declared.target || (!request.target && !request.gptq_format)) return "";
+  const GptqFormat declared_format = declared.gptq_format.value_or(GptqFormat::kV1);
+  const bool same = asked.target == *declared.target &&
+                    (asked.target == TargetTool::kAwq || asked.gptq_format == declared_format);
+  if (same) return "";
+  return declared.source + " declares " + TargetName(*declared.target, declared_format) + ", not " +
+         TargetName(asked.target, asked.gptq_format) +
+         ": leave out --target_tool and --gptq-format to verify the layout it declares";
+}
+
 // The dtype the converted tensor must have. Unless --scales-dtype was given, a scales tensor may
 // keep the input's dtype or hold its cast to F16 or BF16 (what --scales-dtype writes).
 bool DTypeFits(const OutputTensor& expected, DType actual, bool strict_scales) {
@@ -225,6 +239,9 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
     report.hint = "every copied tensor (" + std::to_string(copies) + ") differs from the input's" +
                   (copies_reshaped > 0 ? " in shape or in most of its elements" : " in most of its elements") +
                   ": this is not a conversion of this input";
+  }
+  if (std::string otherwise = DeclaredOtherwise(request, declared, options); !otherwise.empty()) {
+    report.hint = report.hint.empty() ? otherwise : otherwise + "; " + report.hint;
   }
   by_plan.merge(findings.problems);  // no tensor is in both: only structurally sound ones had their values checked
   for (auto& [index, problem] : by_plan) report.problems.push_back(std::move(problem));

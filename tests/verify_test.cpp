@@ -503,6 +503,38 @@ TEST(VerifySynthTest, ShardedModelDirectoryVerifiesItsConfigsAndIndex) {
   EXPECT_TRUE(size_named) << Describe(report);
 }
 
+// A flag asking for another layout than config.json declares: every qweight and qzeros differs,
+// and the failure says the one cause.
+TEST(VerifySynthTest, AFlagContradictingTheDeclaredLayoutIsNamed) {
+  TempDir dir;
+  const fs::path model = WriteSynth(dir / "model", SynthOptions{});
+  ConvertRequest convert;
+  convert.model = model;
+  convert.out_dir = dir / "out";
+  convert.plan.target = TargetTool::kGptq;
+  convert.plan.gptq_format = GptqFormat::kV2;
+  ASSERT_TRUE(Convert(convert).ok());
+  VerifyRequest request = RequestFor(model, dir / "out");
+  EXPECT_EQ(VerifyOrDie(request).hint, "");
+  request.gptq_format = GptqFormat::kV2;  // agreeing flags: no hint
+  EXPECT_EQ(VerifyOrDie(request).hint, "");
+
+  const auto expected = [](const std::string& asked) {
+    return "config.json declares gptq (v2), not " + asked +
+           ": leave out --target_tool and --gptq-format to verify the layout it declares";
+  };
+  request.gptq_format = GptqFormat::kV1;
+  VerifyReport report = VerifyOrDie(request);
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(report.hint, expected("gptq (v1)"));
+  EXPECT_CONTAINS(VerifyFailure(report).message, report.hint);
+  request.gptq_format.reset();
+  request.target = TargetTool::kAwq;
+  report = VerifyOrDie(request);
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(report.hint, expected("awq"));
+}
+
 // Without its `dynamic` rules vLLM would build the float linears as GPTQ ones and fail to load.
 TEST(VerifySynthTest, GptqDirectoryMustExemptTheFloatLinears) {
   TempDir dir;
