@@ -370,19 +370,20 @@ void LaneTiles(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, 
   });
 }
 
-// Lane tiles for a destination stride that is a multiple of 4 KiB, in passes that write 512 bytes
-// of each destination row (at 64 columns, 32 KiB of source, which L1 keeps for the pass's next
-// column groups; 256-row passes of 32-bit elements read 64 KiB). Such strides send all of a tile's
-// destination lines to one L1 set: 8 lines (16-bit) fit its ways, but the 16 of an 8-bit tile
-// evict one another before they are written, so 8-bit tiles are staged in L1 and their columns
-// written out a run of lines at a time. On an AMD EPYC (Zen 5), [8192][64] against the walk of
-// other strides: 8-bit 20 -> 32 GB/s, 32-bit 22 -> 38 (also against four column groups), 16-bit
-// unchanged.
+// Lane tiles of 8-bit and 32-bit elements for a destination stride that is a multiple of 4 KiB,
+// in passes that write 512 bytes of each destination row (at 64 columns, 32 KiB of source, which
+// L1 keeps for the pass's next column groups; the usual 256-row pass of 32-bit elements reads
+// 64 KiB). Such strides send all of a tile's destination lines to one L1 set: the 16 of an 8-bit
+// tile evicted one another before they were written, so 8-bit tiles are staged in L1 and their
+// columns written out a run of lines at a time. On an AMD EPYC (Zen 5), [8192][64] against the
+// walks of other strides: 8-bit 20 -> 28-33 GB/s, 32-bit 22 -> 33-38 (also against four column
+// groups). 16-bit tiles (8 lines, within a set's ways) gained nothing and keep the other walks.
 template <size_t kElem, class Finish>
 void LaneTilesOn4KStrides(const uint8_t* src, size_t src_stride, size_t rows, size_t cols, uint8_t* dst,
                           size_t dst_stride, Finish finish) {
+  static_assert(kElem != 2);
   constexpr size_t kCols = 16 / kElem, kRows = 4 * kCols, kPassRows = 512 / kElem;
-  if constexpr (kElem > 1) {
+  if constexpr (kElem == 4) {
     LaneTiles<kElem, 1, kPassRows>(src, src_stride, rows, cols, dst, dst_stride, finish);
   } else {
     alignas(64) uint8_t stage[kCols][kPassRows];
@@ -423,8 +424,8 @@ void LaneTranspose(const uint8_t* src, size_t src_stride, size_t rows, size_t co
       LaneTile<kElem, false>(src + o * src_stride + j * kElem, src_stride, nrows, n, dst + j * dst_stride + o * kElem,
                              dst_stride, finish);
     });
-  } else if (dst_stride % 4096 == 0) {
-    LaneTilesOn4KStrides<kElem>(src, src_stride, rows, cols, dst, dst_stride, finish);
+  } else if (kElem != 2 && dst_stride % 4096 == 0) {
+    if constexpr (kElem != 2) LaneTilesOn4KStrides<kElem>(src, src_stride, rows, cols, dst, dst_stride, finish);
   } else if (src_stride % 256 == 0) {
     LaneTiles<kElem, 4>(src, src_stride, rows, cols, dst, dst_stride, finish);
   } else {

@@ -241,7 +241,7 @@ TEST_P(KernelsTest, PackRowsMatchesScalar) {
         // Destination rows of 4 KiB, with and without a last lone 32-row tile (AVX2 pairs its byte
         // transpose's row tiles there; AVX-512 stages 512-row passes of its 8-bit ones).
         const size_t page_rows = 4096 * 8 / bits;
-        for (size_t rows : {page_rows, page_rows - 32}) {
+        for (size_t rows : {page_rows, page_rows - 32, size_t{1056}}) {  // 1056: the last rows overlap a pass
           const Shape s{rows, bits == 8 ? 40u : 16u, 3, 4096 - rows * bits / 8, 1, 0};
           CheckPackRows(variant, bits, s, bits == 4 ? Fill::kInRange4 : Fill::kFullRange, order, bias);
           if (bits == 4) CheckPackRows(variant, bits, s, Fill::kRareOutliers, order, bias);
@@ -312,10 +312,11 @@ TEST_P(KernelsTest, TransposesMatchScalar) {
         CheckTranspose(variant, elem, Shape{rows, cols, pad, rows % 5, rows % 3, cols % 4});
       }
     }
-    // Destination rows of 4 KiB (AVX-512 walks them in passes of its own), whole passes and not,
-    // with source strides a multiple of 256 bytes and not.
+    // Destination rows of 4 KiB (AVX-512 walks them in passes of its own at 32 bits), whole passes
+    // and not, whole column groups and a last one overlapping, the source stride (at 32 bits) a
+    // multiple of 256 bytes and not.
     for (size_t rows : {4096 / elem, 4096 / elem - 20}) {
-      for (size_t cols : {40, 64}) {
+      for (size_t cols : {40, 64, 70}) {
         CheckTranspose(variant, elem, Shape{rows, cols, cols == 64 ? 0u : 3u, 4096 - rows * elem, 1, 0});
       }
     }
