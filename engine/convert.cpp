@@ -104,18 +104,21 @@ Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files, const fs:
                       "load; give the whole checkpoint (its index or directory), not one shard");
 }
 
-// A linear whose integer or FP8 weight is labelled W8A8 (or anything but W4A16 and W8A16) is
-// quantized in a way AWQ and GPTQ cannot state: the drop-in mode copies it unchanged, as the script
-// does, and warns; in --out-dir's model no loader could read it, so --out-dir refuses.
+// An integer or FP8 weight labelled W8A8 (or anything but W4A16 and W8A16), of a linear, the head or
+// an embedding, is quantized in a way AWQ and GPTQ cannot state: the drop-in mode copies it
+// unchanged, as the script does, and warns; in --out-dir's model no loader could read it, so
+// --out-dir refuses.
 Status CheckEveryQuantizedLinearConverts(const Plan& plan, const ModelFiles& files) {
   if (plan.other_quantized_linears.empty()) return Ok{};
   std::vector<std::string> named;
-  for (const auto& copied : plan.other_quantized_linears) named.push_back(copied.linear + " (" + copied.label + ")");
+  for (const auto& copied : plan.other_quantized_linears) {
+    named.push_back(copied.linear + " (" + copied.label + ", " + std::string(DTypeName(copied.dtype)) + ")");
+  }
   return MakeError(ErrorCode::kUnsupported,
                    files.description.string() + ": labels " + std::to_string(named.size()) +
-                       " linear(s) with integer or FP8 weights neither W4A16 nor W8A16 (" + FirstNames(named) +
-                       "): AWQ and GPTQ hold weight-only 4- and 8-bit linears, so --out-dir's model could not load "
-                       "them (without --out-dir they are copied unchanged, as the script does)");
+                       " weight(s) holding integer or FP8 values, neither W4A16 nor W8A16 (" + FirstNames(named) +
+                       "): AWQ and GPTQ configs state only weight-only 4- and 8-bit linears beside float weights, so "
+                       "--out-dir's model could not load them (without --out-dir they are copied unchanged, as the script does)");
 }
 
 // A quantization_config states one group size. Linears of two cannot be described by it: --out-dir

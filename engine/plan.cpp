@@ -218,7 +218,7 @@ class Planner {
     for (const auto& linear : plan_.float_linears) {
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
-    for (const auto& [linear, label] : plan_.other_quantized_linears) {
+    for (const auto& [linear, label, dtype] : plan_.other_quantized_linears) {
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
     for (const auto& name : float_scales_and_offsets_) {
@@ -338,8 +338,8 @@ class Planner {
   // (W8A8, say), which no AWQ or GPTQ config can state, the head and embeddings included.
   void NoteUnconvertedLinear(const std::string& name, const std::string& label, const TensorInfo& source) {
     if (!name.ends_with(kWeightSuffix) || Contains(name, "module.weight") || source.rank() != 2) return;
-    if (HoldsQuantizedValues(source.dtype)) {
-      plan_.other_quantized_linears.push_back({Strip(name, kWeightSuffix), label});
+    if (IsIntegerOrFp8DType(source.dtype)) {
+      plan_.other_quantized_linears.push_back({Strip(name, kWeightSuffix), label, source.dtype});
       plan_.warnings.Add(WarningKind::kOtherQuantizedLinears, name + " (" + label + ", " +
                                                                   std::string(DTypeName(source.dtype)) + ")");
       return;

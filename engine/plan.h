@@ -13,6 +13,7 @@
 #include "engine/options.h"
 #include "engine/warnings.h"
 #include "io/description.h"
+#include "io/dtype.h"
 #include "io/status.h"
 #include "io/tensor_table.h"
 
@@ -60,6 +61,7 @@ struct Plan {
   struct CopiedLinear {
     std::string linear;
     std::string label;
+    DType dtype;
   };
   std::vector<CopiedLinear> other_quantized_linears;  // integer or FP8 weights copied unchanged (W8A8, say)
   std::vector<std::string> float_fused_layers; // vLLM's qkv_proj / gate_up_proj all of whose parts are float

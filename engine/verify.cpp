@@ -194,6 +194,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
   }
   report.target = options.target;
   report.gptq_format = options.gptq_format;
+  const std::string declared_otherwise = DeclaredOtherwise(request, declared, options);
 
   auto plan = BuildPlan(input.table(), description, options, request.settings.cancel);
   if (!plan) {
@@ -203,6 +204,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
     report.bits = request.w_bit.value_or(report.bits);  // the summary names the width asked about
     report.problems.push_back({weights_name, "cannot be the " + std::string(TargetName(options.target, options.gptq_format)) +
                                                  " conversion of the input: " + error.message, {}});
+    report.hint = declared_otherwise;
     return report;
   }
   description.DropEntries();
@@ -240,8 +242,8 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
                   (copies_reshaped > 0 ? " in shape or in most of its elements" : " in most of its elements") +
                   ": this is not a conversion of this input";
   }
-  if (std::string otherwise = DeclaredOtherwise(request, declared, options); !otherwise.empty()) {
-    report.hint = report.hint.empty() ? otherwise : otherwise + "; " + report.hint;
+  if (!declared_otherwise.empty()) {
+    report.hint = report.hint.empty() ? declared_otherwise : declared_otherwise + "; " + report.hint;
   }
   by_plan.merge(findings.problems);  // no tensor is in both: only structurally sound ones had their values checked
   for (auto& [index, problem] : by_plan) report.problems.push_back(std::move(problem));

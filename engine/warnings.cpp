@@ -84,8 +84,8 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
              "quantization_config with one group_size describes them, so loaders given one read some wrongly "
              "(--out-dir refuses this)";
     case WarningKind::kOtherQuantizedLinears:
-      return n + " linear(s) have integer or FP8 weights not labelled W4A16 or W8A16: copied unchanged (as the script "
-             "does), where loaders expect float weights; --out-dir refuses them";
+      return n + " weight(s) hold integer or FP8 values without a W4A16 or W8A16 label: copied unchanged (as the "
+             "script does), where loaders expect float weights; --out-dir refuses them";
     case WarningKind::kOtherLabel:
       return n + " tensor(s) carry a label other than FLOAT, W4A16 and W8A16: copied unchanged (as the script does), "
              "so a loader reads them as plain tensors";

@@ -31,7 +31,7 @@ std::optional<DType> ParseDType(std::string_view name) {
 std::string_view DTypeName(DType dtype) { return kDTypes[static_cast<size_t>(dtype)].name; }
 uint32_t DTypeSize(DType dtype) { return kDTypes[static_cast<size_t>(dtype)].size; }
 
-bool HoldsQuantizedValues(DType dtype) {
+bool IsIntegerOrFp8DType(DType dtype) {
   const std::string_view name = DTypeName(dtype);
   return name == "BOOL" || name.starts_with('I') || name.starts_with('U') || name.starts_with("F8");
 }

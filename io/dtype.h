@@ -12,6 +12,6 @@ enum class DType : uint8_t { kBool, kU8, kI8, kF8E5M2, kF8E4M3, kI16, kU16, kF16
 std::optional<DType> ParseDType(std::string_view name);
 std::string_view DTypeName(DType dtype);
 uint32_t DTypeSize(DType dtype);
-bool HoldsQuantizedValues(DType dtype);  // integers (BOOL, I8..I64, U8..U64) and FP8: not float weights
+bool IsIntegerOrFp8DType(DType dtype);  // BOOL, I8..I64, U8..U64, F8_*: what no float weight holds
 
 }  // namespace ms2vllm

@@ -808,8 +808,8 @@ TEST(ModelDirectory, IntegerLinearsOfAnotherLabelAreRefused) {
   }
   testing::WriteText(description, listed.dump());
   ExpectRefused(Convert(DirectoryRequest(dir / "input", dir / "out")), ErrorCode::kUnsupported,
-                description.string() + ": labels 1 linear(s) with integer or FP8 weights neither W4A16 nor W8A16 "
-                                       "(model.layers.1.mlp.down_proj (W8A8))",
+                description.string() + ": labels 1 weight(s) holding integer or FP8 values, neither W4A16 nor W8A16 "
+                                       "(model.layers.1.mlp.down_proj (W8A8, I8))",
                 dir);
   ConvertRequest one_file;
   one_file.model = weights;

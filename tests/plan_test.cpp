@@ -384,25 +384,31 @@ TEST_F(PlanTest, ALinearWhosePartsAreLabelledFloatAndQuantizedIsInvalidInput) {
   EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
   ASSERT_EQ(plan.other_quantized_linears.size(), 1u);
   EXPECT_EQ(plan.other_quantized_linears[0].linear, "model.layers.0.mlp.down_proj");
-  EXPECT_CONTAINS(WarningWith(plan.warnings, "integer or FP8 weights not labelled W4A16 or W8A16"),
+  EXPECT_CONTAINS(WarningWith(plan.warnings, "integer or FP8 values without a W4A16 or W8A16 label"),
                   "model.layers.0.mlp.down_proj.weight (FLOAT, I8)");
 }
 
 // FP8 weights are quantized as much as int8 ones, and a head or an embedding held in integers
-// loads no better than a linear: all are noted apart, none as a float linear.
-TEST_F(PlanTest, Fp8WeightsAndAQuantizedHeadAreNotFloatLinears) {
+// loads no better than a linear: all are noted apart, none as a float linear. A float embedding is
+// neither.
+TEST_F(PlanTest, Fp8WeightsAndAQuantizedHeadOrEmbeddingAreNotFloatLinears) {
   Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
   Described("model.layers.0.mlp.down_proj.weight", DType::kF8E4M3, {24, 96}, "FLOAT");
   Described("lm_head.weight", DType::kI8, {32, 24}, "W8A8");
-  Described("model.embed_tokens.weight", DType::kF16, {32, 24}, "FLOAT");
+  Described("model.embed_tokens.weight", DType::kU8, {32, 24}, "FLOAT");
+  Described("model.embed_positions.weight", DType::kF16, {32, 24}, "FLOAT");
   const Plan plan = BuildOk();
   EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
-  ASSERT_EQ(plan.other_quantized_linears.size(), 2u);
+  ASSERT_EQ(plan.other_quantized_linears.size(), 3u);
   EXPECT_EQ(plan.other_quantized_linears[0].linear, "model.layers.0.mlp.down_proj");
   EXPECT_EQ(plan.other_quantized_linears[1].linear, "lm_head");
-  const std::string warning = WarningWith(plan.warnings, "integer or FP8 weights");
+  EXPECT_EQ(plan.other_quantized_linears[2].linear, "model.embed_tokens");
+  EXPECT_EQ(plan.other_quantized_linears[2].dtype, DType::kU8);
+  const std::string warning = WarningWith(plan.warnings, "integer or FP8 values");
+  EXPECT_CONTAINS(warning, "3 weight(s)");
   EXPECT_CONTAINS(warning, "model.layers.0.mlp.down_proj.weight (FLOAT, F8_E4M3)");
   EXPECT_CONTAINS(warning, "lm_head.weight (W8A8, I8)");
+  EXPECT_CONTAINS(warning, "model.embed_tokens.weight (FLOAT, U8)");
 }
 
 TEST_F(PlanTest, ATensorWhoseLabelIsNotAStringIsInvalidInput) {

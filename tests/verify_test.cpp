@@ -533,6 +533,22 @@ TEST(VerifySynthTest, AFlagContradictingTheDeclaredLayoutIsNamed) {
   report = VerifyOrDie(request);
   EXPECT_FALSE(report.ok());
   EXPECT_EQ(report.hint, expected("awq"));
+
+  // Per-channel has no AWQ layout: the flag's target cannot even be planned, and still the
+  // contradiction is the hint.
+  TempDir per_channel;
+  SynthOptions channels;
+  channels.group_size = 0;
+  const fs::path per_channel_model = WriteSynth(per_channel / "model", channels);
+  convert.model = per_channel_model;
+  convert.out_dir = per_channel / "out";
+  ASSERT_TRUE(Convert(convert).ok());
+  request = RequestFor(per_channel_model, per_channel / "out");
+  request.target = TargetTool::kAwq;
+  report = VerifyOrDie(request);
+  ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+  EXPECT_CONTAINS(report.problems[0].problem, "cannot be the awq conversion");
+  EXPECT_EQ(report.hint, expected("awq"));
 }
 
 // Without its `dynamic` rules vLLM would build the float linears as GPTQ ones and fail to load.
