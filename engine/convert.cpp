@@ -108,11 +108,11 @@ Status CheckTheModelIsWhole(const Plan& plan, const ModelFiles& files, const fs:
 // an embedding, is quantized in a way AWQ and GPTQ cannot state: the drop-in mode copies it
 // unchanged, as the script does, and warns; in --out-dir's model no loader could read it, so
 // --out-dir refuses.
-Status CheckEveryQuantizedLinearConverts(const Plan& plan, const ModelFiles& files) {
-  if (plan.other_quantized_linears.empty()) return Ok{};
+Status CheckEveryQuantizedWeightConverts(const Plan& plan, const ModelFiles& files) {
+  if (plan.other_quantized_weights.empty()) return Ok{};
   std::vector<std::string> named;
-  for (const auto& copied : plan.other_quantized_linears) {
-    named.push_back(copied.linear + " (" + copied.label + ", " + std::string(DTypeName(copied.dtype)) + ")");
+  for (const auto& copied : plan.other_quantized_weights) {
+    named.push_back(copied.module + " (" + copied.LabelAndDType() + ")");
   }
   return MakeError(ErrorCode::kUnsupported,
                    files.description.string() + ": labels " + std::to_string(named.size()) +
@@ -174,7 +174,7 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
   report.plan = std::move(*plan);
   if (request.out_dir) {  // before the scans
     MS2VLLM_TRY(CheckTheModelIsWhole(report.plan, files, *base_model));
-    MS2VLLM_TRY(CheckEveryQuantizedLinearConverts(report.plan, files));
+    MS2VLLM_TRY(CheckEveryQuantizedWeightConverts(report.plan, files));
   }
   MS2VLLM_TRY(RefuseOrWarnOfTwoGroupSizes(request, files, report));
   description.DropEntries();

@@ -156,7 +156,7 @@ class Planner {
     if (!IsQuantLabel(label)) {
       if (label != "FLOAT") plan_.warnings.Add(WarningKind::kOtherLabel, name + " (" + label + ")");
       if (name.ends_with(kScaleSuffix) || name.ends_with(kOffsetSuffix)) float_scales_and_offsets_.push_back(name);
-      NoteUnconvertedLinear(name, label, source);
+      NoteUnconvertedWeight(name, label, source);
       Emit(Copy(name, source));
       return Ok{};
     }
@@ -218,7 +218,8 @@ class Planner {
     for (const auto& linear : plan_.float_linears) {
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
-    for (const auto& [linear, label, dtype] : plan_.other_quantized_linears) {
+    for (const auto& copied : plan_.other_quantized_weights) {
+      const std::string& linear = copied.module;
       if (has_quantized_part(linear)) return contradiction(linear, linear + std::string(kWeightSuffix));
     }
     for (const auto& name : float_scales_and_offsets_) {
@@ -336,12 +337,12 @@ class Planner {
   // A 2-D weight copied unchanged. In float, msModelSlim left it so (a linear, unless it is an
   // embedding or the head, which no config lists); integer or FP8, it is quantized some other way
   // (W8A8, say), which no AWQ or GPTQ config can state, the head and embeddings included.
-  void NoteUnconvertedLinear(const std::string& name, const std::string& label, const TensorInfo& source) {
+  void NoteUnconvertedWeight(const std::string& name, const std::string& label, const TensorInfo& source) {
     if (!name.ends_with(kWeightSuffix) || Contains(name, "module.weight") || source.rank() != 2) return;
     if (IsIntegerOrFp8DType(source.dtype)) {
-      plan_.other_quantized_linears.push_back({Strip(name, kWeightSuffix), label, source.dtype});
-      plan_.warnings.Add(WarningKind::kOtherQuantizedLinears, name + " (" + label + ", " +
-                                                                  std::string(DTypeName(source.dtype)) + ")");
+      plan_.other_quantized_weights.push_back({Strip(name, kWeightSuffix), label, source.dtype});
+      plan_.warnings.Add(WarningKind::kOtherQuantizedWeights,
+                         name + " (" + plan_.other_quantized_weights.back().LabelAndDType() + ")");
       return;
     }
     if (Contains(name, "embed") || Contains(name, "lm_head") || Contains(name, "wte") || Contains(name, "wpe")) return;

@@ -58,12 +58,13 @@ struct Plan {
   std::optional<uint64_t> group_size;          // in / G; nullopt when there is no quantized linear
   bool per_channel = false;                    // G == 1
   std::vector<std::string> float_linears;      // linears msModelSlim left in float
-  struct CopiedLinear {
-    std::string linear;
+  struct CopiedWeight {
+    std::string module;  // the name less ".weight": a linear, the head or an embedding
     std::string label;
     DType dtype;
+    std::string LabelAndDType() const { return label + ", " + std::string(DTypeName(dtype)); }
   };
-  std::vector<CopiedLinear> other_quantized_linears;  // integer or FP8 weights copied unchanged (W8A8, say)
+  std::vector<CopiedWeight> other_quantized_weights;  // integer or FP8 weights copied unchanged (W8A8, say)
   std::vector<std::string> float_fused_layers; // vLLM's qkv_proj / gate_up_proj all of whose parts are float
   bool all_offsets_missing = true;             // no quantized linear has a weight_offset
   std::vector<std::string> not_in_checkpoint;  // tensors the description lists that the input lacks

@@ -40,9 +40,8 @@ TargetTool GuessTarget(const Checkpoint& input, const Description& description, 
 
 // A flag that asks for another layout than the directory's config declares: then every qweight
 // and qzeros differs, and the list would bury its one cause. Empty when they agree.
-std::string DeclaredOtherwise(const VerifyRequest& request, const DeclaredQuantization& declared,
-                              const PlanOptions& asked) {
-  if (!declared.target || (!request.target && !request.gptq_format)) return "";
+std::string DeclaredOtherwise(const DeclaredQuantization& declared, const PlanOptions& asked) {
+  if (!declared.target) return "";  // without flags, `asked` is what it declares
   const GptqFormat declared_format = declared.gptq_format.value_or(GptqFormat::kV1);
   const bool same = asked.target == *declared.target &&
                     (asked.target == TargetTool::kAwq || asked.gptq_format == declared_format);
@@ -194,7 +193,7 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
   }
   report.target = options.target;
   report.gptq_format = options.gptq_format;
-  const std::string declared_otherwise = DeclaredOtherwise(request, declared, options);
+  const std::string declared_otherwise = DeclaredOtherwise(declared, options);
 
   auto plan = BuildPlan(input.table(), description, options, request.settings.cancel);
   if (!plan) {

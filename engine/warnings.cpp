@@ -83,7 +83,7 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return "linears disagree on the group size: converted as they are (as the script does), but no "
              "quantization_config with one group_size describes them, so loaders given one read some wrongly "
              "(--out-dir refuses this)";
-    case WarningKind::kOtherQuantizedLinears:
+    case WarningKind::kOtherQuantizedWeights:
       return n + " weight(s) hold integer or FP8 values without a W4A16 or W8A16 label: copied unchanged (as the "
              "script does), where loaders expect float weights; --out-dir refuses them";
     case WarningKind::kOtherLabel:

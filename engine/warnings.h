@@ -31,7 +31,7 @@ enum class WarningKind {
   kDescribedGroupSize, // the description's group_size is not the tensors': theirs is used
   kGroupSizeConflict,  // linears of two group sizes, which no one quantization_config describes
   kOtherLabel,         // labelled neither FLOAT nor W4A16/W8A16 (W8A8, a typo...): copied unchanged
-  kOtherQuantizedLinears,  // integer or FP8 weights (linears, heads, embeddings) copied unchanged: no loader reads them
+  kOtherQuantizedWeights,  // integer or FP8 weights (linears, heads, embeddings) copied unchanged: no loader reads them
   kBaseBesideWeights,  // --out-dir without --base-model: the configs beside the weights are the base
   kBaseQuantized,      // the base config.json already declares a quantization_config: replaced
   kNoTokenizer,        // --out-dir's base model has no tokenizer file to copy

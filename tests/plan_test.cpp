@@ -121,9 +121,9 @@ TEST_F(PlanTest, Rule1CopiesNonQuantizedLabelsUnchanged) {
   EXPECT_NE(warning.find("model.layers.0.mlp.gate_proj.weight (W8A8)"), std::string::npos) << warning;
   // Its int8 weight is no float linear: noted apart, for --out-dir to refuse.
   EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
-  ASSERT_EQ(plan.other_quantized_linears.size(), 1u);
-  EXPECT_EQ(plan.other_quantized_linears[0].linear, "model.layers.0.mlp.gate_proj");
-  EXPECT_EQ(plan.other_quantized_linears[0].label, "W8A8");
+  ASSERT_EQ(plan.other_quantized_weights.size(), 1u);
+  EXPECT_EQ(plan.other_quantized_weights[0].module, "model.layers.0.mlp.gate_proj");
+  EXPECT_EQ(plan.other_quantized_weights[0].label, "W8A8");
 }
 
 TEST_F(PlanTest, Rule2WeightBecomesAwqQWeight) {
@@ -375,15 +375,15 @@ TEST_F(PlanTest, ALinearWhosePartsAreLabelledFloatAndQuantizedIsInvalidInput) {
     }
   }
   // A linear may well have its whole self labelled FLOAT, a scale included: no contradiction. Its
-  // weight being int8 here, it is noted as an integer linear, not a float one.
+  // weight being int8 here, it is noted as quantized another way, not as a float linear.
   table_ = TensorTable();
   description_.entries.clear();
   Linear("model.layers.0.mlp.up_proj", 24, 96, 2);
   Linear("model.layers.0.mlp.down_proj", 96, 24, 1, "FLOAT");
   const Plan plan = BuildOk();
   EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
-  ASSERT_EQ(plan.other_quantized_linears.size(), 1u);
-  EXPECT_EQ(plan.other_quantized_linears[0].linear, "model.layers.0.mlp.down_proj");
+  ASSERT_EQ(plan.other_quantized_weights.size(), 1u);
+  EXPECT_EQ(plan.other_quantized_weights[0].module, "model.layers.0.mlp.down_proj");
   EXPECT_CONTAINS(WarningWith(plan.warnings, "integer or FP8 values without a W4A16 or W8A16 label"),
                   "model.layers.0.mlp.down_proj.weight (FLOAT, I8)");
 }
@@ -399,11 +399,11 @@ TEST_F(PlanTest, Fp8WeightsAndAQuantizedHeadOrEmbeddingAreNotFloatLinears) {
   Described("model.embed_positions.weight", DType::kF16, {32, 24}, "FLOAT");
   const Plan plan = BuildOk();
   EXPECT_EQ(plan.float_linears, std::vector<std::string>{});
-  ASSERT_EQ(plan.other_quantized_linears.size(), 3u);
-  EXPECT_EQ(plan.other_quantized_linears[0].linear, "model.layers.0.mlp.down_proj");
-  EXPECT_EQ(plan.other_quantized_linears[1].linear, "lm_head");
-  EXPECT_EQ(plan.other_quantized_linears[2].linear, "model.embed_tokens");
-  EXPECT_EQ(plan.other_quantized_linears[2].dtype, DType::kU8);
+  ASSERT_EQ(plan.other_quantized_weights.size(), 3u);
+  EXPECT_EQ(plan.other_quantized_weights[0].module, "model.layers.0.mlp.down_proj");
+  EXPECT_EQ(plan.other_quantized_weights[1].module, "lm_head");
+  EXPECT_EQ(plan.other_quantized_weights[2].module, "model.embed_tokens");
+  EXPECT_EQ(plan.other_quantized_weights[2].dtype, DType::kU8);
   const std::string warning = WarningWith(plan.warnings, "integer or FP8 values");
   EXPECT_CONTAINS(warning, "3 weight(s)");
   EXPECT_CONTAINS(warning, "model.layers.0.mlp.down_proj.weight (FLOAT, F8_E4M3)");
