@@ -79,6 +79,28 @@ TEST(Staging, ADirectoryStageFollowsTheUmask) {
   EXPECT_EQ(fs::status(staging->stage()).permissions() & fs::perms::all, fs::perms::all & ~fs::perms::others_write);
 }
 
+// A directory missing when the run began and filled before it ends (two runs racing to one new
+// --out-dir): the finished one is left as it is, and the message says what happened.
+TEST(Staging, ADirectoryFilledWhileConvertingIsLeftAsItIs) {
+  testing::TempDir dir;
+  const fs::path target = dir / "out";
+  {
+    auto staging = Staging::ForDirectory(target, false, EarlierOutput::kConversion);
+    ASSERT_TRUE(staging.ok()) << staging.error().message;
+    testing::WriteText(staging->PathFor("model.safetensors"), "this run");
+    fs::create_directories(target);
+    testing::WriteText(target / "model.safetensors", "the other run");
+    const Status committed = staging->Commit();
+    ASSERT_FALSE(committed.ok());
+    EXPECT_EQ(committed.error().code, ErrorCode::kOutput);
+    EXPECT_EQ(committed.error().message,
+              target.string() + ": was filled while this run converted (another conversion into it?): left as it "
+                                "is; convert again, with --force to replace it");
+  }
+  EXPECT_EQ(testing::ReadText(target / "model.safetensors"), "the other run");
+  EXPECT_FALSE(fs::exists(StagePathFor(target, ::getpid())));  // this run's stage is gone
+}
+
 // Where there is no atomic exchange, --force moves the old directory aside first, and back when
 // the new one cannot move in.
 TEST(Staging, ReplaceInTwoStepsMovesTheOldAsideAndBackOnFailure) {
