@@ -120,6 +120,8 @@ TEST(Cli, ScriptAndDashedSpellingsAndTheConvertCommandGiveIdenticalOutput) {
       {"--model", in.model, "--json", in.json, "--save-path", dir / "b.safetensors", "--w-bit", "8", "--target-tool", "gptq"},
       {"convert", "--model", in.model, "--json", in.json, "--save_path", dir / "c.safetensors", "--w_bit", "8",
        "--target_tool", "gptq"},
+      // Shortened as the script's argparse takes them; "--t" is also a start of --threads.
+      {"--mod", in.model, "--js", in.json, "--save=" + (dir / "d.safetensors").string(), "--w", "8", "--t", "gptq"},
   };
   for (const auto& args : spellings) {
     const Outcome o = Ms2vllm(args);
@@ -129,6 +131,9 @@ TEST(Cli, ScriptAndDashedSpellingsAndTheConvertCommandGiveIdenticalOutput) {
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(testing::ReadText(dir / "b.safetensors"), a);
   EXPECT_EQ(testing::ReadText(dir / "c.safetensors"), a);
+  EXPECT_EQ(testing::ReadText(dir / "d.safetensors"), a);
+  // A start several options share, none of them or more than one the script's, names them all.
+  ExpectError(Ms2vllm({"--model", in.model, "--ver"}), kUsage, "--ver could be --verify or --version (see --help)");
 }
 
 TEST(Cli, AmongSeveralDescriptionsTheOneNamedLikeTheWeightsIsUsed) {

@@ -100,10 +100,52 @@ std::string RepeatedOption(const CLI::App& app, int argc, char** argv) {
   return "";
 }
 
+// The script reads its flags with argparse, which takes any unique start of a long option
+// ("--save" for --save_path, "--target" for --target_tool). Returns argv with each such start
+// written out in full; a start several options share, but only one of the script's flags, is that
+// flag, as it was for the script. A start shared otherwise sets `mistake` ("--t could be
+// --target_tool or --threads"). Every argument before "--" that starts with "--" is taken as an
+// option, as argparse takes it.
+std::vector<std::string> ExpandAbbreviations(const CLI::App& app, int argc, char** argv, std::string& mistake) {
+  static constexpr std::string_view kScriptFlags[] = {"model", "json", "save_path", "w_bit", "target_tool"};
+  std::vector<std::string> args(argv, argv + argc);
+  for (int i = 1; i < argc; ++i) {
+    std::string& arg = args[static_cast<size_t>(i)];
+    if (arg == "--") break;
+    if (!arg.starts_with("--") || arg.size() == 2) continue;
+    const size_t equals = arg.find('=');
+    const std::string name = arg.substr(2, equals == std::string::npos ? std::string::npos : equals - 2);
+    if (app.get_option_no_throw("--" + name) != nullptr) continue;
+    std::vector<std::string> starts_so, script_flags;  // an option's first name that starts so, once
+    for (const CLI::Option* option : app.get_options()) {
+      for (const std::string& known : option->get_lnames()) {
+        if (!known.starts_with(name)) continue;
+        starts_so.push_back(known);
+        const auto* script_flag = std::find(std::begin(kScriptFlags), std::end(kScriptFlags), known);
+        if (script_flag != std::end(kScriptFlags)) script_flags.push_back(known);
+        break;
+      }
+    }
+    if (starts_so.size() == 1 || script_flags.size() == 1) {
+      arg = "--" + (starts_so.size() == 1 ? starts_so[0] : script_flags[0]) +
+            (equals == std::string::npos ? "" : arg.substr(equals));
+    } else if (starts_so.size() > 1 && mistake.empty()) {
+      mistake = "--" + name + " could be --" + starts_so[0];
+      for (size_t k = 1; k < starts_so.size(); ++k) mistake += (k + 1 < starts_so.size() ? ", --" : " or --") + starts_so[k];
+    }
+  }
+  return args;
+}
+
 }  // namespace
 
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const std::string& help_command) {
-  for (const std::string& mistake : {OptionWithoutValue(app, argc, argv), RepeatedOption(app, argc, argv)}) {
+  std::string ambiguous;
+  std::vector<std::string> args = ExpandAbbreviations(app, argc, argv, ambiguous);
+  std::vector<char*> expanded;
+  for (std::string& arg : args) expanded.push_back(arg.data());
+  argv = expanded.data();
+  for (const std::string& mistake : {ambiguous, OptionWithoutValue(app, argc, argv), RepeatedOption(app, argc, argv)}) {
     if (!mistake.empty()) return ReportError(MakeError(ErrorCode::kUsage, mistake + " (see " + help_command + ")"));
   }
   try {
