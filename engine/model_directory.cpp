@@ -21,7 +21,10 @@ bool IsLeftOutOfModelDirectory(const std::string& name) {
                                                    ".gguf",        ".onnx", ".onnx_data", ".tflite", ".ot", ".index.json",
                                                    ".bak",         "~"};
   static constexpr std::string_view kPrefixes[] = {".", "quant_model_", "adapter_"};
-  static constexpr std::string_view kNames[] = {"config.json", "quantize_config.json", "quant_config.json"};
+  // params.json is Mistral's own config of its consolidated weights, which vLLM may read in place
+  // of config.json: the float model's, with no quantization.
+  static constexpr std::string_view kNames[] = {"config.json", "quantize_config.json", "quant_config.json",
+                                                "params.json"};
   auto any = [](const auto& list, auto&& matches) { return std::any_of(std::begin(list), std::end(list), matches); };
   return any(kNames, [&](std::string_view n) { return name == n; }) ||
          any(kPrefixes, [&](std::string_view prefix) { return name.starts_with(prefix); }) ||
@@ -249,6 +252,7 @@ nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool
     config["zero_point"] = true;
     config["version"] = "gemm";
     config["modules_to_not_convert"] = exempted;
+    if (!plan.quantized_heads.empty()) config["lm_head"] = true;
     return config;
   }
   config["quant_method"] = "gptq";
@@ -257,6 +261,7 @@ nlohmann::ordered_json QuantizationConfig(const Plan& plan, bool symmetric, bool
   config["desc_act"] = false;
   config["sym"] = symmetric;
   config["checkpoint_format"] = plan.gptq_format == GptqFormat::kV2 ? "gptq_v2" : "gptq";
+  if (!plan.quantized_heads.empty()) config["lm_head"] = true;  // vLLM and GPTQModel read it
   // GPTQ has no modules_to_not_convert; a "-:" rule of `dynamic` tells vLLM and GPTQModel to
   // build that linear unquantized, which is what its float weight needs.
   if (!exempted.empty()) {

@@ -139,6 +139,7 @@ class Planner {
     const WarningKind exempted =
         options_.target == TargetTool::kGptq ? WarningKind::kFloatLinearsInGptq : WarningKind::kFloatLinearsInAwq;
     for (const auto& linear : plan_.float_linears) plan_.warnings.Add(exempted, linear);
+    NoteQuantizedHeads();
     if (options_.target == TargetTool::kGptq && options_.gptq_format == GptqFormat::kV2) {
       plan_.warnings.Add(WarningKind::kGptqV2Readers, "--gptq-format v2");
     }
@@ -379,6 +380,16 @@ class Planner {
     for (const auto& linear : plan_.float_linears) {
       auto fused = FusedLayerOf(linear);
       if (fused && !mixed.contains(*fused) && with_float.erase(*fused)) plan_.float_fused_layers.push_back(*fused);
+    }
+  }
+
+  // vLLM builds the head in float unless quantization_config.lm_head says otherwise, and then finds
+  // no lm_head.weight to load. AutoAWQ quantizes the decoder layers' linears only.
+  void NoteQuantizedHeads() {
+    for (const auto& linear : geometry_order_) {
+      if (linear != "lm_head" && !linear.ends_with(".lm_head")) continue;
+      plan_.quantized_heads.push_back(linear);
+      if (options_.target == TargetTool::kAwq) plan_.warnings.Add(WarningKind::kQuantizedHeadInAwq, linear);
     }
   }
 

@@ -66,6 +66,7 @@ struct Plan {
   };
   std::vector<CopiedWeight> other_quantized_weights;  // integer or FP8 weights copied unchanged (W8A8, say)
   std::vector<std::string> float_fused_layers; // vLLM's qkv_proj / gate_up_proj all of whose parts are float
+  std::vector<std::string> quantized_heads;    // lm_head converted as a quantized linear: quantization_config.lm_head
   bool all_offsets_missing = true;             // no quantized linear has a weight_offset
   std::vector<std::string> not_in_checkpoint;  // tensors the description lists that the input lacks
   std::vector<std::string> not_in_description; // tensors of the input the description does not list: dropped

@@ -19,6 +19,7 @@
 
 #include "engine/convert.h"
 #include "engine/model_directory.h"
+#include "engine/verify.h"
 #include "kernels/float_convert.h"
 #include "tests/test_support.h"
 
@@ -42,6 +43,7 @@ struct Model {
   bool zero_offsets = false;     // all offsets 0 (symmetric)
   bool float_down_proj = false;  // msModelSlim left mlp.down_proj in float
   bool float_attention = false;  // and q_proj and k_proj, all that vLLM fuses into qkv_proj here
+  bool quantized_head = false;   // lm_head a quantized linear too
 };
 
 // A two-layer Qwen2-like checkpoint, hidden 96, with float tensors around the linears.
@@ -87,7 +89,17 @@ MsCheckpoint MakeModel(const Model& m) {
     checkpoint.Add(prefix + "self_attn.q_proj.bias", floats({96}), "FLOAT");
   }
   checkpoint.Add("model.norm.weight", floats({96}), "FLOAT");
-  checkpoint.Add("lm_head.weight", floats({32, 96}), "FLOAT");
+  if (m.quantized_head) {
+    MsLinearOptions o;
+    o.out = 32;
+    o.in = 96;
+    o.groups = m.groups;
+    o.bits = m.bits;
+    o.seed = seed;
+    checkpoint.AddLinear("lm_head", testing::MakeMsLinear(o), label);
+  } else {
+    checkpoint.Add("lm_head.weight", floats({32, 96}), "FLOAT");
+  }
   return checkpoint;
 }
 
@@ -128,12 +140,13 @@ struct BaseModel {
                                      "merges.txt", "vocab.json",
                                      "modeling_custom.py", "README.md"};
   // Float weights in any format, quantization leftovers (a base directory that is msModelSlim's
-  // output, AutoAWQ's config), LoRA adapter files and backups.
+  // output, AutoAWQ's config), LoRA adapter files, backups, and Mistral's own config (params.json:
+  // vLLM may read it instead of config.json, and find no quantization there).
   std::vector<std::string> not_copied = {"model.safetensors", "model-00001-of-00002.safetensors",
                                          "model.safetensors.index.json", "pytorch_model.bin",
                                          "pytorch_model.bin.index.json", ".gitattributes", "model.onnx",
                                          "quant_model_description_w4a16.json", "quant_config.json",
-                                         "adapter_config.json", "config.json.bak"};
+                                         "adapter_config.json", "config.json.bak", "params.json"};
 };
 
 BaseModel MakeBaseModel(const fs::path& dir) {
@@ -818,6 +831,37 @@ TEST(ModelDirectory, IntegerLinearsOfAnotherLabelAreRefused) {
   ASSERT_TRUE(converted.ok()) << converted.error().message;
   EXPECT_NE(WarningLine(*converted, "model.layers.1.mlp.down_proj.weight (W8A8, I8)"), "");
   EXPECT_EQ(WarningLine(*converted, "left in float"), "");
+}
+
+// vLLM builds the head in float unless quantization_config.lm_head is true, and then finds no
+// lm_head.weight to load. AutoAWQ quantizes only the decoder layers' linears: a warning says so.
+TEST(ModelDirectory, AQuantizedHeadIsDeclaredInTheConfigs) {
+  for (const TargetTool target : {TargetTool::kAwq, TargetTool::kGptq}) {
+    SCOPED_TRACE(target == TargetTool::kAwq ? "awq" : "gptq");
+    TempDir dir;
+    const BaseModel base = MakeBaseModel(dir / "base");
+    fs::create_directories(dir / "input");
+    MakeModel({.quantized_head = true}).WriteInto(dir / "input");
+    ConvertRequest request = DirectoryRequest(dir / "input", dir / "out", target);
+    request.base_model = base.dir;
+    auto report = Convert(request);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    EXPECT_TRUE(testing::LoadTensors(dir / "out/model.safetensors").contains("lm_head.qweight"));
+    VerifyRequest check;  // verify expects the configs the conversion writes
+    check.model = dir / "input";
+    check.converted = dir / "out";
+    auto verified = Verify(check);
+    ASSERT_TRUE(verified.ok()) << verified.error().message;
+    EXPECT_TRUE(verified->problems.empty()) << verified->problems.front().tensor << ": " << verified->problems.front().problem;
+    EXPECT_EQ(ReadJson(dir / "out/config.json")["quantization_config"]["lm_head"], true);
+    const std::string warning = WarningLine(*report, "AutoAWQ quantizes only the decoder layers' linears");
+    if (target == TargetTool::kGptq) {
+      EXPECT_EQ(ReadJson(dir / "out/quantize_config.json")["lm_head"], true);
+      EXPECT_EQ(warning, "");
+    } else {
+      EXPECT_CONTAINS(warning, ": lm_head");
+    }
+  }
 }
 
 // A config tying lm_head to the embeddings (tie_word_embeddings) loads without lm_head.weight.
