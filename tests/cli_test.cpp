@@ -212,6 +212,20 @@ TEST(Cli, VersionNamesTheCpuFeaturesAndTheChosenKernel) {
   EXPECT_CONTAINS(o.out, "ms2vllm ");
   EXPECT_CONTAINS(o.out, "cpu features:");
   EXPECT_CONTAINS(o.out, "kernel chosen:");
+  // MS2VLLM_KERNELS chooses for conversions, so for --version too; a variant it cannot be is
+  // named as the variable's.
+  ::setenv("MS2VLLM_KERNELS", "scalar", 1);
+  const Outcome forced = Ms2vllm({"--version"});
+  ::setenv("MS2VLLM_KERNELS", "sse9", 1);
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const Outcome unknown = Ms2vllm({"--model", in.model, "--save_path", dir / "o.safetensors"});
+  ::unsetenv("MS2VLLM_KERNELS");
+  EXPECT_CONTAINS(forced.out, "kernel chosen: scalar (MS2VLLM_KERNELS)");
+  ExpectError(unknown, kUsage, "MS2VLLM_KERNELS: 'sse9' is not a kernel variant of this build (available: scalar");
+  ExpectError(Ms2vllm({"--model", in.model, "--save_path", dir / "o.safetensors", "--kernels", "sse9"}), kUsage,
+              "--kernels: 'sse9' is not a kernel variant of this build");
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
 }
 
 TEST(Cli, AReportThatCannotBeWrittenIsAnOutputError) {

@@ -75,7 +75,8 @@ Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag) {
     }
     const std::string what = compiled ? "kernel variant '" + forced + "' is not available on this CPU"
                                       : "'" + forced + "' is not a kernel variant of this build";
-    return MakeError(ErrorCode::kUsage, what + " (available: " + available + ")");
+    const std::string from = flag.empty() ? "MS2VLLM_KERNELS: " : "--kernels: ";
+    return MakeError(ErrorCode::kUsage, from + what + " (available: " + available + ")");
   }
   return table;
 }
@@ -135,7 +136,11 @@ std::string HumanBytes(double bytes) {
 std::string VersionText() {
   std::string compiled;
   for (const auto* table : kernels::CompiledKernels()) compiled += (compiled.empty() ? "" : " ") + std::string(table->name);
-  const kernels::KernelTable* chosen = kernels::SelectKernels("");
+  // What a conversion would run: MS2VLLM_KERNELS's variant where it names one this CPU has.
+  const char* forced = std::getenv("MS2VLLM_KERNELS");
+  const kernels::KernelTable* chosen = kernels::SelectKernels(forced ? forced : "");
+  const std::string chosen_text = chosen ? std::string(chosen->name) + (forced && *forced ? " (MS2VLLM_KERNELS)" : "")
+                                         : std::string("none: MS2VLLM_KERNELS names no variant this CPU runs");
 #if defined(__x86_64__)
   const char* arch = "x86_64";
 #elif defined(__aarch64__)
@@ -144,7 +149,7 @@ std::string VersionText() {
   const char* arch = "unknown";
 #endif
   return std::string("ms2vllm ") + MS2VLLM_VERSION + "\narchitecture: " + arch + "\ncpu features: " +
-         kernels::CpuFeatureString() + "\nkernels compiled: " + compiled + "\nkernel chosen: " + std::string(chosen->name);
+         kernels::CpuFeatureString() + "\nkernels compiled: " + compiled + "\nkernel chosen: " + chosen_text;
 }
 
 }  // namespace ms2vllm
