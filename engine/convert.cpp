@@ -67,7 +67,10 @@ Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& chec
 // Without either, the directory would have no config.json, and no loader reads one without it:
 // refused before the work rather than written and warned of, which a script would deploy.
 Result<fs::path> BaseModelFor(const ConvertRequest& request, const ModelFiles& files) {
-  if (request.base_model) return *request.base_model;
+  if (request.base_model) {
+    MS2VLLM_TRY(CheckBaseModelDirectory(*request.base_model));
+    return *request.base_model;
+  }
   const fs::path beside = files.weights.has_parent_path() ? files.weights.parent_path() : fs::path(".");
   std::error_code ec;
   if (fs::is_regular_file(beside / "config.json", ec)) return beside;

@@ -197,8 +197,7 @@ std::vector<std::string> StateFloat16ForVllm(const Plan& plan, bool symmetric, n
   return StateFloat16(config);
 }
 
-Status CheckModelDirectoryRequest(ConvertReport& report) {
-  const fs::path& base_model = *report.base_model;
+Status CheckBaseModelDirectory(const fs::path& base_model) {
   std::error_code ec;
   if (!fs::exists(base_model, ec)) {
     return MakeError(ErrorCode::kInvalidInput, base_model.string() +
@@ -212,6 +211,11 @@ Status CheckModelDirectoryRequest(ConvertReport& report) {
   if (!fs::exists(base_model / "config.json", ec)) {
     return MakeError(ErrorCode::kInvalidInput, base_model.string() + ": has no config.json");
   }
+  return Ok{};
+}
+
+Status CheckModelDirectoryRequest(ConvertReport& report) {
+  const fs::path& base_model = *report.base_model;
   // Refused now, not after the weights: a --dry-run says it too.
   MS2VLLM_ASSIGN_OR_RETURN(const nlohmann::ordered_json base_config, ReadBaseConfig(base_model));
   // Refused rather than warned of: no loader reads the directory, and a script checking the exit

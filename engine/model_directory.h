@@ -11,10 +11,14 @@
 
 namespace ms2vllm {
 
-// Refuses what would produce a directory that does not load: mixed group sizes, a base model
-// that is not a directory, a base config.json that states another shape than the checkpoint's.
-// Warns, in `report`, of what some loaders will not read. Needs report.plan, report.symmetric
-// and report.base_model.
+// A --base-model that does not exist, is no directory or holds no config.json: invalid input,
+// refused before the weights are read.
+Status CheckBaseModelDirectory(const std::filesystem::path& base_model);
+
+// Refuses what would produce a directory that does not load: mixed group sizes, a base
+// config.json that does not parse or states another shape than the checkpoint's. Warns, in
+// `report`, of what some loaders will not read. Needs report.plan, report.symmetric and
+// report.base_model, which CheckBaseModelDirectory passed.
 Status CheckModelDirectoryRequest(ConvertReport& report);
 
 // The quantization_config object for config.json (and, for GPTQ, quantize_config.json).

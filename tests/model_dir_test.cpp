@@ -1080,6 +1080,26 @@ TEST(ModelDirectory, ASymlinkedTargetIsFollowed) {
 
 // An unusable base config.json is refused before any weight is written, so a --dry-run says it
 // too. (A failure after the weights: ACheckBeforeCommitSeesTheFinishedStageAndItsErrorKeepsTheTarget.)
+// A --base-model that is missing, or holds no config.json, is said before the weights are read
+// (here they are not even a safetensors file).
+TEST(ModelDirectory, AMissingBaseModelIsRefusedBeforeTheWeightsAreRead) {
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  MakeModel({}).WriteInto(dir / "input");
+  testing::WriteText(dir / "input/quant_model_weight_w4a16.safetensors", "not a checkpoint");
+  fs::create_directories(dir / "empty");
+  for (const auto& [base, problem] : {std::pair{dir / "no-such-model", ": no such directory"},
+                                      std::pair{dir / "empty", ": has no config.json"}}) {
+    ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+    request.base_model = base;
+    auto report = Convert(request);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.error().code, ErrorCode::kInvalidInput);
+    EXPECT_CONTAINS(report.error().message, base.string() + problem);
+  }
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
 TEST(ModelDirectory, AnUnusableBaseConfigIsRefusedUpFrontAndNothingAppears) {
   const MsCheckpoint checkpoint = MakeModel({});
   TempDir dir;
