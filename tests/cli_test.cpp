@@ -364,7 +364,8 @@ TEST(Cli, ExitCodeForUsageErrors) {
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
   const std::vector<std::string> base = {"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors"};
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--w_bit", "5"}, "--w_bit"},
+      {{"--w_bit", "5"}, "--w_bit: '5' is not 4 or 8"},
+      {{"--w_bit", "four"}, "--w_bit: 'four' is not 4 or 8"},
       {{"--target_tool", "foo"}, "--target_tool"},
       {{"--threads", "0"}, "--threads"},
       {{"--max-shard-size", "abc"}, "--max-shard-size"},
@@ -380,6 +381,11 @@ TEST(Cli, ExitCodeForUsageErrors) {
     EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
   }
   ExpectError(Ms2vllm({"--json", in.json}), kUsage, "--model");
+  // What the script's int() took of a width, ms2vllm takes.
+  const Outcome padded =
+      Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "o.safetensors", "--w_bit", " 04"});
+  EXPECT_EQ(padded.exit_code, kOk) << Show(padded);
+  fs::remove(dir / "o.safetensors");
   // An empty value (an unset shell variable) is not a left-out option: `--out-dir ""` would
   // otherwise convert into ./res.safetensors.
   ExpectError(Ms2vllm({"--model", in.model, "--out-dir", ""}), kUsage, "--out-dir: is empty");

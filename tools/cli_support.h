@@ -27,6 +27,22 @@ inline CLI::Validator NonEmpty() {
                         "", "NONEMPTY");
 }
 
+// A check for --w_bit: CLI11's set check says only "abc" of a value that is not a number. Takes
+// what Python's int() takes of 4 and 8 ("08", " 8"), as the script did.
+inline CLI::Validator FourOrEight() {
+  return CLI::Validator(
+      [](std::string& value) {
+        const size_t first = value.find_first_not_of(" \t"), last = value.find_last_not_of(" \t");
+        const std::string number = first == std::string::npos ? "" : value.substr(first, last - first + 1);
+        const size_t digits = number.find_first_not_of('0');
+        const std::string stripped = digits == std::string::npos ? "0" : number.substr(digits);
+        if (stripped != "4" && stripped != "8") return "'" + value + "' is not 4 or 8";
+        value = stripped;
+        return std::string();
+      },
+      "4|8", "FOUR_OR_EIGHT");
+}
+
 // Prints "ms2vllm: error: <message>" and returns the exit status for it.
 int ReportError(const Error& error);
 void PrintWarning(const std::string& line);

@@ -45,7 +45,7 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   auto* save_path = app.add_option("--save_path,--save-path", f.save_path, "output file; its directory must exist")
                         ->capture_default_str()
                         ->check(NonEmpty());
-  app.add_option("--w_bit,--w-bit", f.w_bit, "4 or 8; taken from the description when omitted")->check(CLI::IsMember({4, 8}));
+  app.add_option("--w_bit,--w-bit", f.w_bit, "4 or 8; taken from the description when omitted")->transform(FourOrEight());
   app.add_option("--target_tool,--target-tool", f.target, "awq or gptq")->check(CLI::IsMember({"awq", "gptq"}))->capture_default_str();
   app.add_option("--gptq-format,--gptq_format", f.gptq_format, "v1 (checkpoint_format gptq) or v2 (gptq_v2, exact for zero point 0)")
       ->check(CLI::IsMember({"v1", "v2"}))->capture_default_str();

@@ -34,7 +34,7 @@ int RunSynth(int argc, char** argv) {
   app.add_option("--preset", preset, "model shape")->check(CLI::IsMember(ModelShapeNames()))->capture_default_str();
   app.add_option("--out", out, "directory to create")->required()->check(NonEmpty());
   app.add_option("--layers", layers, "number of decoder layers (default: the preset's)")->check(CLI::Range(int64_t{0}, int64_t{100000}));
-  app.add_option("--w-bit,--w_bit", bits, "4 or 8")->check(CLI::IsMember({4, 8}))->capture_default_str();
+  app.add_option("--w-bit,--w_bit", bits, "4 or 8")->transform(FourOrEight())->capture_default_str();
   app.add_option("--group-size", group_size, "group size (ignored with --per-channel)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();

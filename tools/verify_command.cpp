@@ -48,7 +48,7 @@ void AddFlags(CLI::App& app, VerifyFlags& f) {
       ->check(CLI::IsMember({"awq", "gptq"}));
   app.add_option("--gptq-format,--gptq_format", f.gptq_format, "v1 or v2 (default: the directory's config, else v1)")
       ->check(CLI::IsMember({"v1", "v2"}));
-  app.add_option("--w_bit,--w-bit", f.w_bit, "4 or 8; taken from the description when omitted")->check(CLI::IsMember({4, 8}));
+  app.add_option("--w_bit,--w-bit", f.w_bit, "4 or 8; taken from the description when omitted")->transform(FourOrEight());
   app.add_option("--packed", f.packed, "input holds two 4-bit values per byte (ascendV1): auto, yes or no")
       ->check(CLI::IsMember({"auto", "yes", "no"}))->capture_default_str();
   app.add_option("--scales-dtype", f.scales_dtype,
