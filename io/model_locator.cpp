@@ -80,6 +80,12 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
   std::error_code ec;
   const fs::file_status status = fs::status(model, ec);
   if (status.type() == fs::file_type::not_found) {
+    // "w.safetensors/" (a shell's completion, a script's join): the file is there, the '/' is not.
+    std::string without = model.string();
+    while (without.size() > 1 && without.back() == '/') without.pop_back();
+    if (without != model.string() && fs::is_regular_file(without, ec)) {
+      return MakeError(ErrorCode::kInvalidInput, model.string() + ": is a file, not a directory: leave out the trailing '/'");
+    }
     return MakeError(ErrorCode::kInvalidInput, model.string() + ": cannot open: No such file or directory");
   }
   if (ec) return MakeError(ErrorCode::kInvalidInput, model.string() + ": cannot open: " + ec.message());

@@ -410,6 +410,8 @@ TEST(Cli, ExitCodeForInvalidInputNamesTheFile) {
     ExpectError(o, kInvalidInput, missing.string() + ": cannot open: No such file or directory");
     EXPECT_EQ(o.err.find("description"), std::string::npos) << Show(o);
   }
+  ExpectError(Ms2vllm({"--model", in.model.string() + "/", "--save_path", dir / "o.safetensors"}), kInvalidInput,
+              in.model.string() + "/: is a file, not a directory: leave out the trailing '/'");
   testing::WriteText(dir / "truncated.safetensors", testing::ReadText(in.model).substr(0, 100));
   ExpectError(Ms2vllm({"--model", dir / "truncated.safetensors", "--json", in.json, "--save_path", dir / "o.safetensors"}),
               kInvalidInput, "truncated.safetensors");
