@@ -212,6 +212,11 @@ TEST(Cli, VersionNamesTheCpuFeaturesAndTheChosenKernel) {
   EXPECT_CONTAINS(o.out, "ms2vllm ");
   EXPECT_CONTAINS(o.out, "cpu features:");
   EXPECT_CONTAINS(o.out, "kernel chosen:");
+  for (const char* command : {"verify", "inspect", "synth"}) {
+    const Outcome of_command = Ms2vllm({command, "--version"});
+    EXPECT_EQ(of_command.exit_code, kOk) << Show(of_command);
+    EXPECT_EQ(of_command.out, o.out);
+  }
   // MS2VLLM_KERNELS chooses for conversions, so for --version too; a variant it cannot be is
   // named as the variable's.
   ::setenv("MS2VLLM_KERNELS", "scalar", 1);
