@@ -1,9 +1,12 @@
 #include "engine/verify_files.h"
 
+#include <algorithm>
+#include <cctype>
 #include <string_view>
 #include <unordered_set>
 
 #include "engine/model_directory.h"
+#include "io/directory.h"
 #include "io/json_file.h"
 #include "io/shard_index.h"
 
@@ -43,7 +46,32 @@ std::string Shown(const Json& value) {
   return text + "... (" + std::to_string(value.size()) + " entries)";
 }
 
-void CompareConfig(const fs::path& path, const Json& actual, const Json& expected, std::vector<VerifyProblem>& problems) {
+// A quantization_config as loaders read it: `version` in any case (AutoAWQ writes "GEMM"), a null
+// list as an empty one, GPTQ without checkpoint_format as "gptq" (v1), their default.
+Json AsLoadersRead(Json config) {
+  if (auto it = config.find("version"); it != config.end() && it->is_string()) {
+    std::string version = it->get<std::string>();
+    for (char& c : version) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    *it = version;
+  }
+  if (auto it = config.find("modules_to_not_convert"); it != config.end() && it->is_null()) *it = Json::array();
+  const auto method = config.find("quant_method");
+  if (method != config.end() && *method == "gptq" && !config.contains("checkpoint_format")) {
+    config["checkpoint_format"] = "gptq";
+  }
+  return config;
+}
+
+// Keys that change which linears loaders quantize, and how they read them as absent.
+bool ChangesWhatIsQuantized(const std::string& key, const Json& value) {
+  static constexpr std::string_view kKeys[] = {"dynamic", "lm_head", "modules_in_block_to_quantize",
+                                               "modules_to_not_convert"};
+  if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) return false;
+  return !(value.is_null() || value == false || ((value.is_array() || value.is_object()) && value.empty()));
+}
+
+void CompareConfig(const fs::path& path, const Json& declared, const Json& expected, std::vector<VerifyProblem>& problems) {
+  const Json actual = AsLoadersRead(declared);
   VerifyProblem problem{path.filename().string(), "", {}};
   for (const auto& [key, value] : expected.items()) {
     auto it = actual.find(key);
@@ -54,8 +82,10 @@ void CompareConfig(const fs::path& path, const Json& actual, const Json& expecte
     }
   }
   // Rules the conversion did not write would change which linears loaders quantize.
-  if (!expected.contains("dynamic") && actual.contains("dynamic")) {
-    problem.examples.push_back("quantization_config.dynamic is " + Shown(actual["dynamic"]) + ", expected none");
+  for (const auto& [key, value] : actual.items()) {
+    if (!expected.contains(key) && ChangesWhatIsQuantized(key, value)) {
+      problem.examples.push_back("quantization_config." + key + " is " + Shown(value) + ", expected none");
+    }
   }
   if (problem.examples.empty()) return;
   problem.problem = std::to_string(problem.examples.size()) + " quantization_config field(s) disagree with the weights";
@@ -158,6 +188,18 @@ std::vector<VerifyProblem> CheckDirectoryFiles(const ConvertedFiles& files, Targ
     problems.push_back({"model.safetensors", "is beside model.safetensors.index.json: transformers loads it instead of "
                                              "the shards",
                         {}});
+  }
+  // Without an index vLLM loads every .safetensors file of the directory (with one, those the
+  // index names, as transformers does).
+  if (!IsShardIndexPath(files.weights)) {
+    const auto entries = ListDirectory(directory);  // sorted; unreadable, the weights' error says it
+    for (const auto& entry : entries ? *entries : std::vector<fs::path>{}) {
+      const std::string name = entry.filename().string();
+      if (name != files.weights.filename().string() && name.ends_with(".safetensors") && !name.starts_with(".")) {
+        problems.push_back({name, "is beside " + files.weights.filename().string() +
+                                      " with no index: vLLM loads its tensors too", {}});
+      }
+    }
   }
   if (!files.config) {
     problems.push_back({"config.json", "is missing: vLLM and transformers read the model and its quantization from it",

@@ -556,6 +556,7 @@ TEST(VerifySynthTest, GptqDirectoryMustExemptTheFloatLinears) {
   TempDir dir;
   SynthOptions synth;
   synth.float_linears = {"mlp.down_proj"};
+  synth.group_size = 64;  // AWQ has no per-channel layout
   synth.shape = *FindModelShape("tiny");
   synth.shape.layers = 40;  // a rule each: more than a message should quote
   const fs::path model = WriteSynth(dir / "model", synth);
@@ -660,6 +661,56 @@ TEST(VerifySynthTest, DirectoryFilesLoadersReadInsteadAreChecked) {
   config["dynamic"] = {{"-:.*", nlohmann::ordered_json::object()}};
   testing::WriteText(dir / "out" / "quantize_config.json", config.dump());
   only_problem_of("quantize_config.json");
+}
+
+// Configs are compared as loaders read them: AutoAWQ's "GEMM", a null list and GPTQ without
+// checkpoint_format (v1) pass; a key the conversion did not write that changes what is quantized
+// (a quantized head) does not, nor does a second weights file, which vLLM loads without an index.
+TEST(VerifySynthTest, ConfigsAreComparedAsLoadersReadThem) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.shape = *FindModelShape("tiny");
+  synth.float_linears = {"mlp.down_proj"};
+  synth.group_size = 64;  // AWQ has no per-channel layout
+  const fs::path model = WriteSynth(dir / "model", synth);
+  for (const TargetTool target : {TargetTool::kAwq, TargetTool::kGptq}) {
+    SCOPED_TRACE(target == TargetTool::kAwq ? "awq" : "gptq");
+    const fs::path out = dir / (target == TargetTool::kAwq ? "awq" : "gptq");
+    ConvertRequest convert;
+    convert.model = model;
+    convert.out_dir = out;
+    convert.plan.target = target;
+    auto converted = Convert(convert);
+    ASSERT_TRUE(converted.ok()) << converted.error().message;
+    const VerifyRequest request = RequestFor(model, out);
+    ASSERT_TRUE(VerifyOrDie(request).ok()) << Describe(VerifyOrDie(request));
+    auto config = nlohmann::ordered_json::parse(testing::ReadText(out / "config.json"));
+    const auto original = config;
+    auto& quantization = config["quantization_config"];
+    if (target == TargetTool::kAwq) {
+      quantization["version"] = "GEMM";
+    } else {
+      quantization.erase("checkpoint_format");
+      fs::remove(out / "quantize_config.json");
+      testing::WriteText(out / "quantize_config.json", quantization.dump());
+    }
+    quantization["lm_head"] = false;
+    testing::WriteText(out / "config.json", config.dump());
+    EXPECT_TRUE(VerifyOrDie(request).ok()) << Describe(VerifyOrDie(request));
+
+    quantization["lm_head"] = true;
+    testing::WriteText(out / "config.json", config.dump());
+    VerifyReport report = VerifyOrDie(request);
+    ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+    EXPECT_EQ(report.problems[0].examples, std::vector<std::string>{"quantization_config.lm_head is true, expected none"});
+
+    testing::WriteText(out / "config.json", original.dump());
+    fs::copy_file(out / "model.safetensors", out / "extra.safetensors");
+    report = VerifyOrDie(request);
+    ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+    EXPECT_EQ(report.problems[0].tensor, "extra.safetensors");
+    EXPECT_EQ(report.problems[0].problem, "is beside model.safetensors with no index: vLLM loads its tensors too");
+  }
 }
 
 // Asymmetric GPTQ runs in vLLM only in float16: config.json stating bfloat16, or no dtype, and
