@@ -49,14 +49,18 @@ Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& chec
   std::unordered_set<std::string> visited;  // a sharded input's files share their ancestors
   for (const auto& input : inputs) {
     std::error_code ec;
-    fs::path path = fs::weakly_canonical(fs::absolute(input, ec), ec);
-    for (; visited.insert(path.string()).second; path = path.parent_path()) {
-      struct stat info {};
-      if (::stat(path.c_str(), &info) == 0 && info.st_dev == directory.st_dev && info.st_ino == directory.st_ino) {
-        return MakeError(ErrorCode::kUsage,
-                         target.string() + ": the output directory would replace the input " + input.string());
+    // Where the file is, and where the name is: a symlinked input (a Hugging Face cache's
+    // snapshot links to its blobs) is lost with the directory holding the link.
+    const fs::path absolute = fs::absolute(input, ec);
+    for (fs::path path : {fs::weakly_canonical(absolute, ec), absolute.lexically_normal()}) {
+      for (; visited.insert(path.string()).second; path = path.parent_path()) {
+        struct stat info {};
+        if (::stat(path.c_str(), &info) == 0 && info.st_dev == directory.st_dev && info.st_ino == directory.st_ino) {
+          return MakeError(ErrorCode::kUsage,
+                           target.string() + ": the output directory would replace the input " + input.string());
+        }
+        if (path == path.parent_path()) break;
       }
-      if (path == path.parent_path()) break;
     }
   }
   return Ok{};

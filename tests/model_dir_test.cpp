@@ -1218,6 +1218,21 @@ TEST(ModelDirectory, ForceNeverReplacesTheInputOrTheBaseModel) {
     EXPECT_TRUE(fs::exists(base.dir / "tokenizer.json"));
     EXPECT_EQ(StageLeftovers(dir.path()), std::vector<std::string>{});
   }
+  // A snapshot of links into a blob store, as a Hugging Face cache is, whose config.json declares a
+  // quantization (--force would take it for an earlier conversion): the links are inputs too.
+  fs::create_directories(dir / "snapshot");
+  for (const auto& entry : fs::directory_iterator(dir / "input")) {
+    fs::create_symlink(entry.path(), dir / "snapshot" / entry.path().filename());
+  }
+  testing::WriteText(dir / "snapshot/config.json", R"({"quantization_config": {"quant_method": "awq"}})");
+  ConvertRequest request = DirectoryRequest(dir / "snapshot", dir / "snapshot");
+  request.base_model = base.dir;
+  request.force = true;
+  auto report = Convert(request);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kUsage);
+  EXPECT_CONTAINS(report.error().message, "the output directory would replace the input");
+  EXPECT_TRUE(fs::is_symlink(dir / "snapshot" / weights.filename()));
 }
 
 TEST(ModelDirectory, AMissingParentDirectoryIsAnOutputError) {
