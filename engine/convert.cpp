@@ -52,7 +52,7 @@ Status CheckDirectoryHoldsNoInput(const fs::path& target, const Checkpoint& chec
     // Where the file is, and where the name is: a symlinked input (a Hugging Face cache's
     // snapshot links to its blobs) is lost with the directory holding the link.
     const fs::path absolute = fs::absolute(input, ec);
-    for (fs::path path : {fs::weakly_canonical(absolute, ec), absolute.lexically_normal()}) {
+    for (fs::path path : {fs::weakly_canonical(absolute, ec), fs::weakly_canonical(absolute.parent_path(), ec)}) {
       for (; visited.insert(path.string()).second; path = path.parent_path()) {
         struct stat info {};
         if (::stat(path.c_str(), &info) == 0 && info.st_dev == directory.st_dev && info.st_ino == directory.st_ino) {

@@ -18,7 +18,7 @@ Status CheckBaseModelDirectory(const std::filesystem::path& base_model);
 // Refuses what would produce a directory that does not load: mixed group sizes, a base
 // config.json that does not parse or states another shape than the checkpoint's. Warns, in
 // `report`, of what some loaders will not read. Needs report.plan, report.symmetric and
-// report.base_model, which CheckBaseModelDirectory passed.
+// report.base_model, a directory holding a config.json.
 Status CheckModelDirectoryRequest(ConvertReport& report);
 
 // The quantization_config object for config.json (and, for GPTQ, quantize_config.json).

@@ -384,12 +384,12 @@ class Planner {
   }
 
   // vLLM builds the head in float unless quantization_config.lm_head says otherwise, and then finds
-  // no lm_head.weight to load. AutoAWQ quantizes the decoder layers' linears only.
+  // no lm_head.weight to load. Loaders that quantize the decoder layers' linears only cannot.
   void NoteQuantizedHeads() {
     for (const auto& linear : geometry_order_) {
       if (linear != "lm_head" && !linear.ends_with(".lm_head")) continue;
       plan_.quantized_heads.push_back(linear);
-      if (options_.target == TargetTool::kAwq) plan_.warnings.Add(WarningKind::kQuantizedHeadInAwq, linear);
+      plan_.warnings.Add(WarningKind::kQuantizedHead, linear);
     }
   }
 

@@ -46,8 +46,9 @@ std::string Shown(const Json& value) {
   return text + "... (" + std::to_string(value.size()) + " entries)";
 }
 
-// A quantization_config as loaders read it: `version` in any case (AutoAWQ writes "GEMM"), a null
-// list as an empty one, GPTQ without checkpoint_format as "gptq" (v1), their default.
+// A quantization_config as loaders read it: `version` in any case (AutoAWQ writes "GEMM") and
+// "gemm" when absent, a null list as an empty one, GPTQ without checkpoint_format as "gptq" (v1),
+// their defaults.
 Json AsLoadersRead(Json config) {
   if (auto it = config.find("version"); it != config.end() && it->is_string()) {
     std::string version = it->get<std::string>();
@@ -59,15 +60,18 @@ Json AsLoadersRead(Json config) {
   if (method != config.end() && *method == "gptq" && !config.contains("checkpoint_format")) {
     config["checkpoint_format"] = "gptq";
   }
+  if (method != config.end() && *method == "awq" && !config.contains("version")) config["version"] = "gemm";
   return config;
 }
 
-// Keys that change which linears loaders quantize, and how they read them as absent.
-bool ChangesWhatIsQuantized(const std::string& key, const Json& value) {
+// Keys that change which linears loaders quantize; absent, null, false or empty, they change none.
+bool IsQuantizationRule(const std::string& key) {
   static constexpr std::string_view kKeys[] = {"dynamic", "lm_head", "modules_in_block_to_quantize",
                                                "modules_to_not_convert"};
-  if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) return false;
-  return !(value.is_null() || value == false || ((value.is_array() || value.is_object()) && value.empty()));
+  return std::find(std::begin(kKeys), std::end(kKeys), key) != std::end(kKeys);
+}
+bool RulesNothing(const Json& value) {
+  return value.is_null() || value == false || ((value.is_array() || value.is_object()) && value.empty());
 }
 
 void CompareConfig(const fs::path& path, const Json& declared, const Json& expected, std::vector<VerifyProblem>& problems) {
@@ -75,6 +79,7 @@ void CompareConfig(const fs::path& path, const Json& declared, const Json& expec
   VerifyProblem problem{path.filename().string(), "", {}};
   for (const auto& [key, value] : expected.items()) {
     auto it = actual.find(key);
+    if (it == actual.end() && IsQuantizationRule(key) && RulesNothing(value)) continue;  // absent reads as none
     if (it == actual.end()) {
       problem.examples.push_back("quantization_config." + key + " is missing, expected " + Shown(value));
     } else if (*it != value) {
@@ -83,7 +88,7 @@ void CompareConfig(const fs::path& path, const Json& declared, const Json& expec
   }
   // Rules the conversion did not write would change which linears loaders quantize.
   for (const auto& [key, value] : actual.items()) {
-    if (!expected.contains(key) && ChangesWhatIsQuantized(key, value)) {
+    if (!expected.contains(key) && IsQuantizationRule(key) && !RulesNothing(value)) {
       problem.examples.push_back("quantization_config." + key + " is " + Shown(value) + ", expected none");
     }
   }

@@ -58,9 +58,10 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return n + " linear(s) are left in float by msModelSlim: --out-dir's AWQ config lists them in "
              "modules_to_not_convert, which vLLM and transformers follow; AutoAWQ matches that list against names "
              "within a decoder layer, so it builds them as quantized layers and cannot load their float weights";
-    case WarningKind::kQuantizedHeadInAwq:
-      return "the output head is quantized: --out-dir's AWQ config says so (lm_head: true), which vLLM follows; "
-             "AutoAWQ quantizes only the decoder layers' linears and cannot load it";
+    case WarningKind::kQuantizedHead:
+      return "the output head is quantized: --out-dir's config says so (lm_head: true), which vLLM (GPTQ, and AWQ "
+             "through its Marlin kernels) and GPTQModel follow; AutoAWQ, AutoGPTQ, transformers and vLLM's plain awq "
+             "method build the head in float and cannot load it";
     case WarningKind::kGptqV2Readers:
       return "checkpoint_format gptq_v2 loads in GPTQModel and in vLLM since late 2025 (its pull request 26092); "
              "AutoGPTQ refuses it and older vLLM reads its zero points as v1's, one off";

@@ -23,7 +23,7 @@ enum class WarningKind {
   kUndescribedLinearPart,  // weight/scale/offset converted although the description does not list it
   kFloatLinearsInGptq, // linears left in float, which only GPTQ's `dynamic` can exempt
   kFloatLinearsInAwq,  // linears left in float: modules_to_not_convert, which AutoAWQ misreads
-  kQuantizedHeadInAwq, // lm_head quantized: vLLM reads it by quantization_config.lm_head, AutoAWQ cannot
+  kQuantizedHead,     // lm_head quantized: vLLM and GPTQModel read quantization_config.lm_head, others cannot
   kGptqV2Readers,      // --gptq-format v2: which loaders read gptq_v2
   kGptqV1Asymmetric,   // --out-dir GPTQ v1 with sym=false, which GPTQModel refuses
   kFloat16ForVllm,     // --out-dir: torch_dtype set to float16, the only one vLLM runs the layout in

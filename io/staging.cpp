@@ -424,8 +424,8 @@ Status Staging::Commit() {
     if (::rename(stage_.c_str(), target_.c_str()) != 0) {
       // It was missing or empty when the run began: another run, or someone, filled it since.
       if (is_directory_ && (errno == ENOTEMPTY || errno == EEXIST)) {
-        return OutputError(target_, "was filled while this run converted (another conversion into it?): left as it "
-                                    "is; convert again, with --force to replace it");
+        return OutputError(target_, "was filled by another process while this run wrote it (a second run into it?): "
+                                    "left as it is");
       }
       return OutputError(target_, std::string("cannot rename into place: ") + std::strerror(errno));
     }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <functional>
 #include <string>
 #include <vector>
@@ -219,13 +220,19 @@ TEST(Cli, VersionNamesTheCpuFeaturesAndTheChosenKernel) {
   }
   // MS2VLLM_KERNELS chooses for conversions, so for --version too; a variant it cannot be is
   // named as the variable's.
+  const char* suite_variant = std::getenv("MS2VLLM_KERNELS");  // restored below: the suite may run forced
+  const std::optional<std::string> restore = suite_variant ? std::optional<std::string>(suite_variant) : std::nullopt;
   ::setenv("MS2VLLM_KERNELS", "scalar", 1);
   const Outcome forced = Ms2vllm({"--version"});
   ::setenv("MS2VLLM_KERNELS", "sse9", 1);
   TempDir dir;
   const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
   const Outcome unknown = Ms2vllm({"--model", in.model, "--save_path", dir / "o.safetensors"});
-  ::unsetenv("MS2VLLM_KERNELS");
+  if (restore) {
+    ::setenv("MS2VLLM_KERNELS", restore->c_str(), 1);
+  } else {
+    ::unsetenv("MS2VLLM_KERNELS");
+  }
   EXPECT_CONTAINS(forced.out, "kernel chosen: scalar (MS2VLLM_KERNELS)");
   ExpectError(unknown, kUsage, "MS2VLLM_KERNELS: 'sse9' is not a kernel variant of this build (available: scalar");
   ExpectError(Ms2vllm({"--model", in.model, "--save_path", dir / "o.safetensors", "--kernels", "sse9"}), kUsage,

@@ -94,8 +94,8 @@ TEST(Staging, ADirectoryFilledWhileConvertingIsLeftAsItIs) {
     ASSERT_FALSE(committed.ok());
     EXPECT_EQ(committed.error().code, ErrorCode::kOutput);
     EXPECT_EQ(committed.error().message,
-              target.string() + ": was filled while this run converted (another conversion into it?): left as it "
-                                "is; convert again, with --force to replace it");
+              target.string() + ": was filled by another process while this run wrote it (a second run into "
+                                "it?): left as it is");
   }
   EXPECT_EQ(testing::ReadText(target / "model.safetensors"), "the other run");
   EXPECT_FALSE(fs::exists(StagePathFor(target, ::getpid())));  // this run's stage is gone

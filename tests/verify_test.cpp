@@ -556,7 +556,6 @@ TEST(VerifySynthTest, GptqDirectoryMustExemptTheFloatLinears) {
   TempDir dir;
   SynthOptions synth;
   synth.float_linears = {"mlp.down_proj"};
-  synth.group_size = 64;  // AWQ has no per-channel layout
   synth.shape = *FindModelShape("tiny");
   synth.shape.layers = 40;  // a rule each: more than a message should quote
   const fs::path model = WriteSynth(dir / "model", synth);
@@ -663,15 +662,15 @@ TEST(VerifySynthTest, DirectoryFilesLoadersReadInsteadAreChecked) {
   only_problem_of("quantize_config.json");
 }
 
-// Configs are compared as loaders read them: AutoAWQ's "GEMM", a null list and GPTQ without
-// checkpoint_format (v1) pass; a key the conversion did not write that changes what is quantized
-// (a quantized head) does not, nor does a second weights file, which vLLM loads without an index.
+// Configs are compared as loaders read them: AutoAWQ's "GEMM", an empty list given as null or left
+// out, and GPTQ without checkpoint_format (v1) pass; a key the conversion did not write that changes
+// what is quantized (a quantized head) does not, nor does a second weights file, which vLLM loads
+// without an index.
 TEST(VerifySynthTest, ConfigsAreComparedAsLoadersReadThem) {
   TempDir dir;
   SynthOptions synth;
   synth.shape = *FindModelShape("tiny");
-  synth.float_linears = {"mlp.down_proj"};
-  synth.group_size = 64;  // AWQ has no per-channel layout
+  synth.group_size = 64;  // not 128: the preset's linears 128 wide would be per-channel, which AWQ lacks
   const fs::path model = WriteSynth(dir / "model", synth);
   for (const TargetTool target : {TargetTool::kAwq, TargetTool::kGptq}) {
     SCOPED_TRACE(target == TargetTool::kAwq ? "awq" : "gptq");
@@ -688,7 +687,12 @@ TEST(VerifySynthTest, ConfigsAreComparedAsLoadersReadThem) {
     const auto original = config;
     auto& quantization = config["quantization_config"];
     if (target == TargetTool::kAwq) {
+      ASSERT_EQ(quantization["modules_to_not_convert"], nlohmann::ordered_json::array());
       quantization["version"] = "GEMM";
+      quantization["modules_to_not_convert"] = nullptr;
+      testing::WriteText(out / "config.json", config.dump());
+      EXPECT_TRUE(VerifyOrDie(request).ok()) << Describe(VerifyOrDie(request));
+      quantization.erase("modules_to_not_convert");
     } else {
       quantization.erase("checkpoint_format");
       fs::remove(out / "quantize_config.json");

@@ -28,7 +28,7 @@ inline CLI::Validator NonEmpty() {
 }
 
 // A check for --w_bit: CLI11's set check says only "abc" of a value that is not a number. Takes
-// what Python's int() takes of 4 and 8 ("08", " 8"), as the script did.
+// 4 and 8 with leading zeros or spaces and tabs around them ("08", " 8"), as the script's int() did.
 inline CLI::Validator FourOrEight() {
   return CLI::Validator(
       [](std::string& value) {

@@ -115,23 +115,23 @@ std::vector<std::string> ExpandAbbreviations(const CLI::App& app, int argc, char
     if (!arg.starts_with("--") || arg.size() == 2) continue;
     const size_t equals = arg.find('=');
     const std::string name = arg.substr(2, equals == std::string::npos ? std::string::npos : equals - 2);
-    if (app.get_option_no_throw("--" + name) != nullptr) continue;
-    std::vector<std::string> starts_so, script_flags;  // an option's first name that starts so, once
+    if (name.empty() || app.get_option_no_throw("--" + name) != nullptr) continue;
+    std::vector<std::string> prefix_matches, script_flags;  // an option's first name that starts so, once
     for (const CLI::Option* option : app.get_options()) {
       for (const std::string& known : option->get_lnames()) {
         if (!known.starts_with(name)) continue;
-        starts_so.push_back(known);
+        prefix_matches.push_back(known);
         const auto* script_flag = std::find(std::begin(kScriptFlags), std::end(kScriptFlags), known);
         if (script_flag != std::end(kScriptFlags)) script_flags.push_back(known);
         break;
       }
     }
-    if (starts_so.size() == 1 || script_flags.size() == 1) {
-      arg = "--" + (starts_so.size() == 1 ? starts_so[0] : script_flags[0]) +
+    if (prefix_matches.size() == 1 || script_flags.size() == 1) {
+      arg = "--" + (prefix_matches.size() == 1 ? prefix_matches[0] : script_flags[0]) +
             (equals == std::string::npos ? "" : arg.substr(equals));
-    } else if (starts_so.size() > 1 && mistake.empty()) {
-      mistake = "--" + name + " could be --" + starts_so[0];
-      for (size_t k = 1; k < starts_so.size(); ++k) mistake += (k + 1 < starts_so.size() ? ", --" : " or --") + starts_so[k];
+    } else if (prefix_matches.size() > 1 && mistake.empty()) {
+      mistake = "--" + name + " could be --" + prefix_matches[0];
+      for (size_t k = 1; k < prefix_matches.size(); ++k) mistake += (k + 1 < prefix_matches.size() ? ", --" : " or --") + prefix_matches[k];
     }
   }
   return args;
