@@ -56,11 +56,10 @@ Json AsLoadersRead(Json config) {
     *it = version;
   }
   if (auto it = config.find("modules_to_not_convert"); it != config.end() && it->is_null()) *it = Json::array();
-  const auto method = config.find("quant_method");
-  if (method != config.end() && *method == "gptq" && !config.contains("checkpoint_format")) {
-    config["checkpoint_format"] = "gptq";
-  }
-  if (method != config.end() && *method == "awq" && !config.contains("version")) config["version"] = "gemm";
+  // A copy: adding a key moves the ordered map's entries, an iterator into it with them.
+  const Json method = config.contains("quant_method") ? config["quant_method"] : Json();
+  if (method == "gptq" && !config.contains("checkpoint_format")) config["checkpoint_format"] = "gptq";
+  if (method == "awq" && !config.contains("version")) config["version"] = "gemm";
   return config;
 }
 
