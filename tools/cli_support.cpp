@@ -22,6 +22,13 @@ void OnSignal(int signal) {
   g_interrupted.store(true);
 }
 
+// The variant --kernels, else MS2VLLM_KERNELS, forces; empty for the best this CPU runs.
+std::string ForcedKernels(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("MS2VLLM_KERNELS");
+  return env ? env : "";
+}
+
 }  // namespace
 
 const std::atomic<bool>& InterruptFlag() { return g_interrupted; }
@@ -61,10 +68,7 @@ int ReportError(const Error& error) {
 void PrintWarning(const std::string& line) { std::fprintf(stderr, "ms2vllm: warning: %s\n", Printable(line).c_str()); }
 
 Result<const kernels::KernelTable*> ChooseKernels(const std::string& flag) {
-  std::string forced = flag;
-  if (forced.empty()) {
-    if (const char* env = std::getenv("MS2VLLM_KERNELS")) forced = env;
-  }
+  const std::string forced = ForcedKernels(flag);
   const kernels::KernelTable* table = kernels::SelectKernels(forced);
   if (table == nullptr) {
     std::string available;
@@ -136,10 +140,10 @@ std::string HumanBytes(double bytes) {
 std::string VersionText() {
   std::string compiled;
   for (const auto* table : kernels::CompiledKernels()) compiled += (compiled.empty() ? "" : " ") + std::string(table->name);
-  // What a conversion would run: MS2VLLM_KERNELS's variant where it names one this CPU has.
-  const char* forced = std::getenv("MS2VLLM_KERNELS");
-  const kernels::KernelTable* chosen = kernels::SelectKernels(forced ? forced : "");
-  const std::string chosen_text = chosen ? std::string(chosen->name) + (forced && *forced ? " (MS2VLLM_KERNELS)" : "")
+  // What a conversion without --kernels would run.
+  const std::string forced = ForcedKernels("");
+  const kernels::KernelTable* chosen = kernels::SelectKernels(forced);
+  const std::string chosen_text = chosen ? std::string(chosen->name) + (forced.empty() ? "" : " (MS2VLLM_KERNELS)")
                                          : std::string("none: MS2VLLM_KERNELS names no variant this CPU runs");
 #if defined(__x86_64__)
   const char* arch = "x86_64";

@@ -140,6 +140,7 @@ std::vector<std::string> ExpandAbbreviations(const CLI::App& app, int argc, char
 }  // namespace
 
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const std::string& help_command) {
+  app.set_version_flag("--version", VersionText());  // every command's, as README shows it
   std::string ambiguous;
   std::vector<std::string> args = ExpandAbbreviations(app, argc, argv, ambiguous);
   std::vector<char*> expanded;

@@ -73,7 +73,6 @@ void AddFlags(CLI::App& app, ConvertFlags& f) {
   app.add_option("--chunk-size", f.chunk_size, "input bytes per unit of work")->capture_default_str();
   app.add_option("--kernels", f.kernels, "force a kernel variant (scalar, avx2, avx512, neon); also MS2VLLM_KERNELS");
   app.add_flag("-q,--quiet", f.quiet, "no progress bar, summary or warnings (a --dry-run still prints its plan and warnings)");
-  app.set_version_flag("--version", VersionText());
   app.footer(kExamples);
 }
 

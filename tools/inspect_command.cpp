@@ -157,7 +157,6 @@ int RunInspect(int argc, char** argv) {
   app.add_option("--packed", packed, "two 4-bit values per byte (ascendV1): auto, yes or no")
       ->check(CLI::IsMember({"auto", "yes", "no"}))->capture_default_str();
   app.footer(kExamples);
-  app.set_version_flag("--version", VersionText());  // as the convert command takes it
   if (auto status = ParseCommandLine(app, argc, argv, "ms2vllm inspect --help")) return *status;
   request.path = path;
   if (!json.empty()) request.json = json;

@@ -52,7 +52,6 @@ int RunSynth(int argc, char** argv) {
   app.add_option("--threads", threads, "worker threads (default and most: every core)")->check(CLI::Range(1, 4096));
   app.add_flag("--force", force, "replace an existing --out directory that holds an earlier synthetic checkpoint");
   app.add_flag("-q,--quiet", quiet, "no progress bar or summary");
-  app.set_version_flag("--version", VersionText());  // as the convert command takes it
   if (auto status = ParseCommandLine(app, argc, argv, "ms2vllm synth --help")) return *status;
 
   SynthRequest request;

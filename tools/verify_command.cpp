@@ -138,7 +138,6 @@ int RunVerify(int argc, char** argv) {
   app.name("ms2vllm verify");
   VerifyFlags flags;
   AddFlags(app, flags);
-  app.set_version_flag("--version", VersionText());  // as the convert command takes it
   if (auto status = ParseCommandLine(app, argc, argv, "ms2vllm verify --help")) return *status;
   if (!flags.gptq_format.empty() && flags.target == "awq") {
     return ReportError(MakeError(ErrorCode::kUsage, "--gptq-format applies to --target_tool gptq (see --help)"));
