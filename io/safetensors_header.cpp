@@ -101,7 +101,10 @@ Result<TensorInfo> ReadEntry(std::string name, od::value value, const std::strin
   return info;
 }
 
+// The safetensors loader reads __metadata__ as an optional map: null is no metadata.
 Status CheckMetadata(od::value value, const std::string& label) {
+  bool null = false;
+  if (value.is_null().get(null) == simdjson::SUCCESS && null) return Ok{};
   od::object object;
   if (value.get_object().get(object) != simdjson::SUCCESS) return InvalidInput(label, "__metadata__ is not an object");
   for (auto field : object) {

@@ -140,6 +140,17 @@ TEST(ObjectMembersTest, HeaderShapesMultiplyAsTheSafetensorsLoaderDoes) {
   EXPECT_EQ(refused.error().message, "m.safetensors: tensor 'e' shape is too large (overflow)");
 }
 
+// As the safetensors loader reads it: an optional map, so null is none; any other non-object is refused.
+TEST(ObjectMembersTest, HeaderMetadataMayBeNull) {
+  const std::string entry = R"("a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
+  const auto null = ParseSafetensorsHeader("m.safetensors", SafetensorsFile(R"({"__metadata__":null,)" + entry, 1), 0, kOneRun);
+  ASSERT_TRUE(null.ok()) << null.error().message;
+  EXPECT_EQ(null->tensors.size(), 1u);
+  const auto zero = ParseSafetensorsHeader("m.safetensors", SafetensorsFile(R"({"__metadata__":0,)" + entry, 1), 0, kOneRun);
+  ASSERT_FALSE(zero.ok());
+  EXPECT_EQ(zero.error().message, "m.safetensors: __metadata__ is not an object");
+}
+
 TEST(ObjectMembersTest, HeaderDuplicatesAreFoundAcrossRuns) {
   const std::string header =
       R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
