@@ -19,6 +19,14 @@ namespace ms2vllm {
 
 namespace bip = boost::interprocess;
 
+std::string WhyNotAFile(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)) && !std::filesystem::exists(path, ec)) {
+    return "is a symbolic link to " + std::filesystem::read_symlink(path, ec).string() + ", which does not exist";
+  }
+  return "is not a regular file";
+}
+
 Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   MappedFile file;
   file.path_ = path;
@@ -27,6 +35,10 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   file.fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (file.fd_ < 0) {
     const int error = errno;
+    std::error_code ec;
+    if (error == ENOENT && std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec))) {  // a shard's blob gone
+      return MakeError(ErrorCode::kInvalidInput, path.string() + ": " + WhyNotAFile(path));
+    }
     const char* what = error == EACCES ? ": cannot read: " : ": cannot open: ";
     return MakeError(OutOfResources(error) ? ErrorCode::kResources : ErrorCode::kInvalidInput,
                      path.string() + what + std::strerror(error));

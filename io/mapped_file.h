@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "io/status.h"
 #include "io/strided_rows.h"
@@ -15,6 +16,11 @@ class mapped_region;
 }
 
 namespace ms2vllm {
+
+// Why `path`, which names no regular file, cannot be read: "is a symbolic link to T, which does not
+// exist" for a dangling link (open's "No such file or directory" reads as a missing file, though `ls`
+// lists it), else "is not a regular file".
+std::string WhyNotAFile(const std::filesystem::path& path);
 
 class MappedFile {
  public:

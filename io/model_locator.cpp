@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "io/directory.h"
+#include "io/mapped_file.h"
 
 namespace ms2vllm {
 namespace fs = std::filesystem;
@@ -19,6 +20,18 @@ std::vector<fs::path> Matching(const std::vector<fs::path>& entries, auto&& matc
     if (matches(entry.filename().string()) && fs::is_regular_file(entry, ec)) found.push_back(entry);
   }
   return found;
+}
+
+// What a directory's listing holds under the wanted name that is not a file (a dangling link, a
+// FIFO), said after "no ... found"; empty if it holds nothing so named.
+std::string NamedButNotAFile(const std::vector<fs::path>& entries, auto&& matches) {
+  std::error_code ec;
+  for (const auto& entry : entries) {
+    if (matches(entry.filename().string()) && !fs::is_regular_file(entry, ec)) {
+      return " (" + entry.filename().string() + " " + WhyNotAFile(entry) + ")";
+    }
+  }
+  return "";
 }
 
 std::string NameList(const std::vector<fs::path>& paths) {
@@ -86,6 +99,9 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
     if (without != model.string() && fs::is_regular_file(without, ec)) {
       return MakeError(ErrorCode::kInvalidInput, model.string() + ": is a file, not a directory: leave out the trailing '/'");
     }
+    if (fs::is_symlink(fs::symlink_status(model, ec))) {
+      return MakeError(ErrorCode::kInvalidInput, model.string() + ": " + WhyNotAFile(model));
+    }
     return MakeError(ErrorCode::kInvalidInput, model.string() + ": cannot open: No such file or directory");
   }
   if (ec) return MakeError(ErrorCode::kInvalidInput, model.string() + ": cannot open: " + ec.message());
@@ -103,7 +119,8 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
     // Weights named otherwise (a float or converted model's model.safetensors) are not msModelSlim's.
     const std::vector<fs::path> others =
         Matching(entries, [](const std::string& name) { return name.ends_with(".safetensors"); });
-    const std::string holds = others.empty() ? "" : " (it holds " + NameList(others) + ", not named as msModelSlim's)";
+    const std::string holds = others.empty() ? NamedButNotAFile(entries, IsWeightName)
+                                             : " (it holds " + NameList(others) + ", not named as msModelSlim's)";
     MS2VLLM_ASSIGN_OR_RETURN(files.weights,
                              ExactlyOne(std::move(candidates), model, "quant_model_weight*.safetensors", model_flag, holds));
   } else {
@@ -114,11 +131,12 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
   } else {
     const fs::path directory = files.weights.has_parent_path() ? files.weights.parent_path() : fs::path(".");
     MS2VLLM_ASSIGN_OR_RETURN(const std::vector<fs::path> entries, ListDirectory(directory));
-    std::vector<fs::path> candidates = Matching(entries, [](const std::string& name) {
+    const auto is_description = [](const std::string& name) {
       return name.starts_with("quant_model_description") && name.ends_with(".json");
-    });
-    MS2VLLM_ASSIGN_OR_RETURN(files.description, ExactlyOne(NamedLikeTheWeights(std::move(candidates), files.weights),
-                                                           directory, "quant_model_description*.json", "--json"));
+    };
+    MS2VLLM_ASSIGN_OR_RETURN(files.description,
+                             ExactlyOne(NamedLikeTheWeights(Matching(entries, is_description), files.weights), directory,
+                                        "quant_model_description*.json", "--json", NamedButNotAFile(entries, is_description)));
   }
   return files;
 }

@@ -154,8 +154,31 @@ std::vector<Case> Cases() {
     {"description_missing", Described("description/does-not-exist.json"), 3,
      {"does-not-exist.json", "cannot open: No such file or directory"}},
     {"weights_dangling_symlink", Weights("dangling.safetensors"), 3,
-     {"dangling.safetensors", "cannot open: No such file or directory"},
+     {"dangling.safetensors: is a symbolic link to ", "nowhere.safetensors, which does not exist"},
      [](const Paths& p) { fs::create_symlink(p.in / "nowhere.safetensors", p.in / "dangling.safetensors"); }},
+    // A model directory whose only weights or description is a dangling link (a Hugging Face
+    // snapshot whose blob was pruned) or a FIFO: said of that entry, not "none found".
+    {"weights_dangling_in_directory", Convert("{in}/linked", "{in}/base/description.json"), 3,
+     {"linked: no quant_model_weight*.safetensors found (quant_model_weight.safetensors is a symbolic link to "
+      "../blobs/gone, which does not exist)"},
+     [](const Paths& p) {
+       fs::create_directory(p.in / "linked");
+       fs::create_symlink("../blobs/gone", p.in / "linked/quant_model_weight.safetensors");
+     }},
+    {"weights_fifo_in_directory", Convert("{in}/piped", "{in}/base/description.json"), 3,
+     {"piped: no quant_model_weight*.safetensors found (quant_model_weight.safetensors is not a regular file)"},
+     [](const Paths& p) {
+       fs::create_directory(p.in / "piped");
+       ASSERT_EQ(::mkfifo((p.in / "piped/quant_model_weight.safetensors").c_str(), 0644), 0);
+     }},
+    {"description_dangling_in_directory", {"--model", "{in}/linked/quant_model_weight.safetensors", "--save_path", "{out}/res.safetensors"}, 3,
+     {"no quant_model_description*.json found (quant_model_description.json is a symbolic link to "
+      "gone.json, which does not exist)"},
+     [](const Paths& p) {
+       fs::create_directory(p.in / "linked");
+       fs::copy_file(p.in / "base/model.safetensors", p.in / "linked/quant_model_weight.safetensors");
+       fs::create_symlink("gone.json", p.in / "linked/quant_model_description.json");
+     }},
     {"weights_symlink_loop", Weights("loop.safetensors"), 3,
      {"loop.safetensors", "cannot open: Too many levels of symbolic links"},
      [](const Paths& p) { fs::create_symlink(p.in / "loop.safetensors", p.in / "loop.safetensors"); }},
@@ -320,6 +343,16 @@ std::vector<Case> Cases() {
     // --- sharded checkpoints (io/shard_index.cpp, io/checkpoint.cpp) ---
     {"shard_missing", Weights("sharded/missing-shard/model.safetensors.index.json"), 3,
      {"model-00002-of-00002.safetensors", "cannot open: No such file or directory"}},
+    // A Hugging Face snapshot whose second shard's blob was pruned: the link is named as dangling.
+    {"shard_dangling_link", Weights("snapshot/model.safetensors.index.json"), 3,
+     {"model-00002-of-00002.safetensors: is a symbolic link to ../blobs/pruned, which does not exist"},
+     [](const Paths& p) {
+       const fs::path valid = p.in / "sharded/valid", snapshot = p.in / "snapshot";
+       fs::create_directory(snapshot);
+       fs::copy_file(valid / "model.safetensors.index.json", snapshot / "model.safetensors.index.json");
+       fs::create_symlink(valid / "model-00001-of-00002.safetensors", snapshot / "model-00001-of-00002.safetensors");
+       fs::create_symlink("../blobs/pruned", snapshot / "model-00002-of-00002.safetensors");
+     }},
     {"shard_tensor_absent", Weights("sharded/tensor-absent/model.safetensors.index.json"), 3,
      {"model.safetensors.index.json", "tensor 'model.layers.0.mlp.gate_proj.weight' is mapped to model-00001-of-00002.safetensors but that shard does not hold it"}},
     {"shard_tensor_in_other_shard", Weights("sharded/tensor-in-other-shard/model.safetensors.index.json"), 3,
