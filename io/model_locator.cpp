@@ -54,6 +54,9 @@ Result<fs::path> ExactlyOne(std::vector<fs::path> found, const fs::path& directo
                    directory.string() + ": several " + what + " (" + NameList(found) + "); name one" + how);
 }
 
+// The weights' names start so, ascendV1's first: a name is matched against the longer one first.
+constexpr std::string_view kWeightStems[] = {"quant_model_weights", "quant_model_weight"};
+
 bool IsWeightName(const std::string& name) {
   if (!name.starts_with("quant_model_weight")) return false;
   return name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
@@ -69,15 +72,17 @@ bool IsShardOfAnIndex(const fs::path& path, const std::vector<std::string>& inde
 }
 
 // msModelSlim names a checkpoint's files alike: quant_model_weight_w8a16.safetensors goes with
-// quant_model_description_w8a16.json. Among several descriptions, the one so named is the weights'.
+// quant_model_description_w8a16.json, and (ascendV1) quant_model_weights.safetensors with
+// quant_model_description.json. Among several descriptions, the one so named is the weights'.
 std::vector<fs::path> NamedLikeTheWeights(std::vector<fs::path> descriptions, const fs::path& weights) {
-  constexpr std::string_view kWeight = "quant_model_weight";
   std::string name = weights.filename().string();
-  if (descriptions.size() < 2 || !name.starts_with(kWeight)) return descriptions;
+  const auto stem = std::find_if(std::begin(kWeightStems), std::end(kWeightStems),
+                                 [&](std::string_view s) { return name.starts_with(s); });
+  if (descriptions.size() < 2 || stem == std::end(kWeightStems)) return descriptions;
   for (std::string_view suffix : {".safetensors.index.json", ".safetensors"}) {
     if (name.ends_with(suffix)) name.resize(name.size() - suffix.size());
   }
-  const std::string wanted = "quant_model_description" + name.substr(kWeight.size()) + ".json";
+  const std::string wanted = "quant_model_description" + name.substr(stem->size()) + ".json";
   for (const auto& path : descriptions) {
     if (path.filename() == wanted) return {path};
   }

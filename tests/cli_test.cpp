@@ -153,6 +153,16 @@ TEST(Cli, AmongSeveralDescriptionsTheOneNamedLikeTheWeightsIsUsed) {
   EXPECT_EQ(named.exit_code, kOk) << Show(named);
   EXPECT_EQ(testing::ReadText(dir / "found.safetensors"), testing::ReadText(dir / "named.safetensors"));
 
+  // ascendV1's names: quant_model_weights.safetensors with quant_model_description.json.
+  fs::copy_file(w8, dir / "quant_model_weights.safetensors");
+  fs::copy_file(dir / "quant_model_description_w8a16.json", dir / "quant_model_description.json");
+  const Outcome v1 = Ms2vllm({"--model", dir / "quant_model_weights.safetensors", "--save_path", dir / "v1.safetensors",
+                              "--target_tool", "gptq"});
+  EXPECT_EQ(v1.exit_code, kOk) << Show(v1);
+  EXPECT_EQ(testing::ReadText(dir / "v1.safetensors"), testing::ReadText(dir / "named.safetensors"));
+  fs::remove(dir / "quant_model_weights.safetensors");
+  fs::remove(dir / "quant_model_description.json");
+
   fs::copy_file(w8, dir / "renamed.safetensors");
   ExpectError(Ms2vllm({"--model", dir / "renamed.safetensors", "--save_path", dir / "o.safetensors"}), kInvalidInput,
               "several quant_model_description*.json (");
