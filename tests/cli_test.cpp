@@ -748,10 +748,10 @@ TEST(Cli, AMistypedOptionNamesTheLikeliestOne) {
               "--save_path needs a value, not the option --w_bit=8");
   ExpectError(Ms2vllm({"verify", "--model", "--converted", dir.path()}), kUsage,
               "--model needs a value, not the option --converted (see ms2vllm verify --help)");
-  // An option given twice, under either spelling, with '=' or without: which one was meant?
-  ExpectError(Ms2vllm({"--model", in.model, "--save_path", dir / "a", "--save-path=" + (dir / "b").string()}), kUsage,
-              "--save-path is given twice (" + (dir / "a").string() + ", then " + (dir / "b").string() +
-                  "): give it once (see --help)");
+  // An option of ms2vllm's own given twice, under either spelling, with '=' or without: which one
+  // was meant? (The script's flags take the last, as argparse did: DropEarlierScriptFlags.)
+  ExpectError(Ms2vllm({"--model", in.model, "--save_path", dir / "a", "--threads=1", "--threads", "2"}), kUsage,
+              "--threads is given twice (1, then 2): give it once (see --help)");
   ExpectError(Ms2vllm({"verify", "--model", in.model, "--converted", "x", "--threads", "2", "--converted", "y"}), kUsage,
               "--converted is given twice (x, then y): give it once (see ms2vllm verify --help)");
   const Outcome far = Ms2vllm({"--model", in.model, "--frobnicate"});
@@ -759,6 +759,34 @@ TEST(Cli, AMistypedOptionNamesTheLikeliestOne) {
   EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << Show(far);
   EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
   EXPECT_FALSE(fs::exists(dir / "d"));
+}
+
+// argparse takes the last of a flag given twice: a wrapper running `ms_to_vllm.py $DEFAULTS "$@"`
+// overrode its defaults so. The script's five flags do the same here, under any spelling, and say so.
+TEST(Cli, ScriptFlagsGivenTwiceTakeTheLastAsArgparseDid) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-gptq", dir.path());
+  const Outcome once = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "once.safetensors",
+                                "--target_tool", "gptq"});
+  ASSERT_EQ(once.exit_code, kOk) << Show(once);
+  const std::string expected = testing::ReadText(dir / "once.safetensors");
+  const Outcome o = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "a.safetensors", "--target_tool",
+                             "awq", "--save-path=" + (dir / "b.safetensors").string(), "--target", "gptq"});
+  ASSERT_EQ(o.exit_code, kOk) << Show(o);
+  EXPECT_FALSE(fs::exists(dir / "a.safetensors"));
+  EXPECT_TRUE(testing::ReadText(dir / "b.safetensors") == expected);
+  EXPECT_NE(o.err.find("ms2vllm: warning: --save_path is given twice (" + (dir / "a.safetensors").string() + ", then " +
+                      (dir / "b.safetensors").string() + "): " + (dir / "b.safetensors").string() +
+                      " is used, as the script used the last\n"),
+            std::string::npos) << Show(o);
+  EXPECT_NE(o.err.find("--target_tool is given twice (awq, then gptq): gptq is used"), std::string::npos) << Show(o);
+  // -q keeps the warning back, as it does every other.
+  const Outcome quiet = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "c.safetensors",
+                                 "--save_path", dir / "d.safetensors", "--target_tool", "gptq", "-q"});
+  ASSERT_EQ(quiet.exit_code, kOk) << Show(quiet);
+  EXPECT_EQ(quiet.err, "");
+  EXPECT_FALSE(fs::exists(dir / "c.safetensors"));
+  EXPECT_TRUE(testing::ReadText(dir / "d.safetensors") == expected);
 }
 
 TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {

@@ -100,6 +100,52 @@ std::string RepeatedOption(const CLI::App& app, int argc, char** argv) {
   return "";
 }
 
+// The script's flags, which argparse reads: the conversion command takes them as the script did.
+constexpr std::string_view kScriptFlags[] = {"model", "json", "save_path", "w_bit", "target_tool"};
+
+// argparse takes the last of a flag given twice, so a wrapper that puts its defaults before "$@"
+// worked with the script. For the conversion's script flags, removes every earlier occurrence
+// from args (the flag and its value) and returns a note for each: "--save_path is given twice (a,
+// then b): b is used, as the script used the last". Other options given twice stay an error.
+std::vector<std::string> DropEarlierScriptFlags(const CLI::App& app, std::vector<std::string>& args) {
+  std::vector<std::string> notes;
+  if (app.get_option_no_throw("--save_path") == nullptr) return notes;  // not the script's command line
+  struct Given {
+    const CLI::Option* option;
+    size_t at, count;  // args[at, at + count): the flag and its value
+    std::string value;
+  };
+  std::vector<Given> given;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") break;
+    const CLI::Option* option = KnownOption(app, arg);
+    if (option == nullptr || option->get_items_expected_max() != 1 || option->get_items_expected_min() == 0) continue;
+    const size_t equals = arg.find('=');
+    if (equals == std::string::npos && i + 1 == args.size()) break;  // no value: CLI11 says so
+    const bool joined = equals != std::string::npos;
+    given.push_back({option, i, joined ? 1u : 2u, joined ? arg.substr(equals + 1) : args[i + 1]});
+    if (!joined) ++i;
+  }
+  std::vector<bool> drop(args.size(), false);
+  for (size_t k = 0; k < given.size(); ++k) {
+    const auto is_script_flag = std::find(std::begin(kScriptFlags), std::end(kScriptFlags),
+                                          given[k].option->get_lnames().front()) != std::end(kScriptFlags);
+    const auto later = std::find_if(given.begin() + static_cast<std::ptrdiff_t>(k) + 1, given.end(),
+                                    [&](const Given& g) { return g.option == given[k].option; });
+    if (!is_script_flag || later == given.end()) continue;
+    for (size_t j = 0; j < given[k].count; ++j) drop[given[k].at + j] = true;
+    notes.push_back("--" + given[k].option->get_lnames().front() + " is given twice (" + given[k].value + ", then " +
+                    later->value + "): " + later->value + " is used, as the script used the last");
+  }
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (!drop[i]) kept.push_back(std::move(args[i]));
+  }
+  args = std::move(kept);
+  return notes;
+}
+
 // The script reads its flags with argparse, which takes any unique start of a long option
 // ("--save" for --save_path, "--target" for --target_tool). Returns argv with each such start
 // written out in full; a start several options share, but only one of the script's flags, is that
@@ -107,7 +153,6 @@ std::string RepeatedOption(const CLI::App& app, int argc, char** argv) {
 // --target_tool or --threads"). Every argument before "--" that starts with "--" is taken as an
 // option, as argparse takes it.
 std::vector<std::string> ExpandAbbreviations(const CLI::App& app, int argc, char** argv, std::string& mistake) {
-  static constexpr std::string_view kScriptFlags[] = {"model", "json", "save_path", "w_bit", "target_tool"};
   std::vector<std::string> args(argv, argv + argc);
   for (int i = 1; i < argc; ++i) {
     std::string& arg = args[static_cast<size_t>(i)];
@@ -143,8 +188,14 @@ std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const 
   app.set_version_flag("--version", VersionText());  // every command's, as README shows it
   std::string ambiguous;
   std::vector<std::string> args = ExpandAbbreviations(app, argc, argv, ambiguous);
+  const std::vector<std::string> notes = DropEarlierScriptFlags(app, args);
+  const bool quiet = std::find_if(args.begin(), args.end(), [](const std::string& a) { return a == "-q" || a == "--quiet"; }) != args.end();
+  for (const std::string& note : notes) {
+    if (!quiet) PrintWarning(note);
+  }
   std::vector<char*> expanded;
   for (std::string& arg : args) expanded.push_back(arg.data());
+  argc = static_cast<int>(expanded.size());
   argv = expanded.data();
   for (const std::string& mistake : {ambiguous, OptionWithoutValue(app, argc, argv), RepeatedOption(app, argc, argv)}) {
     if (!mistake.empty()) return ReportError(MakeError(ErrorCode::kUsage, mistake + " (see " + help_command + ")"));
