@@ -73,6 +73,7 @@ struct ValueFindings {
   uint64_t values = 0;
   uint64_t copied_bytes = 0;
   uint64_t copies = 0, copies_mostly_different = 0;
+  uint64_t scales_cast = 0, scales_lost = 0;
   bool offsets_all_zero = true;
   ProblemsByPlan problems;
 };
@@ -121,7 +122,7 @@ Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector
     context.settings.progress_total->store(total);
   }
   ValueFindings findings;
-  std::atomic<uint64_t> values{0}, copied_bytes{0}, copies{0}, copies_mostly_different{0};
+  std::atomic<uint64_t> values{0}, copied_bytes{0}, copies{0}, copies_mostly_different{0}, scales_cast{0}, scales_lost{0};
   std::atomic<bool> offsets_all_zero{true}, cancelled{false};
   std::mutex problems_mutex;
   const int threads = WorkerThreads(context.settings.threads);
@@ -132,6 +133,8 @@ Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector
         TensorVerdict verdict = CheckTensorValues(context, plan.tensors[work[i].plan_index], *work[i].actual);
         values += verdict.values;
         copied_bytes += verdict.copied_bytes;
+        scales_cast += verdict.scales_cast;
+        scales_lost += verdict.scales_lost;
         const OutputTensor& planned = plan.tensors[work[i].plan_index];
         copies += planned.kind == TransformKind::kCopy && planned.source->byte_size > 0;  // an empty one says nothing
         copies_mostly_different += verdict.most_elements_differ;
@@ -147,6 +150,8 @@ Result<ValueFindings> CheckValues(const TensorCheckContext& context, std::vector
   if (cancelled) return Interrupted();
   findings.values = values;
   findings.copied_bytes = copied_bytes;
+  findings.scales_cast = scales_cast;
+  findings.scales_lost = scales_lost;
   findings.copies = copies;
   findings.copies_mostly_different = copies_mostly_different;
   findings.offsets_all_zero = offsets_all_zero;
@@ -222,6 +227,8 @@ Result<VerifyReport> Verify(const VerifyRequest& request) {
 
   report.values = findings.values;
   report.copied_bytes = findings.copied_bytes;
+  report.scales_cast = findings.scales_cast;
+  report.scales_lost = findings.scales_lost;
   // A conversion copies them byte for byte: when each of them has another shape or mostly
   // different elements, the two checkpoints are unrelated (another model, or another size of it),
   // and every other problem listed follows from that. (Another dtype alone is a cast copy of this

@@ -61,6 +61,8 @@ struct VerifyReport {
   uint64_t linears = 0;       // qweights among them
   uint64_t values = 0;        // quantized values (weights, zero points, scales) compared
   uint64_t copied_bytes = 0;  // bytes of copied tensors compared
+  uint64_t scales_cast = 0;   // scales compared with their --scales-dtype cast (F16 or BF16)
+  uint64_t scales_lost = 0;   // of those, finite nonzero scales the cast made 0 or infinite
   std::vector<VerifyProblem> problems;  // plan order, then extra tensors, then files
   std::string hint;  // what the problems together suggest, or ""
   double seconds = 0;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdio>
+#include <cmath>
 #include <cstring>
 
 #include "engine/cancel.h"
@@ -46,6 +47,12 @@ void ExpectedScale(DType from, DType to, const uint8_t* src, uint8_t* dst) {
   const auto value = static_cast<float>(FloatOf(from, src));  // exact: the scale is F32, F16 or BF16
   const uint16_t half = to == DType::kF16 ? kernels::FloatToHalf(value) : kernels::FloatToBFloat16(value);
   std::memcpy(dst, &half, 2);
+}
+
+// A finite nonzero scale that the cast made 0 or infinite: what the conversion warns of
+// (kScalesLostInCast), which an exact match of the cast does not show.
+bool LostInCast(double input, double cast) {
+  return std::isfinite(input) && input != 0 && (cast == 0 || std::isinf(cast));
 }
 
 // Releases the tensor's bytes widened to the largest folio the page cache maps at once (a PMD).
@@ -122,7 +129,9 @@ TensorVerdict CheckScales(const TensorCheckContext& c, const OutputTensor& t, co
   uint8_t want[4];
   for (uint64_t o = 0; o < g.out; ++o) {
     for (uint64_t group = 0; group < g.groups; ++group) {
-      ExpectedScale(from, to, source + (o * g.groups + group) * in_size, want);
+      const uint8_t* input = source + (o * g.groups + group) * in_size;
+      ExpectedScale(from, to, input, want);
+      if (from != to) verdict.scales_lost += LostInCast(FloatOf(from, input), FloatOf(to, want));
       const uint8_t* got = read + (group * g.out + o) * out_size;
       if (std::memcmp(got, want, out_size) == 0) continue;
       differences.Add([&] {
@@ -137,6 +146,7 @@ TensorVerdict CheckScales(const TensorCheckContext& c, const OutputTensor& t, co
   }
   if (c.settings.progress) c.settings.progress->fetch_add(t.source->byte_size, std::memory_order_relaxed);
   verdict.values = g.out * g.groups;
+  if (from != to) verdict.scales_cast = verdict.values;
   verdict.problem = differences.Problem(t.name, verdict.values, "scales differ from " + t.source->name);
   return verdict;
 }

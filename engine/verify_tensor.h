@@ -39,6 +39,8 @@ struct TensorVerdict {
   uint64_t copied_bytes = 0;      // bytes of a copied tensor compared
   bool offsets_all_zero = true;   // qzeros: every input offset is 0 (symmetric)
   bool most_elements_differ = false;  // a copied tensor: more than half its elements differ
+  uint64_t scales_cast = 0;       // scales held as their --scales-dtype cast, not the input's bytes
+  uint64_t scales_lost = 0;       // of those, finite nonzero scales the cast made 0 or infinite
   bool cancelled = false;
   std::optional<VerifyProblem> problem;
 };

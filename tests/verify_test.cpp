@@ -897,6 +897,45 @@ TEST(VerifyCommandTest, GptqFormatAndScalesDTypeFlagsAreObeyed) {
   EXPECT_EQ(RunMs2vllm(verify + bf16.string()).exit_code, 0);  // unstated: the input's dtype or a cast of it
 }
 
+// A cast scale matches exactly what --scales-dtype asked for, yet rounds: the OK line says so, and
+// counts the finite scales the cast made 0 or infinite, which the conversion warned of.
+TEST(VerifyCommandTest, ScalesCastAreNamedWithWhatTheCastLost) {
+  TempDir dir;
+  for (const auto& entry : fs::directory_iterator(GoldenDir() / "w4a16-g64-gptq")) {
+    if (entry.path().filename().string().starts_with("quant_model_")) fs::copy_file(entry.path(), dir / entry.path().filename());
+  }
+  const fs::path weights = dir / "quant_model_weight_w4a16.safetensors";
+  uint64_t offset = 0;
+  {
+    auto checkpoint = Checkpoint::Open(weights);
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.error().message;
+    const TensorInfo* scale = checkpoint->table().Find("model.layers.0.mlp.up_proj.weight_scale");
+    ASSERT_NE(scale, nullptr);
+    ASSERT_EQ(scale->dtype, DType::kF32);
+    offset = scale->file_offset;
+  }
+  const float small_and_large[2] = {1e-9f, 1e6f};  // below F16's least subnormal, above its largest
+  {
+    std::fstream stream(weights, std::ios::in | std::ios::out | std::ios::binary);
+    stream.seekp(static_cast<std::streamoff>(offset));
+    stream.write(reinterpret_cast<const char*>(small_and_large), sizeof small_and_large);
+  }
+  const fs::path f16 = dir / "f16.safetensors", kept = dir / "kept.safetensors";
+  const std::string convert = "--model " + weights.string() + " --target_tool gptq -q --save_path ";
+  ASSERT_EQ(RunMs2vllm(convert + f16.string() + " --scales-dtype f16").exit_code, 0);
+  ASSERT_EQ(RunMs2vllm(convert + kept.string()).exit_code, 0);
+
+  const std::string verify = "verify --model " + weights.string() + " --converted ";
+  const CommandResult cast = RunMs2vllm(verify + f16.string());
+  EXPECT_EQ(cast.exit_code, 0) << cast.output;
+  EXPECT_NE(cast.output.find("; 2176 scales matched their --scales-dtype cast, which rounds them, and made 2 of them 0 or "
+                             "infinite\n"),
+            std::string::npos) << cast.output;
+  const CommandResult same = RunMs2vllm(verify + kept.string());
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_EQ(same.output.find("cast"), std::string::npos) << same.output;
+}
+
 TEST(VerifyCommandTest, ConvertWithVerifyChecksItsOutput) {
   TempDir out;
   const fs::path dir = GoldenDir() / "w4a16-g32-awq-antioutlier-bf16";

@@ -104,11 +104,17 @@ int PrintVerifyReport(const VerifyReport& report, bool quiet, std::FILE* out) {
     return ExitCodeFor(ErrorCode::kVerifyFailed);
   }
   if (!quiet) {
+    // Exact against the cast, which rounds: said, with the scales the cast lost, as the conversion warned.
+    std::string cast;
+    if (report.scales_cast > 0) {
+      cast = "; " + std::to_string(report.scales_cast) + " scales matched their --scales-dtype cast, which rounds them";
+      if (report.scales_lost > 0) cast += ", and made " + std::to_string(report.scales_lost) + " of them 0 or infinite";
+    }
     std::fprintf(out, "ms2vllm: verify: OK: %s is the exact %s conversion of the input: %llu tensors, %llu linears, "
-                 "%llu quantized values and %.2f MB of copies compared, %.2f s%s\n",
+                 "%llu quantized values and %.2f MB of copies compared, %.2f s%s%s\n",
                  converted.c_str(), TargetText(report).c_str(), static_cast<unsigned long long>(report.tensors),
                  static_cast<unsigned long long>(report.linears), static_cast<unsigned long long>(report.values),
-                 report.copied_bytes / 1e6, report.seconds, (source.empty() ? "" : ", " + source).c_str());
+                 report.copied_bytes / 1e6, report.seconds, (source.empty() ? "" : ", " + source).c_str(), cast.c_str());
   }
   return kExitOk;
 }
