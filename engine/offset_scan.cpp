@@ -21,6 +21,7 @@ Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, W
   std::vector<std::string> not_integral, zero_point_zero;
   const bool v1 = plan.target == TargetTool::kGptq && plan.gptq_format == GptqFormat::kV1;
   const int64_t lowest = -(int64_t{1} << (plan.bits - 1));
+  uint64_t clamped_total = 0;
   std::vector<uint8_t> bytes;
   for (const auto& tensor : plan.tensors) {
     if (Cancelled(cancel)) return Interrupted();
@@ -42,6 +43,7 @@ Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, W
     if (!integral) not_integral.push_back(source.name);
     if (v1 && has_zero_point_zero) zero_point_zero.push_back(source.name);
     if (clamped) warnings.Add(WarningKind::kClampedOffsets, source.name, clamped);
+    clamped_total += clamped;
   }
   if (!not_integral.empty()) {
     return MakeError(ErrorCode::kInvalidInput, NameFew(not_integral) +
@@ -49,11 +51,19 @@ Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, W
                                                    "(the script would truncate them)");
   }
   if (!zero_point_zero.empty()) {
-    return MakeError(ErrorCode::kUnsupported,
-                     NameFew(zero_point_zero) + ": zero point 0 (offset " + std::to_string(lowest) +
-                         ") cannot be stored in GPTQ v1, which stores zero points minus 1 (the script corrupts "
-                         "neighbouring values); use --gptq-format v2 (checkpoint_format gptq_v2)" +
-                         std::string(plan.bits == 4 ? " or --target_tool awq" : "") + " for an exact result");
+    const std::string what = NameFew(zero_point_zero) + ": zero point 0 (offset " + std::to_string(lowest) +
+                             ") cannot be stored in GPTQ v1, which stores zero points minus 1 (the script corrupts "
+                             "neighbouring values); ";
+    // Offsets past the range (8-bit values labelled W4A16) clamp in every layout: v2 would not be exact.
+    if (clamped_total > 0) {
+      return MakeError(ErrorCode::kUnsupported,
+                       what + "and " + std::to_string(clamped_total) + " offsets lie outside the " +
+                           std::to_string(plan.bits) + "-bit range, so no layout holds them exactly: is the checkpoint " +
+                           std::to_string(plan.bits) + "-bit, as its description says?");
+    }
+    return MakeError(ErrorCode::kUnsupported, what + "use --gptq-format v2 (checkpoint_format gptq_v2)" +
+                                                  std::string(plan.bits == 4 ? " or --target_tool awq" : "") +
+                                                  " for an exact result");
   }
   return scan;
 }

@@ -279,12 +279,15 @@ TEST(GptqV1ZeroPointZero, IsAnErrorNamingTheTensorAndWritesNothing) {
   }
 }
 
+// Refused too, but v2 would clamp as well: the message says so instead of promising an exact result.
 TEST(GptqV1ZeroPointZero, AnOffsetClampedToTheLowestValueIsRefusedToo) {
   const MsCheckpoint checkpoint = OneLinear(4, 2, [&](MsLinear& l) { SetElement(*l.offset, 0, -11); });
   TempDir dir;
   const Converted v1 = ConvertCheckpoint(checkpoint, dir.path(), "v1", TargetTool::kGptq);
   ASSERT_FALSE(v1.report.ok());
   EXPECT_CONTAINS(v1.report.error().message, "l.weight_offset");
+  EXPECT_CONTAINS(v1.report.error().message, "and 1 offsets lie outside the 4-bit range, so no layout holds them exactly");
+  EXPECT_EQ(v1.report.error().message.find("exact result"), std::string::npos) << v1.report.error().message;
 }
 
 std::string WarningWith(const ConvertReport& report, const std::string& text) {
