@@ -42,9 +42,10 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return "the base model's config.json already declares a quantization_config, which this conversion's "
              "replaces; the base model is meant to be the float model the checkpoint was quantized from";
     case WarningKind::kNoTokenizer:
-      return "the base model holds no tokenizer (tokenizer.json, tokenizer.model, vocab.json, ...): the directory "
-             "gets none, and vLLM and transformers load the tokenizer from it unless told another; give the float "
-             "model's directory with --base-model";
+      return "the base model holds no tokenizer (tokenizer.json, tokenizer.model, vocab.json, ...; "
+             "tokenizer_config.json alone builds none): the output directory gets none, and vLLM and transformers "
+             "load the tokenizer from it unless told another (vLLM's --tokenizer); copy the float model's tokenizer "
+             "files into it, or give a --base-model that has them";
     case WarningKind::kBrokenBaseFile:
       return n + " file(s) of the --base-model are symlinks to nothing (a partly downloaded cache?): not copied, "
              "so the directory lacks them";
