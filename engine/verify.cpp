@@ -24,7 +24,9 @@
 namespace ms2vllm {
 namespace {
 
-// Without a flag or a config, the qweight shapes tell AWQ ([in, out/8]) from GPTQ ([in/p, out]).
+// Without a flag or a config, the qweight shapes tell AWQ ([in, out/8]) from GPTQ ([in/p, out]):
+// by the columns, which are out for GPTQ whatever the bit width, so that a GPTQ file of another
+// width is compared as GPTQ (shapes that differ) rather than called AWQ.
 TargetTool GuessTarget(const Checkpoint& input, const Description& description, PlanOptions options,
                        const Checkpoint& output) {
   options.target = TargetTool::kGptq;
@@ -33,7 +35,10 @@ TargetTool GuessTarget(const Checkpoint& input, const Description& description, 
   for (const auto& tensor : plan->tensors) {
     if (tensor.kind != TransformKind::kQWeight) continue;
     const TensorInfo* actual = output.table().Find(tensor.name);
-    if (actual) return actual->shape == tensor.shape ? TargetTool::kGptq : TargetTool::kAwq;
+    if (actual) {
+      const bool gptq = actual->shape.size() == 2 && tensor.shape.size() == 2 && actual->shape[1] == tensor.shape[1];
+      return gptq ? TargetTool::kGptq : TargetTool::kAwq;
+    }
   }
   return TargetTool::kAwq;
 }

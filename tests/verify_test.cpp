@@ -936,6 +936,21 @@ TEST(VerifyCommandTest, ScalesCastAreNamedWithWhatTheCastLost) {
   EXPECT_EQ(same.output.find("cast"), std::string::npos) << same.output;
 }
 
+// A GPTQ file of another bit width is still GPTQ by its qweight shapes ([in/p, out]): compared as
+// such, not called a wrong AWQ file with advice to pass --target_tool gptq.
+TEST(VerifyCommandTest, AGptqFileOfAnotherWidthIsTakenForGptq) {
+  TempDir dir;
+  const fs::path four = dir / "w4.safetensors";
+  ASSERT_EQ(RunMs2vllm("--model " + (GoldenDir() / "w4a16-g64-gptq").string() + " --target_tool gptq -q --save_path " +
+                       four.string()).exit_code, 0);
+  const CommandResult result =
+      RunMs2vllm("verify --model " + (GoldenDir() / "w8a16-g64-gptq").string() + " --converted " + four.string());
+  EXPECT_EQ(result.exit_code, 6) << result.output;
+  EXPECT_NE(result.output.find("is not the exact gptq (v1) 8-bit conversion of the input"), std::string::npos)
+      << result.output;
+  EXPECT_EQ(result.output.find("--target_tool gptq"), std::string::npos) << result.output;
+}
+
 TEST(VerifyCommandTest, ConvertWithVerifyChecksItsOutput) {
   TempDir out;
   const fs::path dir = GoldenDir() / "w4a16-g32-awq-antioutlier-bf16";
