@@ -244,6 +244,11 @@ TEST(Cli, VersionNamesTheCpuFeaturesAndTheChosenKernel) {
     ::unsetenv("MS2VLLM_KERNELS");
   }
   EXPECT_CONTAINS(forced.out, "kernel chosen: scalar (MS2VLLM_KERNELS)");
+  // --kernels beside --version, before or after it, as a conversion would take it.
+  for (const auto& args : {std::vector<std::string>{"--kernels", "scalar", "--version"},
+                           std::vector<std::string>{"--version", "--kernels=scalar"}}) {
+    EXPECT_CONTAINS(Ms2vllm(args).out, "kernel chosen: scalar (--kernels)");
+  }
   ExpectError(unknown, kUsage, "MS2VLLM_KERNELS: 'sse9' is not a kernel variant of this build (available: scalar");
   ExpectError(Ms2vllm({"--model", in.model, "--save_path", dir / "o.safetensors", "--kernels", "sse9"}), kUsage,
               "--kernels: 'sse9' is not a kernel variant of this build");

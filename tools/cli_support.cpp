@@ -137,14 +137,14 @@ std::string HumanBytes(double bytes) {
   return text;
 }
 
-std::string VersionText() {
+std::string VersionText(const std::string& kernels_flag) {
   std::string compiled;
   for (const auto* table : kernels::CompiledKernels()) compiled += (compiled.empty() ? "" : " ") + std::string(table->name);
-  // What a conversion without --kernels would run.
-  const std::string forced = ForcedKernels("");
+  const std::string forced = ForcedKernels(kernels_flag);
+  const std::string by = kernels_flag.empty() ? "MS2VLLM_KERNELS" : "--kernels";
   const kernels::KernelTable* chosen = kernels::SelectKernels(forced);
-  const std::string chosen_text = chosen ? std::string(chosen->name) + (forced.empty() ? "" : " (MS2VLLM_KERNELS)")
-                                         : std::string("none: MS2VLLM_KERNELS names no variant this CPU runs");
+  const std::string chosen_text = chosen ? std::string(chosen->name) + (forced.empty() ? "" : " (" + by + ")")
+                                         : "none: " + by + " names no variant this CPU runs";
 #if defined(__x86_64__)
   const char* arch = "x86_64";
 #elif defined(__aarch64__)

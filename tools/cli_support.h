@@ -61,7 +61,8 @@ Result<uint64_t> ParseSizeOption(std::string_view option, const std::string& val
 // 1234567 -> "1.23 MB" (decimal units, as the sizes users type).
 std::string HumanBytes(double bytes);
 
-// "ms2vllm 0.1.0 (x86_64; cpu: avx2 ...; kernels: avx512; compiled: scalar avx2 avx512)"
-std::string VersionText();
+// The version, architecture, CPU features, kernel variants compiled and the one a conversion given
+// `kernels_flag` (--kernels, or "") would run.
+std::string VersionText(const std::string& kernels_flag = "");
 
 }  // namespace ms2vllm

@@ -182,12 +182,24 @@ std::vector<std::string> ExpandAbbreviations(const CLI::App& app, int argc, char
   return args;
 }
 
+
+// The value of --kernels in args ("--kernels x" or "--kernels=x"), or "": --version reports the
+// variant it forces, though the version flag acts while the line is parsed.
+std::string KernelsFlag(const std::vector<std::string>& args) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--") break;
+    if (args[i] == "--kernels" && i + 1 < args.size()) return args[i + 1];
+    if (args[i].starts_with("--kernels=")) return args[i].substr(std::string_view("--kernels=").size());
+  }
+  return "";
+}
+
 }  // namespace
 
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const std::string& help_command) {
-  app.set_version_flag("--version", VersionText());  // every command's, as README shows it
   std::string ambiguous;
   std::vector<std::string> args = ExpandAbbreviations(app, argc, argv, ambiguous);
+  app.set_version_flag("--version", VersionText(KernelsFlag(args)));  // every command's, as README shows it
   const std::vector<std::string> notes = DropEarlierScriptFlags(app, args);
   const bool quiet = std::find_if(args.begin(), args.end(), [](const std::string& a) { return a == "-q" || a == "--quiet"; }) != args.end();
   for (const std::string& note : notes) {
