@@ -194,7 +194,9 @@ Result<fs::path> FileTarget(const fs::path& requested) {
   MS2VLLM_TRY(CheckParent(target));
   struct stat info {};
   if (::stat(target.c_str(), &info) == 0) {
-    if (S_ISDIR(info.st_mode)) return OutputError(requested, "is a directory");
+    if (S_ISDIR(info.st_mode)) {
+      return OutputError(requested, "is a directory: name a file in it, or give --out-dir for a model directory");
+    }
     // The rename would put a regular file in place of a device (/dev/null) or a FIFO.
     if (!S_ISREG(info.st_mode)) return OutputError(requested, "exists and is not a regular file (a device, FIFO or socket)");
   }

@@ -406,7 +406,8 @@ std::vector<Case> Cases() {
      {"missing/res.safetensors", "does not exist"}},
     {"save_path_parent_is_file", Flags({"--save_path", "{in}/base/description.json/res.safetensors"}), 5,
      {"description.json/res.safetensors", "description.json is not a directory"}},
-    {"save_path_is_directory", Flags({"--save_path", "{out}/a-directory"}), 5, {"a-directory", "is a directory"},
+    {"save_path_is_directory", Flags({"--save_path", "{out}/a-directory"}), 5,
+     {"a-directory: is a directory: name a file in it, or give --out-dir for a model directory"},
      [](const Paths& p) { fs::create_directory(p.out / "a-directory"); }},
     {"save_path_trailing_slash", Flags({"--save_path", "{out}/"}), 5, {"is not a file name"}},
     // Renaming onto it would leave a regular file where the FIFO (or /dev/null) was.
