@@ -1,6 +1,8 @@
 #include "tools/command_line.h"
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -197,9 +199,13 @@ std::string KernelsFlag(const std::vector<std::string>& args) {
 }  // namespace
 
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const std::string& help_command) {
+  // Every command's, as README shows it; registered before the abbreviations are expanded ("--ver"
+  // could be it), its text made when it is given, from the line's --kernels.
+  auto kernels_flag = std::make_shared<std::string>();
+  app.set_version_flag("--version", std::function<std::string()>([kernels_flag] { return VersionText(*kernels_flag); }));
   std::string ambiguous;
   std::vector<std::string> args = ExpandAbbreviations(app, argc, argv, ambiguous);
-  app.set_version_flag("--version", VersionText(KernelsFlag(args)));  // every command's, as README shows it
+  *kernels_flag = KernelsFlag(args);
   const std::vector<std::string> notes = DropEarlierScriptFlags(app, args);
   const bool quiet = std::find_if(args.begin(), args.end(), [](const std::string& a) { return a == "-q" || a == "--quiet"; }) != args.end();
   for (const std::string& note : notes) {
