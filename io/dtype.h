@@ -7,7 +7,11 @@
 
 namespace ms2vllm {
 
-enum class DType : uint8_t { kBool, kU8, kI8, kF8E5M2, kF8E4M3, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kF64, kI64, kU64 };
+// In kDTypes' order (io/dtype.cpp). The safetensors library's sub-byte F4 and F6 types are not
+// read: no tensor size here is less than a byte per element.
+enum class DType : uint8_t {
+  kBool, kU8, kI8, kF8E5M2, kF8E4M3, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kF64, kI64, kU64, kF8E8M0, kC64
+};
 
 std::optional<DType> ParseDType(std::string_view name);
 std::string_view DTypeName(DType dtype);

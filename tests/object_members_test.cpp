@@ -151,6 +151,19 @@ TEST(ObjectMembersTest, HeaderMetadataMayBeNull) {
   EXPECT_EQ(zero.error().message, "m.safetensors: __metadata__ is not an object");
 }
 
+// The safetensors library's newer whole-byte dtypes: MX block scales and complex64.
+TEST(ObjectMembersTest, HeaderReadsTheNewerByteDTypes) {
+  const std::string header = R"({"s":{"dtype":"F8_E8M0","shape":[3],"data_offsets":[0,3]},)"
+                             R"("c":{"dtype":"C64","shape":[2],"data_offsets":[3,19]}})";
+  const auto parsed = ParseSafetensorsHeader("m.safetensors", SafetensorsFile(header, 19), 0, kOneRun);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ASSERT_EQ(parsed->tensors.size(), 2u);
+  EXPECT_EQ(parsed->tensors[0].dtype, DType::kF8E8M0);
+  EXPECT_EQ(parsed->tensors[1].byte_size, 16u);
+  EXPECT_TRUE(IsIntegerOrFp8DType(DType::kF8E8M0));
+  EXPECT_FALSE(IsIntegerOrFp8DType(DType::kC64));
+}
+
 TEST(ObjectMembersTest, HeaderDuplicatesAreFoundAcrossRuns) {
   const std::string header =
       R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
