@@ -454,6 +454,15 @@ std::vector<Case> Cases() {
      {"description.json", "not a directory"}},
     {"base_model_without_config", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/base"}), 3,
      {"base", "has no config.json"}},
+    // The base config as deep as Python's json reads it, and no deeper (io/json_file.cpp).
+    {"base_config_nested_300k_deep", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/deep"}), 3,
+     {"{in}/deep/config.json: nested deeper than 1000 levels"},
+     [](const Paths& p) {
+       const size_t levels = 300'000;
+       fs::create_directory(p.in / "deep");
+       testing::WriteText(p.in / "deep/config.json", R"({"model_type": "qwen2", "x": )" + std::string(levels, '[') +
+                                                         std::string(levels, ']') + "}");
+     }},
     {"flag_force_without_out_dir", Flags({"--force"}), 2, {"--force requires --out-dir"}},
     {"flag_save_path_and_out_dir", Flags({"--save_path", "{out}/res.safetensors", "--out-dir", "{out}/dir"}), 2,
      {"--out-dir", "excludes", "--save_path"}},

@@ -569,6 +569,34 @@ TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
   EXPECT_EQ(config["quantization_config"]["quant_method"], "awq");
 }
 
+// Python's json stops short of 1000 levels (its recursion limit); nlohmann's DOM is copied and
+// written recursively, so a config 100k deep would overflow the stack (see hostile_input_test).
+TEST(ModelDirectory, ABaseConfigNestedAsDeepAsPythonReadsIsKeptAndDeeperIsRefused) {
+  const MsCheckpoint checkpoint = MakeModel({.groups = 3});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  BaseModel base = MakeBaseModel(dir / "base");
+  const auto nested = [](size_t levels) {  // the config object is the first level
+    return R"({"model_type": "qwen2", "x": )" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
+  };
+  testing::WriteText(base.dir / "config.json", nested(1000));
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  ExpectBaseConfigKept(ordered_json::parse(nested(1000)), ReadJson(dir / "out/config.json"));
+
+  fs::remove_all(dir / "out");
+  testing::WriteText(base.dir / "config.json", nested(1001));
+  request.dry_run = true;
+  ExpectRefused(Convert(request), ErrorCode::kInvalidInput,
+                (base.dir / "config.json").string() + ": nested deeper than 1000 levels", dir);
+  request.dry_run = false;
+  ExpectRefused(Convert(request), ErrorCode::kInvalidInput,
+                (base.dir / "config.json").string() + ": nested deeper than 1000 levels", dir);
+}
+
 struct GptqCase {
   std::string name;
   Model model;
