@@ -1,6 +1,8 @@
 #include "io/python_json.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 
 namespace ms2vllm {
 namespace {
@@ -20,13 +22,31 @@ size_t StringEnd(std::string_view text, size_t begin) {
   return text.size();  // cut short: the parser says so
 }
 
+// -?(0|[1-9][0-9]*): a JSON integer, and nothing more.
+bool IsInteger(std::string_view number) {
+  if (number.starts_with('-')) number.remove_prefix(1);
+  if (number.empty() || (number[0] == '0' && number.size() > 1)) return false;
+  return number.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+bool FitsIn64Bits(std::string_view integer) {
+  const char* end = integer.data() + integer.size();
+  if (integer.starts_with('-')) {
+    int64_t value = 0;
+    return std::from_chars(integer.data(), end, value).ec == std::errc();
+  }
+  uint64_t value = 0;
+  return std::from_chars(integer.data(), end, value).ec == std::errc();
+}
+
 // The length of the value at the start of `text` that needs a placeholder, or 0. Anything else
 // malformed is left as it is, for the parser to refuse.
 size_t BareValueLength(std::string_view text) {
   for (std::string_view word : {"NaN", "Infinity", "-Infinity"}) {
     if (text.starts_with(word)) return word.size();
   }
-  return 0;
+  const std::string_view number = text.substr(0, text.find_first_not_of("0123456789+-.eE"));
+  return IsInteger(number) && !FitsIn64Bits(number) ? number.size() : 0;
 }
 
 }  // namespace
@@ -70,7 +90,7 @@ Result<std::string> WithPlaceholders(std::string_view text, const std::string& l
   }
   // \u0000 is U+0000's only spelling: without it, no string of the file holds one.
   if (replaced && text.find("\\u0000") != std::string_view::npos) {
-    return InvalidInput(label + ": holds NaN or Infinity, and a string with \\u0000, "
+    return InvalidInput(label + ": holds NaN, Infinity or an integer beyond 64 bits, and a string with \\u0000, "
                                 "which ms2vllm cannot tell apart when it writes the file back");
   }
   return out;

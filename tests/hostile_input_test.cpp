@@ -471,7 +471,7 @@ std::vector<Case> Cases() {
        testing::WriteText(p.in / "nan-key/config.json", R"({"model_type": "qwen2", NaN: 1})");
      }},
     {"base_config_nan_and_u0000", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/nul"}), 3,
-     {"{in}/nul/config.json: holds NaN or Infinity, and a string with \\u0000"},
+     {"{in}/nul/config.json: holds NaN, Infinity or an integer beyond 64 bits, and a string with \\u0000"},
      [](const Paths& p) {
        fs::create_directory(p.in / "nul");
        testing::WriteText(p.in / "nul/config.json", R"({"model_type": "qwen2", "a": NaN, "b": "\u0000NaN"})");

@@ -569,9 +569,9 @@ TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
   EXPECT_EQ(config["quantization_config"]["quant_method"], "awq");
 }
 
-// transformers reads config.json with Python's json, which takes NaN and Infinity (Mamba2's
-// "time_step_limit": [0.0, Infinity]) and writes them back as they were.
-TEST(ModelDirectory, NaNAndInfinityOfTheBaseConfigAreWrittenBackAsPythonWritesThem) {
+// transformers reads config.json with Python's json, which takes NaN, Infinity and integers of
+// any size (Mamba2's "time_step_limit": [0.0, Infinity]) and writes them back as they were.
+TEST(ModelDirectory, NaNInfinityAndHugeIntegersOfTheBaseConfigAreWrittenBackAsPythonWritesThem) {
   TempDir dir;
   BaseModel base = MakeBaseModel(dir / "base");
   // As json.dumps(indent=2) writes it; strings and keys spelling those values stay strings.
@@ -583,6 +583,9 @@ TEST(ModelDirectory, NaNAndInfinityOfTheBaseConfigAreWrittenBackAsPythonWritesTh
   ],
   "nan": NaN,
   "low": -Infinity,
+  "big": 1000000000000000019884624838656,
+  "below_int64": -9223372036854775809,
+  "uint64_max": 18446744073709551615,
   "NaN": "NaN, Infinity and -Infinity in a string",
   "torch_dtype": "bfloat16"
 })";
