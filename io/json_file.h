@@ -1,5 +1,6 @@
 // Small JSON files (configs) read into and written from nlohmann's ordered DOM, which keeps
-// every key in its order; written durably (fsynced).
+// every key in its order; written durably (fsynced). Read as Python's json reads them
+// (io/python_json.h): NaN, Infinity and integers beyond 64 bits are written back as they were.
 #pragma once
 
 #include <filesystem>
@@ -9,6 +10,8 @@
 
 namespace ms2vllm {
 
+// Refuses nesting deeper than kMaxJsonDepth. NaN, Infinity, -Infinity and integers beyond
+// 64 bits are strings in the DOM, "\0" then their text, which WriteJsonFile writes bare.
 Result<nlohmann::ordered_json> ReadJsonFile(const std::filesystem::path& path);
 // Writes `json` indented by 2 spaces, with a final newline, and fsyncs it.
 Status WriteJsonFile(const std::filesystem::path& path, const nlohmann::ordered_json& json);

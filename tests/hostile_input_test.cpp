@@ -455,6 +455,28 @@ std::vector<Case> Cases() {
      {"description.json", "not a directory"}},
     {"base_model_without_config", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/base"}), 3,
      {"base", "has no config.json"}},
+    // The base config as Python's json reads it (io/python_json.h), and no more: no deeper, and
+    // NaN as a value, not as a key; refused where a string could pass for a placeholder.
+    {"base_config_nested_300k_deep", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/deep"}), 3,
+     {"{in}/deep/config.json: nested deeper than 1000 levels"},
+     [](const Paths& p) {
+       const size_t levels = 300'000;
+       fs::create_directory(p.in / "deep");
+       testing::WriteText(p.in / "deep/config.json", R"({"model_type": "qwen2", "x": )" + std::string(levels, '[') +
+                                                         std::string(levels, ']') + "}");
+     }},
+    {"base_config_nan_key", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/nan-key"}), 3,
+     {"{in}/nan-key/config.json: not valid JSON"},
+     [](const Paths& p) {
+       fs::create_directory(p.in / "nan-key");
+       testing::WriteText(p.in / "nan-key/config.json", R"({"model_type": "qwen2", NaN: 1})");
+     }},
+    {"base_config_nan_and_u0000", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/nul"}), 3,
+     {"{in}/nul/config.json: holds NaN, Infinity or an integer beyond 64 bits, and a string with \\u0000"},
+     [](const Paths& p) {
+       fs::create_directory(p.in / "nul");
+       testing::WriteText(p.in / "nul/config.json", R"({"model_type": "qwen2", "a": NaN, "b": "\u0000NaN"})");
+     }},
     {"flag_force_without_out_dir", Flags({"--force"}), 2, {"--force requires --out-dir"}},
     {"flag_save_path_and_out_dir", Flags({"--save_path", "{out}/res.safetensors", "--out-dir", "{out}/dir"}), 2,
      {"--out-dir", "excludes", "--save_path"}},

@@ -569,6 +569,76 @@ TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
   EXPECT_EQ(config["quantization_config"]["quant_method"], "awq");
 }
 
+// transformers reads config.json with Python's json, which takes NaN, Infinity and integers of
+// any size (Mamba2's "time_step_limit": [0.0, Infinity]) and writes them back as they were.
+TEST(ModelDirectory, NaNInfinityAndHugeIntegersOfTheBaseConfigAreWrittenBackAsPythonWritesThem) {
+  TempDir dir;
+  BaseModel base = MakeBaseModel(dir / "base");
+  // As json.dumps(indent=2) writes it; strings and keys spelling those values stay strings.
+  const std::string base_text = R"({
+  "model_type": "qwen2",
+  "time_step_limit": [
+    0.0,
+    Infinity
+  ],
+  "nan": NaN,
+  "low": -Infinity,
+  "big": 1000000000000000019884624838656,
+  "below_int64": -9223372036854775809,
+  "uint64_max": 18446744073709551615,
+  "NaN": "NaN, Infinity and -Infinity in a string",
+  "torch_dtype": "bfloat16"
+})";
+  testing::WriteText(base.dir / "config.json", base_text);
+  const MsCheckpoint checkpoint = MakeModel({.groups = 3});  // group 32: no torch_dtype change
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  const std::string quantization = R"(,
+  "quantization_config": {
+    "quant_method": "awq",
+    "bits": 4,
+    "group_size": 32,
+    "zero_point": true,
+    "version": "gemm",
+    "modules_to_not_convert": []
+  }
+}
+)";
+  EXPECT_EQ(testing::ReadText(dir / "out/config.json"), base_text.substr(0, base_text.size() - 2) + quantization);
+}
+
+// Python's json stops short of 1000 levels (its recursion limit); nlohmann's DOM is copied and
+// written recursively, so a config 100k deep would overflow the stack (see hostile_input_test).
+TEST(ModelDirectory, ABaseConfigNestedAsDeepAsPythonReadsIsKeptAndDeeperIsRefused) {
+  const MsCheckpoint checkpoint = MakeModel({.groups = 3});
+  TempDir dir;
+  fs::create_directories(dir / "input");
+  checkpoint.WriteInto(dir / "input");
+  BaseModel base = MakeBaseModel(dir / "base");
+  const auto nested = [](size_t levels) {  // the config object is the first level
+    return R"({"model_type": "qwen2", "x": )" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
+  };
+  testing::WriteText(base.dir / "config.json", nested(1000));
+  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
+  request.base_model = base.dir;
+  auto report = Convert(request);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  ExpectBaseConfigKept(ordered_json::parse(nested(1000)), ReadJson(dir / "out/config.json"));
+
+  fs::remove_all(dir / "out");
+  testing::WriteText(base.dir / "config.json", nested(1001));
+  request.dry_run = true;
+  ExpectRefused(Convert(request), ErrorCode::kInvalidInput,
+                (base.dir / "config.json").string() + ": nested deeper than 1000 levels", dir);
+  request.dry_run = false;
+  ExpectRefused(Convert(request), ErrorCode::kInvalidInput,
+                (base.dir / "config.json").string() + ": nested deeper than 1000 levels", dir);
+}
+
 struct GptqCase {
   std::string name;
   Model model;
