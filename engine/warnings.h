@@ -60,7 +60,7 @@ class Warnings {
 };
 
 // `clamped` of the `values` of one weight fall outside its bit width's signed range: one rule for
-// which warnings that gives, wherever the values are counted.
+// which warnings that gives, whether the conversion counts them or inspect (weight_range_scan.h).
 void AddClampedWeights(Warnings& warnings, const std::string& tensor, uint64_t clamped, uint64_t values);
 
 // "a, b, c" or "a, b, c, ...": the first three names, for a one-line message.
