@@ -308,11 +308,7 @@ Result<ExecutionReport> Execute(const Plan& plan, const Layout& layout, const Ch
     if (tensor.kind == TransformKind::kScales) {
       report.warnings.Add(WarningKind::kNonFiniteScales, tensor.source->name, flagged[i]);
     } else {
-      report.warnings.Add(WarningKind::kClampedWeights, tensor.name, flagged[i]);
-      // A few outliers are a quantizer's; most of the values are weights of another bit width.
-      if (flagged[i] * 4 >= tensor.geometry.out * tensor.geometry.in) {
-        report.warnings.Add(WarningKind::kMostlyClamped, tensor.name);
-      }
+      AddClampedWeights(report.warnings, tensor.name, flagged[i], tensor.geometry.out * tensor.geometry.in);
     }
   }
   return report;

@@ -7,6 +7,7 @@
 #include "engine/offset_scan.h"
 #include "engine/plan.h"
 #include "engine/verify_files.h"
+#include "engine/weight_range_scan.h"
 #include "io/checkpoint.h"
 #include "io/description.h"
 #include "io/model_locator.h"
@@ -97,7 +98,8 @@ void Describe(const Plan& plan, Inspection& inspection) {
   }
 }
 
-// Plans for AWQ and GPTQ, one offset scan, and the verdict for each target.
+// Plans for AWQ and GPTQ, one offset scan, one pass over the 4-bit weights, and the verdict for
+// each target.
 void JudgeTargets(const Checkpoint& checkpoint, const Description& description, const InspectRequest& request,
                   Inspection& inspection) {
   PlanOptions options;
@@ -117,7 +119,16 @@ void JudgeTargets(const Checkpoint& checkpoint, const Description& description, 
     Describe(*scanned, inspection);
     Warnings warnings;
     auto scan = ScanOffsets(*scanned, checkpoint, warnings);
-    for (const auto& line : warnings.Lines()) inspection.warnings.push_back(line);
+    if (auto read = ScanWeightRange(*scanned, checkpoint, warnings); !read) {
+      AddProblem(inspection, read.take_error());
+    }
+    // The conversion warns of weights mostly out of range and writes them; its output is
+    // unusable, so here that is a problem, which a script checking `ok` or the exit status sees.
+    const std::string mostly_clamped = warnings.Line(WarningKind::kMostlyClamped);
+    for (const auto& line : warnings.Lines()) {
+      if (line != mostly_clamped) inspection.warnings.push_back(line);
+    }
+    if (!mostly_clamped.empty()) AddProblem(inspection, MakeError(ErrorCode::kInvalidInput, mostly_clamped));
     if (scan) {
       inspection.symmetric = scan->all_zero;
     } else if (scan.error().code == ErrorCode::kUnsupported) {

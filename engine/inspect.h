@@ -1,7 +1,8 @@
 // `inspect`: what a checkpoint holds and what it can be converted to, without converting:
 // the tensor table, the quantization the tensors show (bit width, group size, symmetry, packed
 // layout), which target layouts the plan accepts and why not, and every problem the validators
-// find (header, description, offsets). Never fails: what goes wrong is one of the problems.
+// find (header, description, offsets, weights mostly outside their label's bit width). Never
+// fails: what goes wrong is one of the problems.
 #pragma once
 
 #include <cstdint>
@@ -62,8 +63,10 @@ struct Inspection {
 
   std::vector<TargetVerdict> targets;
   std::vector<std::string> warnings;
-  std::vector<Error> problems;  // each with the exit code it would give
+  std::vector<Error> problems;  // each with the exit code a conversion gives (3 for weights mostly clamped)
 
+  // No problem: a conversion would succeed, and not with weights mostly clamped (an unusable
+  // output it only warns of).
   bool ok() const { return problems.empty(); }
 };
 

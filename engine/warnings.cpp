@@ -120,13 +120,25 @@ void Warnings::Merge(const Warnings& other) {
 
 std::vector<std::string> Warnings::Lines() const {
   std::vector<std::string> lines;
-  for (const auto& [kind, entry] : entries_) {
-    std::string line = Describe(kind, entry.tensors, entry.values) + ": ";
-    for (size_t i = 0; i < entry.first.size(); ++i) line += (i ? ", " : "") + entry.first[i];
-    if (entry.tensors > entry.first.size()) line += ", ...";
-    lines.push_back(std::move(line));
-  }
+  for (const auto& entry : entries_) lines.push_back(Line(entry.first));
   return lines;
+}
+
+std::string Warnings::Line(WarningKind kind) const {
+  const auto found = entries_.find(kind);
+  if (found == entries_.end()) return "";
+  const Entry& entry = found->second;
+  std::string line = Describe(kind, entry.tensors, entry.values) + ": ";
+  for (size_t i = 0; i < entry.first.size(); ++i) line += (i ? ", " : "") + entry.first[i];
+  if (entry.tensors > entry.first.size()) line += ", ...";
+  return line;
+}
+
+void AddClampedWeights(Warnings& warnings, const std::string& tensor, uint64_t clamped, uint64_t values) {
+  if (clamped == 0) return;
+  warnings.Add(WarningKind::kClampedWeights, tensor, clamped);
+  // A few outliers are a quantizer's; most of the values are weights of another bit width.
+  if (clamped * 4 >= values) warnings.Add(WarningKind::kMostlyClamped, tensor);
 }
 
 std::string FirstNames(const std::vector<std::string>& names) {

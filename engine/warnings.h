@@ -47,6 +47,8 @@ class Warnings {
   void Merge(const Warnings& other);
   // One line per kind, naming the first few tensors.
   std::vector<std::string> Lines() const;
+  // The line of one kind; empty when there is none.
+  std::string Line(WarningKind kind) const;
 
  private:
   struct Entry {
@@ -56,6 +58,10 @@ class Warnings {
   };
   std::map<WarningKind, Entry> entries_;
 };
+
+// `clamped` of the `values` of one weight fall outside its bit width's signed range: one rule for
+// which warnings that gives, whether the conversion counts them or inspect (weight_range_scan.h).
+void AddClampedWeights(Warnings& warnings, const std::string& tensor, uint64_t clamped, uint64_t values);
 
 // "a, b, c" or "a, b, c, ...": the first three names, for a one-line message.
 std::string FirstNames(const std::vector<std::string>& names);

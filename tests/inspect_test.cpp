@@ -6,9 +6,13 @@
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
+#include "engine/convert.h"
 #include "engine/inspect.h"
 #include "engine/synth_plan.h"
 #include "engine/synth_writer.h"
+#include "engine/weight_range_scan.h"
+#include "io/checkpoint.h"
+#include "io/description.h"
 #include "tests/test_support.h"
 
 namespace ms2vllm {
@@ -252,6 +256,101 @@ TEST(InspectTest, TextSaysHowACheckpointIsSymmetric) {
     EXPECT_EQ(code, 0) << output;
     EXPECT_NE(output.find(with_offset ? "symmetric (all offsets 0)" : "symmetric (no offsets)"), std::string::npos)
         << output;
+  }
+}
+
+// The line of `lines` holding `text`, or "".
+std::string LineWith(const std::vector<std::string>& lines, const std::string& text) {
+  for (const auto& line : lines) {
+    if (line.find(text) != std::string::npos) return line;
+  }
+  return "";
+}
+
+// A warning line without the tensors it names (the conversion names qweights, inspect its inputs).
+std::string WithoutNames(const std::string& line) { return line.substr(0, line.find(": model.")); }
+
+// 8-bit weights described as W4A16: the conversion clamps most of their values and warns that
+// its output is unusable; inspect reads the weights, counts the same values and calls it a problem.
+TEST(InspectTest, EightBitWeightsLabelledW4A16AreAProblemCountedAsTheConversionCounts) {
+  TempDir dir;
+  const fs::path golden = GoldenDir() / "w8a16-g64-gptq";
+  const fs::path weights = FindFile(golden, "quant_model_weight"), json = dir / "description.json";
+  std::string text = testing::ReadText(FindFile(golden, "quant_model_description"));
+  for (size_t at; (at = text.find("W8A16")) != std::string::npos;) text.replace(at, 5, "W4A16");
+  testing::WriteText(json, text);
+
+  ConvertRequest request;
+  request.model = weights;
+  request.json = json;
+  request.save_path = dir / "out.safetensors";
+  const auto converted = Convert(request);
+  ASSERT_TRUE(converted.ok()) << converted.error().message;
+  const std::vector<std::string> converted_lines = converted->warnings.Lines();
+  const std::string converted_clamped = LineWith(converted_lines, "weight value(s)");
+  const std::string converted_mostly = LineWith(converted_lines, "a quarter or more");
+  ASSERT_NE(converted_clamped, "");
+  ASSERT_NE(converted_mostly, "");
+
+  const Inspection inspection = Inspect({weights, json, PackedMode::kAuto});
+  EXPECT_FALSE(inspection.ok());
+  EXPECT_EQ(WithoutNames(LineWith(inspection.warnings, "weight value(s)")), WithoutNames(converted_clamped));
+  EXPECT_NE(LineWith(inspection.warnings, "weight value(s)").find("q_proj.weight,"), std::string::npos);
+  ASSERT_EQ(inspection.problems.size(), 1u) << Problems(inspection);
+  EXPECT_EQ(inspection.problems[0].code, ErrorCode::kInvalidInput);
+  EXPECT_EQ(WithoutNames(inspection.problems[0].message), WithoutNames(converted_mostly));
+  EXPECT_EQ(LineWith(inspection.warnings, "a quarter or more"), "");  // a problem, not also a warning
+
+  const auto [code, output] = RunMs2vllm("inspect " + weights.string() + " --json " + json.string() + " --json-output");
+  EXPECT_EQ(code, 3) << output;
+  const auto report = nlohmann::json::parse(output);
+  EXPECT_EQ(report["ok"], false);
+  ASSERT_EQ(report["problems"].size(), 1u);
+  EXPECT_EQ(report["problems"][0]["exit_code"], 3);
+  EXPECT_NE(report["problems"][0]["message"].get<std::string>().find("a quarter or more"), std::string::npos);
+  EXPECT_NE(LineWith(report["warnings"].get<std::vector<std::string>>(), "weight value(s)"), "");
+}
+
+// A few outliers are a quantizer's: counted and warned of, as the conversion does, but no problem.
+TEST(InspectTest, AFewOutOfRangeWeightsAreAWarning) {
+  TempDir dir;
+  testing::MsLinear linear = testing::MakeMsLinear({});
+  linear.weight.bytes.at(0) = 8;
+  linear.weight.bytes.at(17) = static_cast<uint8_t>(-9);
+  linear.weight.bytes.back() = 127;
+  testing::MsCheckpoint checkpoint;
+  checkpoint.Describe("model_quant_type", "W4A16");
+  checkpoint.AddLinear("l", linear, "W4A16");
+  checkpoint.WriteInto(dir.path());
+  const Inspection inspection = Inspect({dir.path(), std::nullopt, PackedMode::kAuto});
+  EXPECT_TRUE(inspection.ok()) << Problems(inspection);
+  EXPECT_NE(LineWith(inspection.warnings, "3 weight value(s) in 1 tensor(s)"), "");
+  EXPECT_NE(LineWith(inspection.warnings, "weight value(s)").find("l.weight"), std::string::npos);
+}
+
+// The weights are read in pieces: a value is counted once whichever piece it falls in.
+TEST(WeightRangeScanTest, CountsTheSameWhateverThePieceSize) {
+  TempDir dir;
+  testing::MsLinear linear = testing::MakeMsLinear({});  // I8 [24, 96]
+  for (size_t at = 0; at < linear.weight.bytes.size(); at += 7) linear.weight.bytes[at] = static_cast<uint8_t>(at % 2 ? 100 : -100);
+  uint64_t expected = 0;
+  for (const uint8_t byte : linear.weight.bytes) expected += static_cast<int8_t>(byte) < -8 || static_cast<int8_t>(byte) > 7;
+  testing::MsCheckpoint ms;
+  ms.Describe("model_quant_type", "W4A16");
+  ms.AddLinear("l", linear, "W4A16");
+  const fs::path weights = ms.WriteInto(dir.path());
+  auto checkpoint = Checkpoint::Open(weights);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.error().message;
+  auto description = LoadDescription((dir / "quant_model_description_w4a16.json").string());
+  ASSERT_TRUE(description.ok()) << description.error().message;
+  auto plan = BuildPlan(checkpoint->table(), *description, PlanOptions{});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  for (const uint64_t piece : {uint64_t{1}, uint64_t{7}, uint64_t{1000}, uint64_t{4} << 20}) {
+    Warnings warnings;
+    ASSERT_TRUE(ScanWeightRange(*plan, *checkpoint, warnings, piece).ok());
+    EXPECT_NE(warnings.Line(WarningKind::kClampedWeights).find(std::to_string(expected) + " weight value(s) in 1 tensor(s)"),
+              std::string::npos)
+        << piece << ": " << warnings.Line(WarningKind::kClampedWeights);
   }
 }
 

@@ -23,9 +23,10 @@ using Json = nlohmann::ordered_json;
 constexpr const char* kDescription =
     "Shows a checkpoint without converting it: the tensor table (name, dtype, shape, bytes, description label), the "
     "bit width, group size, symmetry and packed layout the tensors show, which target layouts it converts to (and "
-    "why not), and every problem the validators find. Exit status 0 when there is no problem (a checkpoint already "
-    "converted included), 3 when the input is malformed (header, description, offsets) or not found, 4 when no "
-    "target layout accepts it.";
+    "why not), and every problem the validators find. Reads every unpacked 4-bit weight once (as long as reading "
+    "them from disk) to count the values a conversion would clamp. Exit status 0 when there is no problem (a "
+    "checkpoint already converted included), 3 when the input is malformed (header, description, offsets, weights "
+    "mostly outside their label's bit width) or not found, 4 when no target layout accepts it.";
 
 constexpr const char* kExamples = R"(Examples:
   ms2vllm inspect ckpt/
