@@ -121,6 +121,13 @@ TEST(InspectTest, NonIntegralOffsetAndMissingDescriptionAreProblems) {
   ASSERT_FALSE(no_description.ok());
   EXPECT_NE(Problems(no_description).find("quant_model_description"), std::string::npos) << Problems(no_description);
   EXPECT_EQ(no_description.tensors.size(), 29u);  // the table is shown all the same
+  ASSERT_EQ(no_description.targets.size(), 3u);
+  EXPECT_EQ(no_description.targets[0].reason, "no description (give --json)");
+  // A --json that cannot be read: the targets do not ask for the flag the user gave.
+  const Inspection unreadable = Inspect({dir / "model", dir / "missing.json", PackedMode::kAuto});
+  ASSERT_EQ(unreadable.targets.size(), 3u);
+  for (const auto& t : unreadable.targets) EXPECT_EQ(t.reason, "the description given with --json cannot be read");
+  EXPECT_NE(Problems(unreadable).find("missing.json: cannot open"), std::string::npos) << Problems(unreadable);
 
   const Inspection inspection = Inspect({dir / "model", FindFile(golden, "quant_model_description"), PackedMode::kAuto});
   ASSERT_EQ(inspection.problems.size(), 1u) << Problems(inspection);
