@@ -109,10 +109,12 @@ Status CheckMetadata(od::value value, const std::string& label) {
   if (value.get_object().get(object) != simdjson::SUCCESS) return InvalidInput(label, "__metadata__ is not an object");
   for (auto field : object) {
     od::value field_value;
-    std::string_view text;
-    if (field.value().get(field_value) != simdjson::SUCCESS || field_value.get_string().get(text) != simdjson::SUCCESS) {
-      return InvalidInput(label, "__metadata__ values must be strings");
-    }
+    std::string_view key, text;
+    simdjson::error_code error = field.unescaped_key().get(key);
+    if (!error) error = field.value().get(field_value);
+    if (!error) error = field_value.get_string().get(text);
+    if (error == simdjson::INCORRECT_TYPE) return InvalidInput(label, "__metadata__ values must be strings");
+    if (error) return InvalidInput(label, "__metadata__ is not valid JSON (" + std::string(simdjson::error_message(error)) + ")");
   }
   return Ok{};
 }

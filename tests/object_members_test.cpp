@@ -149,6 +149,13 @@ TEST(ObjectMembersTest, HeaderMetadataMayBeNull) {
   const auto zero = ParseSafetensorsHeader("m.safetensors", SafetensorsFile(R"({"__metadata__":0,)" + entry, 1), 0, kOneRun);
   ASSERT_FALSE(zero.ok());
   EXPECT_EQ(zero.error().message, "m.safetensors: __metadata__ is not an object");
+  // A bad escape is a fault of the text, not a value of another type.
+  const auto escape = ParseSafetensorsHeader("m.safetensors", SafetensorsFile(R"({"__metadata__":{"a":"\x"},)" + entry, 1), 0, kOneRun);
+  ASSERT_FALSE(escape.ok());
+  EXPECT_TRUE(escape.error().message.starts_with("m.safetensors: __metadata__ is not valid JSON (")) << escape.error().message;
+  const auto number = ParseSafetensorsHeader("m.safetensors", SafetensorsFile(R"({"__metadata__":{"a":1},)" + entry, 1), 0, kOneRun);
+  ASSERT_FALSE(number.ok());
+  EXPECT_EQ(number.error().message, "m.safetensors: __metadata__ values must be strings");
 }
 
 // The safetensors library's newer whole-byte dtypes: MX block scales and complex64.
