@@ -66,6 +66,8 @@ TEST(ShardIndexTest, RefusesBadIndexesWithTheirMessageAtEveryRunSize) {
       {R"({"weight_map": {"a": "s"})", "index is not valid JSON"},
       {R"({"weight_map" {"a": "s"}})", "index is not valid JSON"},
       {R"({"weight_map": {"a": "s",}})", "index is not valid JSON"},
+      {R"({"metadata": {"total_size": 1,}, "weight_map": {"a": "s"}})", "index is not valid JSON"},
+      {R"({"metadata": {"total_size" 1}, "weight_map": {"a": "s"}})", "index is not valid JSON"},
       {R"(["weight_map"])", "index is not a JSON object"},
   };
   for (const auto& [text, message] : cases) {
@@ -95,6 +97,19 @@ TEST(ShardIndexTest, LargeWeightMapCrossesRuns) {
   }
   text.insert(text.size() - 2, R"(, "t.17": "s-0")");
   EXPECT_EQ(Outcome(text, 4096), "error: m.index.json: tensor 't.17' is listed twice");
+}
+
+// Metadata far larger than a run (a 384 MB one held 1.5 GB in one parse) is read in runs too:
+// total_size is found wherever it is, and a fault in a late field is still refused.
+TEST(ShardIndexTest, LargeMetadataCrossesRuns) {
+  std::string metadata = R"({"metadata": {)";
+  for (int i = 0; i < 5'000; ++i) metadata += "\"k" + std::to_string(i) + "\": \"" + std::string(40, 'x') + "\", ";
+  const std::string text = metadata + R"("total_size": 7}, "weight_map": {"a": "s"}})";
+  for (size_t run_bytes : {size_t{100}, size_t{4096}, kMemberRunBytes, kOneRun}) {
+    EXPECT_EQ(Outcome(text, run_bytes), "total 7; a -> s") << run_bytes;
+    const std::string broken = Outcome(metadata + R"("total_size": 7,}, "weight_map": {"a": "s"}})", run_bytes);
+    EXPECT_NE(broken.find("index is not valid JSON"), std::string::npos) << run_bytes << ": " << broken;
+  }
 }
 
 TEST(ShardIndexTest, SplitMembersGivesKeysAndValuesAsWritten) {
