@@ -30,9 +30,7 @@ std::optional<int64_t> ReadGroupSize(od::value value) {
 }  // namespace
 
 Result<Description> ParseDescription(const std::string& label, std::string_view json, size_t run_bytes) {
-  // A byte order mark, as some Windows editors save UTF-8: JSON parsers may skip it, and this one does.
-  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
-  if (json.starts_with(kByteOrderMark)) json.remove_prefix(kByteOrderMark.size());
+  json = WithoutByteOrderMark(json);
   Description description;
   description.path = label;
   std::unordered_map<std::string, size_t> position;

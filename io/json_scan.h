@@ -46,6 +46,14 @@ inline Error InvalidInput(const std::string& label, const std::string& what) {
   return MakeError(ErrorCode::kInvalidInput, label + ": " + what);
 }
 
+// `json` without a leading byte order mark, as some Windows editors save UTF-8: JSON parsers may
+// skip it, and ms2vllm's readers of its own inputs (description, shard index) do.
+inline std::string_view WithoutByteOrderMark(std::string_view json) {
+  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+  if (json.starts_with(kByteOrderMark)) json.remove_prefix(kByteOrderMark.size());
+  return json;
+}
+
 // Starts a scan of `json` that must be one JSON object; `what` names the document in messages.
 inline Status OpenObject(simdjson::ondemand::parser& parser, simdjson::padded_string_view json,
                          simdjson::ondemand::document& document, simdjson::ondemand::object& root,

@@ -121,6 +121,7 @@ class IndexReader {
 }  // namespace
 
 Result<ShardIndex> ParseShardIndex(const std::string& label, std::string_view json, size_t run_bytes) {
+  json = WithoutByteOrderMark(json);
   IndexReader reader(label);
   const auto visit = [&reader](std::string_view key, od::value value) { return reader.Visit(key, value); };
   const auto members = SplitMembers(json);

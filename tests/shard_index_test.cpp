@@ -43,6 +43,11 @@ TEST(ShardIndexTest, ReadsEntriesInFileOrderAtEveryRunSize) {
   EXPECT_EQ(index->shard_files, (std::vector<std::string>{"s-1.safetensors", "s-2.safetensors"}));
 }
 
+// As the description: a byte order mark some editors save is skipped.
+TEST(ShardIndexTest, AByteOrderMarkIsSkipped) {
+  EXPECT_EQ(SameAtEveryRunSize("\xEF\xBB\xBF{\"weight_map\": {\"a\": \"s\"}}"), "total none; a -> s");
+}
+
 TEST(ShardIndexTest, AnEscapedKeyIsTheSameKey) {
   // Not recognised as written, so read through the general path: still the weight_map.
   EXPECT_EQ(SameAtEveryRunSize(R"({"weight\u005fmap": {"a": "s.safetensors"}})"), "total none; a -> s.safetensors");
