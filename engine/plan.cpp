@@ -16,11 +16,12 @@ bool Contains(std::string_view text, std::string_view part) { return text.find(p
 // The layer vLLM loads `linear` into when it fuses it with its siblings ("x.qkv_proj" for
 // "x.k_proj"), or nullopt. One fused layer has one precision.
 std::optional<std::string> FusedLayerOf(std::string_view linear) {
-  static constexpr std::pair<std::string_view, std::string_view> kParts[] = {{".q_proj", ".qkv_proj"},
-                                                                              {".k_proj", ".qkv_proj"},
-                                                                              {".v_proj", ".qkv_proj"},
-                                                                              {".gate_proj", ".gate_up_proj"},
-                                                                              {".up_proj", ".gate_up_proj"}};
+  // DeepSeek V2/V3's MLA with a q LoRA: vLLM loads q_a_proj and kv_a_proj_with_mqa into one layer.
+  static constexpr std::pair<std::string_view, std::string_view> kParts[] = {
+      {".q_proj", ".qkv_proj"},           {".k_proj", ".qkv_proj"},
+      {".v_proj", ".qkv_proj"},           {".gate_proj", ".gate_up_proj"},
+      {".up_proj", ".gate_up_proj"},      {".q_a_proj", ".fused_qkv_a_proj"},
+      {".kv_a_proj_with_mqa", ".fused_qkv_a_proj"}};
   for (const auto& [part, fused] : kParts) {
     if (linear.ends_with(part)) return std::string(linear.substr(0, linear.size() - part.size())) + std::string(fused);
   }

@@ -79,8 +79,9 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
              "the other loaders); vLLM loads this model type only as AWQ or symmetric GPTQ of group size 32, 64 or "
              "128, which its Marlin kernels run in bfloat16";
     case WarningKind::kPartlyFloatFusedLayer:
-      return n + " layer(s) that vLLM fuses from q/k/v_proj or gate/up_proj have some parts left in float by "
-             "msModelSlim and others quantized: vLLM needs one precision per fused layer and will refuse them";
+      return n + " layer(s) that vLLM fuses from q/k/v_proj, gate/up_proj or q_a_proj/kv_a_proj_with_mqa have some "
+             "parts left in float by msModelSlim and others quantized: vLLM needs one precision per fused layer and "
+             "will refuse them";
     case WarningKind::kDescribedGroupSize:
       return "the description's group_size is not the one the tensors' shapes give: converted with the tensors' "
              "(is it the description of these weights?)";

@@ -439,6 +439,19 @@ TEST_F(PlanTest, WarnsOfLayersVllmFusesThatAreLeftPartlyInFloat) {
   EXPECT_EQ(plan.float_fused_layers, (std::vector<std::string>{"model.layers.0.mlp.gate_up_proj"}));
 }
 
+// DeepSeek V2/V3 (MLA with a q LoRA): vLLM fuses q_a_proj and kv_a_proj_with_mqa into fused_qkv_a_proj.
+TEST_F(PlanTest, WarnsOfDeepSeekLatentProjectionsOfTwoPrecisions) {
+  const std::string attn = "model.layers.0.self_attn.";
+  Linear(attn + "q_a_proj", 24, 96, 2);
+  Described(attn + "kv_a_proj_with_mqa.weight", DType::kBF16, {24, 96}, "FLOAT");
+  Linear(attn + "q_b_proj", 24, 96, 2);  // fused with nothing
+  const Plan plan = BuildOk();
+  const std::string line = WarningWith(plan.warnings, "vLLM fuses");
+  EXPECT_CONTAINS(line, "1 layer(s)");
+  EXPECT_CONTAINS(line, "model.layers.0.self_attn.fused_qkv_a_proj");
+  EXPECT_EQ(plan.float_fused_layers, std::vector<std::string>{});
+}
+
 TEST_F(PlanTest, NoFusedLayerWarningWhenEveryPartSharesAPrecision) {
   Linear("model.layers.0.self_attn.q_proj", 24, 96, 2);
   Linear("model.layers.0.self_attn.k_proj", 24, 96, 2);
