@@ -757,6 +757,8 @@ TEST(Cli, AMistypedOptionNamesTheLikeliestOne) {
   // was meant? (The script's flags take the last, as argparse did: DropEarlierScriptFlags.)
   ExpectError(Ms2vllm({"--model", in.model, "--save_path", dir / "a", "--threads=1", "--threads", "2"}), kUsage,
               "--threads is given twice (1, then 2): give it once (see --help)");
+  ExpectError(Ms2vllm({"--model", in.model, "--threads", "2", "--threads", "2", "--threads", "1"}), kUsage,
+              "--threads is given 3 times (2, 2, 1): give it once (see --help)");
   ExpectError(Ms2vllm({"verify", "--model", in.model, "--converted", "x", "--threads", "2", "--converted", "y"}), kUsage,
               "--converted is given twice (x, then y): give it once (see ms2vllm verify --help)");
   const Outcome far = Ms2vllm({"--model", in.model, "--frobnicate"});
@@ -792,6 +794,21 @@ TEST(Cli, ScriptFlagsGivenTwiceTakeTheLastAsArgparseDid) {
   EXPECT_EQ(quiet.err, "");
   EXPECT_FALSE(fs::exists(dir / "c.safetensors"));
   EXPECT_TRUE(testing::ReadText(dir / "d.safetensors") == expected);
+  // Three times: one note, naming every value and the last as the one used.
+  const Outcome thrice = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", "e", "--save_path", "e",
+                                  "--save_path", dir / "f.safetensors", "--target_tool", "gptq"});
+  ASSERT_EQ(thrice.exit_code, kOk) << Show(thrice);
+  EXPECT_NE(thrice.err.find("ms2vllm: warning: --save_path is given 3 times (e, e, " + (dir / "f.safetensors").string() +
+                            "): " + (dir / "f.safetensors").string() + " is used"),
+            std::string::npos) << Show(thrice);
+  EXPECT_TRUE(testing::ReadText(dir / "f.safetensors") == expected);
+  // A last one without its value is that mistake, said before any note.
+  const Outcome unfinished = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "g.safetensors",
+                                      "--target_tool", "gptq", "--save_path"});
+  ExpectError(unfinished, kUsage, "--save_path needs a value (see --help)");
+  EXPECT_EQ(unfinished.err.find("warning"), std::string::npos) << Show(unfinished);
+  ExpectError(Ms2vllm({"--model", in.model, "--save_path", "h", "--save_path", "--target_tool", "gptq"}), kUsage,
+              "--save_path needs a value, not the option --target_tool (see --help)");
 }
 
 TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {

@@ -61,84 +61,108 @@ const CLI::Option* KnownOption(const CLI::App& app, std::string_view arg) {
   return app.get_option_no_throw(std::string(arg.substr(0, arg.find('='))));
 }
 
-// "--max-shard-size --model m": CLI11 takes --model for the size, then reports --model missing,
-// though the user gave it. Returns "--max-shard-size needs a value, not the option --model" for
-// the first option of argv, written without '=', that takes a value and is followed by another
-// option the app knows; else "".
-std::string OptionWithoutValue(const CLI::App& app, int argc, char** argv) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--") break;
-    const CLI::Option* option = KnownOption(app, arg);
-    if (option == nullptr || arg.find('=') != std::string_view::npos || option->get_items_expected_min() == 0) continue;
-    if (KnownOption(app, argv[i + 1]) != nullptr) {
-      return std::string(arg) + " needs a value, not the option " + std::string(argv[i + 1]);
-    }
-    ++i;  // the value, which may start with '-' ("--threads -1")
-  }
-  return "";
-}
-
-// "--model a ... --model b": CLI11 says "--model: At Most 1 required but received 2". Returns
-// "--model is given twice (a, then b): give it once" for the first option of argv taking one
-// value that appears more than once (under any of its names, with or without '='); else "".
-std::string RepeatedOption(const CLI::App& app, int argc, char** argv) {
-  std::vector<std::pair<const CLI::Option*, std::string>> seen;  // each value option given, and its value
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--") break;
-    const CLI::Option* option = KnownOption(app, arg);
-    const size_t equals = arg.find('=');
-    if (option == nullptr || option->get_items_expected_max() != 1 || option->get_items_expected_min() == 0) continue;
-    std::string value = equals != std::string_view::npos ? std::string(arg.substr(equals + 1)) : i + 1 < argc ? argv[++i] : "";
-    for (const auto& [earlier, earlier_value] : seen) {
-      if (earlier == option) {
-        const std::string values = earlier_value == value ? value + " both times" : earlier_value + ", then " + value;
-        return std::string(arg.substr(0, equals)) + " is given twice (" + values + "): give it once";
-      }
-    }
-    seen.emplace_back(option, std::move(value));
-  }
-  return "";
-}
-
 // The script's flags, which argparse reads: the conversion command takes them as the script did.
 constexpr std::string_view kScriptFlags[] = {"model", "json", "save_path", "w_bit", "target_tool"};
 
-// argparse takes the last of a flag given twice, so a wrapper that puts its defaults before "$@"
-// worked with the script. For the conversion's script flags, removes every earlier occurrence
-// from args (the flag and its value) and returns a note for each: "--save_path is given twice (a,
-// then b): b is used, as the script used the last". Other options given twice stay an error.
-std::vector<std::string> DropEarlierScriptFlags(const CLI::App& app, std::vector<std::string>& args) {
-  std::vector<std::string> notes;
-  if (app.get_option_no_throw("--save_path") == nullptr) return notes;  // not the script's command line
-  struct Given {
-    const CLI::Option* option;
-    size_t at, count;  // args[at, at + count): the flag and its value
-    std::string value;
-  };
-  std::vector<Given> given;
+// A value-taking option as args give it: args[at, at + count) hold it and its value.
+struct GivenOption {
+  const CLI::Option* option = nullptr;
+  std::string spelled;  // as written, without '=' and the value ("--save-path")
+  size_t at = 0, count = 1;
+  std::optional<std::string> value;  // none when the line ends or an option follows instead
+  std::string instead;               // the option that follows in the value's place
+};
+
+// The value-taking options of args, in order, up to "--". An argument after one is its value
+// even when it starts with '-' ("--threads -1"), unless it is an option the app knows.
+std::vector<GivenOption> GivenOptions(const CLI::App& app, const std::vector<std::string>& args) {
+  std::vector<GivenOption> given;
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--") break;
     const CLI::Option* option = KnownOption(app, arg);
-    if (option == nullptr || option->get_items_expected_max() != 1 || option->get_items_expected_min() == 0) continue;
+    if (option == nullptr || option->get_items_expected_min() == 0) continue;
     const size_t equals = arg.find('=');
-    if (equals == std::string::npos && i + 1 == args.size()) break;  // no value: CLI11 says so
-    const bool joined = equals != std::string::npos;
-    given.push_back({option, i, joined ? 1u : 2u, joined ? arg.substr(equals + 1) : args[i + 1]});
-    if (!joined) ++i;
+    GivenOption g;
+    g.option = option;
+    g.spelled = arg.substr(0, equals);
+    g.at = i;
+    if (equals != std::string::npos) {
+      g.value = arg.substr(equals + 1);
+    } else if (i + 1 < args.size() && KnownOption(app, args[i + 1]) == nullptr) {
+      g.value = args[++i];
+      g.count = 2;
+    } else if (i + 1 < args.size()) {
+      g.instead = args[i + 1];
+    }
+    given.push_back(std::move(g));
   }
+  return given;
+}
+
+// "--max-shard-size --model m": CLI11 takes --model for the size, then reports --model missing,
+// though the user gave it. Returns "--max-shard-size needs a value, not the option --model" for
+// the first option so given, or "--save_path needs a value" for one that ends the line; else "".
+std::string OptionWithoutValue(const std::vector<GivenOption>& given) {
+  for (const GivenOption& g : given) {
+    if (g.value) continue;
+    return g.spelled + " needs a value" + (g.instead.empty() ? "" : ", not the option " + g.instead);
+  }
+  return "";
+}
+
+// "twice (a, then b)", "twice (a both times)", "3 times (a, b, c)".
+std::string Occurrences(const std::vector<std::string>& values) {
+  if (values.size() > 2) {
+    std::string list;
+    for (const auto& value : values) list += (list.empty() ? "" : ", ") + value;
+    return std::to_string(values.size()) + " times (" + list + ")";
+  }
+  return "twice (" + (values[0] == values[1] ? values[0] + " both times" : values[0] + ", then " + values[1]) + ")";
+}
+
+// The values given to each single-value option, in the order the options first appear.
+std::vector<std::pair<const GivenOption*, std::vector<std::string>>> ValuesByOption(const std::vector<GivenOption>& given) {
+  std::vector<std::pair<const GivenOption*, std::vector<std::string>>> by_option;
+  for (const GivenOption& g : given) {
+    if (!g.value || g.option->get_items_expected_max() != 1) continue;
+    auto same = std::find_if(by_option.begin(), by_option.end(), [&](const auto& e) { return e.first->option == g.option; });
+    if (same == by_option.end()) same = by_option.insert(by_option.end(), {&g, {}});
+    same->second.push_back(*g.value);
+  }
+  return by_option;
+}
+
+// "--model a ... --model b": CLI11 says "--model: At Most 1 required but received 2". Returns
+// "--model is given twice (a, then b): give it once" for the first option taking one value that
+// appears more than once (under any of its names, with or without '='); else "".
+std::string RepeatedOption(const std::vector<GivenOption>& given) {
+  for (const auto& [first, values] : ValuesByOption(given)) {
+    if (values.size() > 1) return first->spelled + " is given " + Occurrences(values) + ": give it once";
+  }
+  return "";
+}
+
+// argparse takes the last of a flag given more than once, so a wrapper that puts its defaults
+// before "$@" worked with the script. For the conversion's script flags, removes from args every
+// occurrence but the last (the flag and its value) and returns a note for each flag so given:
+// "--save_path is given twice (a, then b): b is used, as the script used the last". ms2vllm's own
+// options given twice stay an error (RepeatedOption).
+std::vector<std::string> DropEarlierScriptFlags(const CLI::App& app, std::vector<std::string>& args) {
+  std::vector<std::string> notes;
+  if (app.get_option_no_throw("--save_path") == nullptr) return notes;  // not the script's command line
+  const std::vector<GivenOption> given = GivenOptions(app, args);
   std::vector<bool> drop(args.size(), false);
-  for (size_t k = 0; k < given.size(); ++k) {
-    const auto is_script_flag = std::find(std::begin(kScriptFlags), std::end(kScriptFlags),
-                                          given[k].option->get_lnames().front()) != std::end(kScriptFlags);
-    const auto later = std::find_if(given.begin() + static_cast<std::ptrdiff_t>(k) + 1, given.end(),
-                                    [&](const Given& g) { return g.option == given[k].option; });
-    if (!is_script_flag || later == given.end()) continue;
-    for (size_t j = 0; j < given[k].count; ++j) drop[given[k].at + j] = true;
-    notes.push_back("--" + given[k].option->get_lnames().front() + " is given twice (" + given[k].value + ", then " +
-                    later->value + "): " + later->value + " is used, as the script used the last");
+  for (const auto& [first, values] : ValuesByOption(given)) {
+    const std::string name = first->option->get_lnames().front();
+    if (values.size() < 2 || std::find(std::begin(kScriptFlags), std::end(kScriptFlags), name) == std::end(kScriptFlags)) continue;
+    notes.push_back("--" + name + " is given " + Occurrences(values) + ": " + values.back() +
+                    " is used, as the script used the last");
+    const auto last = std::find_if(given.rbegin(), given.rend(), [&](const GivenOption& g) { return g.option == first->option && g.value; });
+    for (const GivenOption& g : given) {
+      if (g.option != first->option || !g.value || &g == &*last) continue;
+      for (size_t j = 0; j < g.count; ++j) drop[g.at + j] = true;
+    }
   }
   std::vector<std::string> kept;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -205,8 +229,16 @@ std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const 
   app.set_version_flag("--version", std::function<std::string()>([kernels_flag] { return VersionText(*kernels_flag); }));
   std::string ambiguous;
   std::vector<std::string> args = ExpandAbbreviations(app, argc, argv, ambiguous);
-  *kernels_flag = KernelsFlag(args);
+  if (app.get_option_no_throw("--kernels") != nullptr) *kernels_flag = KernelsFlag(args);
+  const auto usage = [&](const std::string& mistake) {
+    return ReportError(MakeError(ErrorCode::kUsage, mistake + " (see " + help_command + ")"));
+  };
+  // Mistakes first, so no note of a flag given twice precedes the error that ends the run.
+  for (const std::string& mistake : {ambiguous, OptionWithoutValue(GivenOptions(app, args))}) {
+    if (!mistake.empty()) return usage(mistake);
+  }
   const std::vector<std::string> notes = DropEarlierScriptFlags(app, args);
+  if (const std::string repeated = RepeatedOption(GivenOptions(app, args)); !repeated.empty()) return usage(repeated);
   const bool quiet = std::find_if(args.begin(), args.end(), [](const std::string& a) { return a == "-q" || a == "--quiet"; }) != args.end();
   for (const std::string& note : notes) {
     if (!quiet) PrintWarning(note);
@@ -215,9 +247,6 @@ std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const 
   for (std::string& arg : args) expanded.push_back(arg.data());
   argc = static_cast<int>(expanded.size());
   argv = expanded.data();
-  for (const std::string& mistake : {ambiguous, OptionWithoutValue(app, argc, argv), RepeatedOption(app, argc, argv)}) {
-    if (!mistake.empty()) return ReportError(MakeError(ErrorCode::kUsage, mistake + " (see " + help_command + ")"));
-  }
   try {
     app.parse(argc, argv);
     return std::nullopt;
