@@ -10,10 +10,12 @@ namespace {
 // A placeholder as JSON text writes it: the quote, then U+0000 escaped (its only spelling).
 constexpr std::string_view kPlaceholderStart = "\"\\u0000";
 
-// The end of the string starting at text[begin] (a quote): past its closing quote.
-size_t StringEnd(std::string_view text, size_t begin) {
+// The end of the string starting at text[begin] (a quote): past its closing quote. `holds_nul`:
+// the string has U+0000, whose only spelling is the escape \u0000.
+size_t StringEnd(std::string_view text, size_t begin, bool& holds_nul) {
   for (size_t i = begin + 1; i < text.size(); ++i) {
     if (text[i] == '\\') {
+      holds_nul |= text.substr(i + 1, 5) == "u0000";
       ++i;
     } else if (text[i] == '"') {
       return i + 1;
@@ -56,11 +58,17 @@ Result<std::string> WithPlaceholders(std::string_view text, const std::string& l
   out.reserve(text.size());
   std::string open;   // the arrays and objects around, '[' or '{', outermost first
   char previous = 0;  // the last character outside strings and whitespace; 0 before any
-  bool replaced = false;
   for (size_t i = 0; i < text.size();) {
     const char c = text[i];
     if (c == '"') {
-      const size_t end = StringEnd(text, i);
+      bool holds_nul = false;
+      const size_t end = StringEnd(text, i, holds_nul);
+      // Placeholders start with U+0000: a string of the file with one could pass for one, so that
+      // writing it back would make it a bare value. No config holds one.
+      if (holds_nul) {
+        return InvalidInput(label + ": a string holds U+0000 (\\u0000), which ms2vllm reserves to carry NaN, "
+                                    "Infinity and integers beyond 64 bits through its rewrite of the file");
+      }
       out.append(text.substr(i, end - i));
       previous = c;
       i = end;
@@ -71,7 +79,6 @@ Result<std::string> WithPlaceholders(std::string_view text, const std::string& l
                              (previous == ',' && !open.empty() && open.back() == '[');
     if (const size_t length = value_place ? BareValueLength(text.substr(i)) : 0) {
       out.append(kPlaceholderStart).append(text.substr(i, length)).append("\"");
-      replaced = true;
       previous = '"';
       i += length;
       continue;
@@ -87,11 +94,6 @@ Result<std::string> WithPlaceholders(std::string_view text, const std::string& l
     if (c != ' ' && c != '\t' && c != '\n' && c != '\r') previous = c;
     out += c;
     ++i;
-  }
-  // \u0000 is U+0000's only spelling: without it, no string of the file holds one.
-  if (replaced && text.find("\\u0000") != std::string_view::npos) {
-    return InvalidInput(label + ": holds NaN, Infinity or an integer beyond 64 bits, and a string with \\u0000, "
-                                "which ms2vllm cannot tell apart when it writes the file back");
   }
   return out;
 }

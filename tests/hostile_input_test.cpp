@@ -471,11 +471,13 @@ std::vector<Case> Cases() {
        fs::create_directory(p.in / "nan-key");
        testing::WriteText(p.in / "nan-key/config.json", R"({"model_type": "qwen2", NaN: 1})");
      }},
-    {"base_config_nan_and_u0000", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/nul"}), 3,
-     {"{in}/nul/config.json: holds NaN, Infinity or an integer beyond 64 bits, and a string with \\u0000"},
+    // U+0000 starts the placeholders that carry NaN through the rewrite: a string with one, NaN
+    // elsewhere or not, would come back a bare value (or broken JSON after an escaped quote).
+    {"base_config_u0000", Flags({"--out-dir", "{out}/dir", "--base-model", "{in}/nul"}), 3,
+     {"{in}/nul/config.json: a string holds U+0000 (\\u0000), which ms2vllm reserves"},
      [](const Paths& p) {
        fs::create_directory(p.in / "nul");
-       testing::WriteText(p.in / "nul/config.json", R"({"model_type": "qwen2", "a": NaN, "b": "\u0000NaN"})");
+       testing::WriteText(p.in / "nul/config.json", R"({"model_type": "qwen2", "y": "a\"\u0000Infinity"})");
      }},
     {"flag_force_without_out_dir", Flags({"--force"}), 2, {"--force requires --out-dir"}},
     {"flag_save_path_and_out_dir", Flags({"--save_path", "{out}/res.safetensors", "--out-dir", "{out}/dir"}), 2,

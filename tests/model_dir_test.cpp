@@ -587,6 +587,7 @@ TEST(ModelDirectory, NaNInfinityAndHugeIntegersOfTheBaseConfigAreWrittenBackAsPy
   "below_int64": -9223372036854775809,
   "uint64_max": 18446744073709551615,
   "NaN": "NaN, Infinity and -Infinity in a string",
+  "escaped": "a backslash, then u0000: \\u0000NaN, and a quote: \"\\u0000Infinity",
   "torch_dtype": "bfloat16"
 })";
   testing::WriteText(base.dir / "config.json", base_text);
