@@ -7,6 +7,7 @@
 #include "io/directory.h"
 #include "io/durable_file.h"
 #include "io/json_file.h"
+#include "io/python_json.h"
 
 namespace ms2vllm {
 namespace fs = std::filesystem;
@@ -160,7 +161,7 @@ std::vector<std::string> StateFloat16(nlohmann::ordered_json& config) {
     if (it == config.end()) continue;
     stated = true;
     if (*it == "float16") continue;
-    changes.push_back(std::string(key) + " " + it->dump() + " -> \"float16\"");
+    changes.push_back(std::string(key) + " " + WithoutPlaceholders(it->dump()) + " -> \"float16\"");
     *it = "float16";
   }
   if (!stated) {

@@ -8,6 +8,7 @@
 #include "engine/model_directory.h"
 #include "io/directory.h"
 #include "io/json_file.h"
+#include "io/python_json.h"
 #include "io/shard_index.h"
 
 namespace ms2vllm {
@@ -40,7 +41,7 @@ std::optional<Json> DeclaredConfig(const fs::path& path, bool nested) {
 // A value as a message shows it: `dynamic` lists a rule per float linear, a few KB on a MoE.
 std::string Shown(const Json& value) {
   constexpr size_t kShown = 120;
-  std::string text = value.dump();
+  std::string text = WithoutPlaceholders(value.dump());  // NaN as the file spells it
   if (text.size() <= kShown) return text;
   text.resize(kShown);
   return text + "... (" + std::to_string(value.size()) + " entries)";

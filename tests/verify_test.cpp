@@ -707,6 +707,14 @@ TEST(VerifySynthTest, ConfigsAreComparedAsLoadersReadThem) {
     VerifyReport report = VerifyOrDie(request);
     ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
     EXPECT_EQ(report.problems[0].examples, std::vector<std::string>{"quantization_config.lm_head is true, expected none"});
+    // A value Python's json reads but nlohmann does not is shown as the file spells it.
+    std::string text = config.dump();
+    const std::string head_true = "\"lm_head\":true";
+    text.replace(text.find(head_true), head_true.size(), "\"lm_head\":NaN");
+    testing::WriteText(out / "config.json", text);
+    report = VerifyOrDie(request);
+    ASSERT_EQ(report.problems.size(), 1u) << Describe(report);
+    EXPECT_EQ(report.problems[0].examples, std::vector<std::string>{"quantization_config.lm_head is NaN, expected none"});
 
     testing::WriteText(out / "config.json", original.dump());
     fs::copy_file(out / "model.safetensors", out / "extra.safetensors");
