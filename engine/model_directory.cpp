@@ -7,6 +7,7 @@
 #include "io/directory.h"
 #include "io/durable_file.h"
 #include "io/json_file.h"
+#include "io/mapped_file.h"
 #include "io/python_json.h"
 
 namespace ms2vllm {
@@ -61,7 +62,7 @@ Result<BaseFiles> ListBaseFiles(const ConvertReport& report) {
   for (const auto& entry : entries) {
     std::error_code ec;  // a dangling link fails these checks; that is not a failed listing
     const std::string name = entry.filename().string();
-    if (fs::is_symlink(fs::symlink_status(entry, ec)) && !fs::exists(entry, ec)) {
+    if (IsDanglingSymlink(entry)) {
       files.dangling.push_back(entry);
     } else if (fs::is_regular_file(entry, ec) && !IsLeftOutOfModelDirectory(name) &&
                (!report.base_beside_weights || IsFloatModelFile(name))) {

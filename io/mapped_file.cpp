@@ -19,12 +19,21 @@ namespace ms2vllm {
 
 namespace bip = boost::interprocess;
 
+bool IsDanglingSymlink(const std::filesystem::path& path) {
+  std::error_code ec;  // a link that leads nowhere fails exists(); that is the answer, not an error
+  return std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)) && !std::filesystem::exists(path, ec);
+}
+
 std::string WhyNotAFile(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)) && !std::filesystem::exists(path, ec)) {
-    return "is a symbolic link to " + std::filesystem::read_symlink(path, ec).string() + ", which does not exist";
-  }
-  return "is not a regular file";
+  namespace fs = std::filesystem;
+  if (!IsDanglingSymlink(path)) return "is not a regular file";  // a FIFO, a device, a link to one
+  std::error_code ec, followed;
+  const fs::path target = fs::read_symlink(path, ec);
+  static_cast<void>(fs::status(path, followed));  // only its error: a loop, or a missing target
+  if (followed == std::errc::too_many_symbolic_link_levels) return "is a symbolic link in a loop (to " + target.string() + ")";
+  const fs::path resolved = target.is_absolute() ? target : path.parent_path() / target;
+  const bool chain = fs::is_symlink(fs::symlink_status(resolved, ec));
+  return "is a symbolic link to " + target.string() + (chain ? ", a link that leads nowhere" : ", which does not exist");
 }
 
 Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {

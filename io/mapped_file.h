@@ -17,9 +17,12 @@ class mapped_region;
 
 namespace ms2vllm {
 
-// Why `path`, which names no regular file, cannot be read: "is a symbolic link to T, which does not
-// exist" for a dangling link (open's "No such file or directory" reads as a missing file, though `ls`
-// lists it), else "is not a regular file".
+// A symbolic link that leads to no file: its target is missing, a link that leads nowhere, or a loop.
+bool IsDanglingSymlink(const std::filesystem::path& path);
+
+// Why `path`, which names no regular file, cannot be read: for a dangling link, which of the three
+// ("is a symbolic link to T, which does not exist"; open's "No such file or directory" reads as a
+// missing file, though `ls` lists it), else "is not a regular file".
 std::string WhyNotAFile(const std::filesystem::path& path);
 
 class MappedFile {

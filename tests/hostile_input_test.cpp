@@ -165,6 +165,20 @@ std::vector<Case> Cases() {
        fs::create_directory(p.in / "linked");
        fs::create_symlink("../blobs/gone", p.in / "linked/quant_model_weight.safetensors");
      }},
+    {"weights_link_loop_in_directory", Convert("{in}/looped", "{in}/base/description.json"), 3,
+     {"looped: no quant_model_weight*.safetensors found (quant_model_weight.safetensors is a symbolic link in a loop "
+      "(to quant_model_weight.safetensors))"},
+     [](const Paths& p) {
+       fs::create_directory(p.in / "looped");
+       fs::create_symlink("quant_model_weight.safetensors", p.in / "looped/quant_model_weight.safetensors");
+     }},
+    {"weights_link_chain", Weights("chained/quant_model_weight.safetensors"), 3,
+     {"quant_model_weight.safetensors: is a symbolic link to blobs/link, a link that leads nowhere"},
+     [](const Paths& p) {
+       fs::create_directories(p.in / "chained/blobs");
+       fs::create_symlink("gone", p.in / "chained/blobs/link");
+       fs::create_symlink("blobs/link", p.in / "chained/quant_model_weight.safetensors");
+     }},
     {"weights_fifo_in_directory", Convert("{in}/piped", "{in}/base/description.json"), 3,
      {"piped: no quant_model_weight*.safetensors found (quant_model_weight.safetensors is not a regular file)"},
      [](const Paths& p) {
