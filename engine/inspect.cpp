@@ -208,7 +208,8 @@ Inspection Inspect(const InspectRequest& request) {
   }
   if (!description) {
     inspection.problems.push_back(description.take_error());
-    const char* why = request.json ? "the description given with --json cannot be read" : "no description (give --json)";
+    const char* why = request.json ? "the description given with --json is not usable (see the problem)"
+                                   : "no description (give --json)";
     for (const char* target : {"awq", "gptq", "gptq_v2"}) inspection.targets.push_back({target, false, why});
     return inspection;
   }

@@ -63,7 +63,9 @@ struct Inspection {
 
   std::vector<TargetVerdict> targets;
   std::vector<std::string> warnings;
-  std::vector<Error> problems;  // each with the exit code a conversion gives (3 for weights mostly clamped)
+  // Each with the exit code a conversion gives; weights mostly clamped, of which a conversion only
+  // warns, with 3 (kInvalidInput).
+  std::vector<Error> problems;
 
   // No problem: a conversion would succeed, and not with weights mostly clamped (an unusable
   // output it only warns of).

@@ -58,7 +58,7 @@ Result<OffsetScan> ScanOffsets(const Plan& plan, const Checkpoint& checkpoint, W
     if (clamped_total > 0) {
       return MakeError(ErrorCode::kUnsupported,
                        what + "and " + std::to_string(clamped_total) + " offsets lie outside the " +
-                           std::to_string(plan.bits) + "-bit range, so no layout holds them exactly: is the checkpoint " +
+                           std::to_string(plan.bits) + "-bit range, so every layout clamps them: is the checkpoint " +
                            std::to_string(plan.bits) + "-bit, as its description says?");
     }
     return MakeError(ErrorCode::kUnsupported, what + "use --gptq-format v2 (checkpoint_format gptq_v2)" +

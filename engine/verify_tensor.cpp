@@ -126,7 +126,7 @@ TensorVerdict CheckScales(const TensorCheckContext& c, const OutputTensor& t, co
   const uint32_t in_size = DTypeSize(from), out_size = DTypeSize(to);
   const uint8_t* source = bytes.input;
   const uint8_t* read = bytes.output;
-  uint8_t want[8];  // FloatOf may read up to an F64
+  uint8_t want[8];  // scales are F32/F16/BF16, but GCC sees FloatOf's F64 case (-Warray-bounds on 4)
   for (uint64_t o = 0; o < g.out; ++o) {
     for (uint64_t group = 0; group < g.groups; ++group) {
       const uint8_t* input = source + (o * g.groups + group) * in_size;

@@ -21,7 +21,7 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
     case WarningKind::kMostlyClamped:
       return n + " weight tensor(s) have a quarter or more of their values outside the signed range of their label's "
              "bit width, as weights of another width would (8-bit ones labelled W4A16?): check the description's "
-             "labels, as the output is unusable if they are wrong";
+             "labels, as the converted weights are unusable if they are wrong";
     case WarningKind::kClampedOffsets:
       return std::to_string(values) + " offset value(s) in " + n + " tensor(s) are outside the signed range: clamped, as the script does";
     case WarningKind::kScalesLostInCast:

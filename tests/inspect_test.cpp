@@ -126,7 +126,7 @@ TEST(InspectTest, NonIntegralOffsetAndMissingDescriptionAreProblems) {
   // A --json that cannot be read: the targets do not ask for the flag the user gave.
   const Inspection unreadable = Inspect({dir / "model", dir / "missing.json", PackedMode::kAuto});
   ASSERT_EQ(unreadable.targets.size(), 3u);
-  for (const auto& t : unreadable.targets) EXPECT_EQ(t.reason, "the description given with --json cannot be read");
+  for (const auto& t : unreadable.targets) EXPECT_EQ(t.reason, "the description given with --json is not usable (see the problem)");
   EXPECT_NE(Problems(unreadable).find("missing.json: cannot open"), std::string::npos) << Problems(unreadable);
 
   const Inspection inspection = Inspect({dir / "model", FindFile(golden, "quant_model_description"), PackedMode::kAuto});

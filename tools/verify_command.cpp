@@ -20,7 +20,8 @@ constexpr const char* kDescription =
     "with the right dtype and shape and nothing else, copied tensors byte-equal, and every quantized linear "
     "dequantizing, as AutoAWQ / AutoGPTQ v1 / GPTQ v2 read it, to exactly msModelSlim's (q - offset) * scale. Of a "
     "model directory, also its configs, shard index and dtype. Reads both in bounded memory. Exit status 0 when all "
-    "of that holds, 6 when it does not; as for a conversion, 2 for bad flags and 3 when an input cannot be read.";
+    "of that holds, 6 when it does not; as for a conversion, 2 for bad flags, 3 when an input cannot be read, 5 "
+    "when the machine runs out of memory or descriptors.";
 
 constexpr const char* kExamples = R"(Examples:
   ms2vllm verify --model ckpt/ --converted res.safetensors --target_tool gptq
