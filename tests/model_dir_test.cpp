@@ -550,17 +550,22 @@ TEST(ModelDirectory, DanglingBaseLinksAreWarnedOfWhereverTheyAreListed) {
   EXPECT_TRUE(fs::exists(dir / "out/tokenizer.json"));
 }
 
-TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
-  TempDir dir;
-  BaseModel base = MakeBaseModel(dir / "base");
-  base.config = ordered_json::parse(R"({"a": 1, "quantization_config": {"quant_method": "fp8"}, "z": 2})");
-  testing::WriteText(base.dir / "config.json", base.config.dump());
-  const MsCheckpoint checkpoint = MakeModel({.groups = 3});  // group 32: no torch_dtype added
+// The request converting a group-32 model (no torch_dtype change) from dir/input into dir/out,
+// with dir/base as its base model, whose config.json is `config_text`.
+ConvertRequest RequestWithBaseConfig(const TempDir& dir, const std::string& config_text) {
+  const BaseModel base = MakeBaseModel(dir / "base");
+  testing::WriteText(base.dir / "config.json", config_text);
   fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
+  MakeModel({.groups = 3}).WriteInto(dir / "input");
   ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
   request.base_model = base.dir;
-  auto report = Convert(request);
+  return request;
+}
+
+TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
+  TempDir dir;
+  auto report = Convert(
+      RequestWithBaseConfig(dir, R"({"a": 1, "quantization_config": {"quant_method": "fp8"}, "z": 2})"));
   ASSERT_TRUE(report.ok()) << report.error().message;
   const ordered_json config = ReadJson(dir / "out/config.json");
   std::vector<std::string> keys;
@@ -573,7 +578,6 @@ TEST(ModelDirectory, ExistingQuantizationConfigOfTheBaseIsReplacedInPlace) {
 // any size (Mamba2's "time_step_limit": [0.0, Infinity]) and writes them back as they were.
 TEST(ModelDirectory, NaNInfinityAndHugeIntegersOfTheBaseConfigAreWrittenBackAsPythonWritesThem) {
   TempDir dir;
-  BaseModel base = MakeBaseModel(dir / "base");
   // As json.dumps(indent=2) writes it; strings and keys spelling those values stay strings.
   const std::string base_text = R"({
   "model_type": "qwen2",
@@ -590,13 +594,7 @@ TEST(ModelDirectory, NaNInfinityAndHugeIntegersOfTheBaseConfigAreWrittenBackAsPy
   "escaped": "a backslash, then u0000: \\u0000NaN, and a quote: \"\\u0000Infinity",
   "torch_dtype": "bfloat16"
 })";
-  testing::WriteText(base.dir / "config.json", base_text);
-  const MsCheckpoint checkpoint = MakeModel({.groups = 3});  // group 32: no torch_dtype change
-  fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
-  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
-  request.base_model = base.dir;
-  auto report = Convert(request);
+  auto report = Convert(RequestWithBaseConfig(dir, base_text));
   ASSERT_TRUE(report.ok()) << report.error().message;
   const std::string quantization = R"(,
   "quantization_config": {
@@ -615,29 +613,22 @@ TEST(ModelDirectory, NaNInfinityAndHugeIntegersOfTheBaseConfigAreWrittenBackAsPy
 // Python's json stops short of 1000 levels (its recursion limit); nlohmann's DOM is copied and
 // written recursively, so a config 100k deep would overflow the stack (see hostile_input_test).
 TEST(ModelDirectory, ABaseConfigNestedAsDeepAsPythonReadsIsKeptAndDeeperIsRefused) {
-  const MsCheckpoint checkpoint = MakeModel({.groups = 3});
   TempDir dir;
-  fs::create_directories(dir / "input");
-  checkpoint.WriteInto(dir / "input");
-  BaseModel base = MakeBaseModel(dir / "base");
   const auto nested = [](size_t levels) {  // the config object is the first level
     return R"({"model_type": "qwen2", "x": )" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
   };
-  testing::WriteText(base.dir / "config.json", nested(1000));
-  ConvertRequest request = DirectoryRequest(dir / "input", dir / "out");
-  request.base_model = base.dir;
+  ConvertRequest request = RequestWithBaseConfig(dir, nested(1000));
+  const fs::path base_config = *request.base_model / "config.json";
   auto report = Convert(request);
   ASSERT_TRUE(report.ok()) << report.error().message;
   ExpectBaseConfigKept(ordered_json::parse(nested(1000)), ReadJson(dir / "out/config.json"));
 
   fs::remove_all(dir / "out");
-  testing::WriteText(base.dir / "config.json", nested(1001));
+  testing::WriteText(base_config, nested(1001));
   request.dry_run = true;
-  ExpectRefused(Convert(request), ErrorCode::kInvalidInput,
-                (base.dir / "config.json").string() + ": nested deeper than 1000 levels", dir);
+  ExpectRefused(Convert(request), ErrorCode::kInvalidInput, base_config.string() + ": nested deeper than 1000 levels", dir);
   request.dry_run = false;
-  ExpectRefused(Convert(request), ErrorCode::kInvalidInput,
-                (base.dir / "config.json").string() + ": nested deeper than 1000 levels", dir);
+  ExpectRefused(Convert(request), ErrorCode::kInvalidInput, base_config.string() + ": nested deeper than 1000 levels", dir);
 }
 
 struct GptqCase {
