@@ -8,6 +8,7 @@
 #include "engine/model_directory.h"
 #include "io/directory.h"
 #include "io/json_file.h"
+#include "io/mapped_file.h"
 #include "io/python_json.h"
 #include "io/shard_index.h"
 
@@ -102,7 +103,10 @@ Result<ConvertedFiles> LocateConverted(const fs::path& converted) {
   ConvertedFiles files;
   std::error_code ec;
   if (!fs::is_directory(converted, ec)) {
-    if (!fs::exists(converted, ec)) return MakeError(ErrorCode::kInvalidInput, converted.string() + ": no such file");
+    if (!fs::exists(converted, ec)) {
+      const std::string why = IsDanglingSymlink(converted) ? WhyNotAFile(converted) : "no such file";
+      return MakeError(ErrorCode::kInvalidInput, converted.string() + ": " + why);
+    }
     files.weights = converted;
     return files;
   }

@@ -809,6 +809,17 @@ TEST(Cli, ScriptFlagsGivenTwiceTakeTheLastAsArgparseDid) {
   EXPECT_EQ(unfinished.err.find("warning"), std::string::npos) << Show(unfinished);
   ExpectError(Ms2vllm({"--model", in.model, "--save_path", "h", "--save_path", "--target_tool", "gptq"}), kUsage,
               "--save_path needs a value, not the option --target_tool (see --help)");
+  // "--save_path=" is no value: CLI11 would take the next argument for it and write a file of that
+  // name. "--" ends the options: what follows is no value of one before it.
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir.path());
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path=", "--dry-run"}), kUsage,
+              "--save_path needs a value (see --help)");
+  ExpectError(Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", "--", "--save_path", "i", "--dry-run"}), kUsage,
+              "--save_path needs a value (see --help)");
+  fs::current_path(cwd);
+  EXPECT_FALSE(fs::exists(dir / "--dry-run"));
+  EXPECT_FALSE(fs::exists(dir / "i"));
 }
 
 TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {

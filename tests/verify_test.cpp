@@ -959,6 +959,18 @@ TEST(VerifyCommandTest, AGptqFileOfAnotherWidthIsTakenForGptq) {
   EXPECT_EQ(result.output.find("--target_tool gptq"), std::string::npos) << result.output;
 }
 
+// A converted path that is a link leading nowhere is named as one, as the conversion names its inputs.
+TEST(VerifyCommandTest, AConvertedLinkThatLeadsNowhereIsNamedAsOne) {
+  TempDir dir;
+  fs::create_symlink("gone.safetensors", dir / "link.safetensors");
+  fs::create_symlink("link.safetensors", dir / "chain.safetensors");
+  const CommandResult result = RunMs2vllm("verify --model " + (GoldenDir() / "w4a16-g64-awq").string() + " --converted " +
+                                          (dir / "chain.safetensors").string());
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("chain.safetensors: is a symbolic link to link.safetensors, a link that leads nowhere"),
+            std::string::npos) << result.output;
+}
+
 TEST(VerifyCommandTest, ConvertWithVerifyChecksItsOutput) {
   TempDir out;
   const fs::path dir = GoldenDir() / "w4a16-g32-awq-antioutlier-bf16";

@@ -69,7 +69,7 @@ struct GivenOption {
   const CLI::Option* option = nullptr;
   std::string spelled;  // as written, without '=' and the value ("--save-path")
   size_t at = 0, count = 1;
-  std::optional<std::string> value;  // none when the line ends or an option follows instead
+  std::optional<std::string> value;  // none when the line ends, "--" or an option follows, or "=" has nothing after it
   std::string instead;               // the option that follows in the value's place
 };
 
@@ -88,11 +88,12 @@ std::vector<GivenOption> GivenOptions(const CLI::App& app, const std::vector<std
     g.spelled = arg.substr(0, equals);
     g.at = i;
     if (equals != std::string::npos) {
-      g.value = arg.substr(equals + 1);
-    } else if (i + 1 < args.size() && KnownOption(app, args[i + 1]) == nullptr) {
+      // CLI11 takes "--save_path=" as no value and the next argument ("--dry-run") for it.
+      if (equals + 1 < arg.size()) g.value = arg.substr(equals + 1);
+    } else if (i + 1 < args.size() && args[i + 1] != "--" && KnownOption(app, args[i + 1]) == nullptr) {
       g.value = args[++i];
       g.count = 2;
-    } else if (i + 1 < args.size()) {
+    } else if (i + 1 < args.size() && args[i + 1] != "--") {
       g.instead = args[i + 1];
     }
     given.push_back(std::move(g));
@@ -102,7 +103,8 @@ std::vector<GivenOption> GivenOptions(const CLI::App& app, const std::vector<std
 
 // "--max-shard-size --model m": CLI11 takes --model for the size, then reports --model missing,
 // though the user gave it. Returns "--max-shard-size needs a value, not the option --model" for
-// the first option so given, or "--save_path needs a value" for one that ends the line; else "".
+// the first option so given, or "--save_path needs a value" for one that ends the line, comes
+// before "--" or is written "--save_path=" with nothing after; else "".
 std::string OptionWithoutValue(const std::vector<GivenOption>& given) {
   for (const GivenOption& g : given) {
     if (g.value) continue;
@@ -233,7 +235,8 @@ std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, const 
   const auto usage = [&](const std::string& mistake) {
     return ReportError(MakeError(ErrorCode::kUsage, mistake + " (see " + help_command + ")"));
   };
-  // Mistakes first, so no note of a flag given twice precedes the error that ends the run.
+  // These mistakes first, so that no note of a flag given twice precedes them (CLI11's own
+  // errors, raised while parsing, still come after the notes).
   for (const std::string& mistake : {ambiguous, OptionWithoutValue(GivenOptions(app, args))}) {
     if (!mistake.empty()) return usage(mistake);
   }
