@@ -60,6 +60,12 @@ inline double FloatOf(DType dtype, const uint8_t* p) {
   }
 }
 
+// A finite nonzero scale that a --scales-dtype cast made 0 or infinite: what the conversion warns
+// of (kScalesLostInCast) and verify counts.
+inline bool LostInCast(double value, double cast) {
+  return std::isfinite(value) && value != 0 && (cast == 0 || std::isinf(cast));
+}
+
 // SPEC 2's clamp to the signed range of `bits`; counts values moved.
 inline int8_t ClampToBits(int64_t value, int bits, uint64_t& clamped) {
   const int64_t low = -(int64_t{1} << (bits - 1));

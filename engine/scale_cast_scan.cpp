@@ -33,7 +33,7 @@ Status ScanScaleCasts(const Plan& plan, const Checkpoint& checkpoint, Warnings& 
       never_finite += !std::isfinite(value);
       if (!cast) continue;
       const float after = CastScale(tensor.dtype, value);
-      lost += std::isfinite(value) && (!std::isfinite(after) || (value != 0 && after == 0));
+      lost += LostInCast(value, after);
     }
     if (never_finite) warnings.Add(WarningKind::kNonFiniteScales, source.name, never_finite);
     if (lost) warnings.Add(WarningKind::kScalesLostInCast, source.name, lost);

@@ -49,12 +49,6 @@ void ExpectedScale(DType from, DType to, const uint8_t* src, uint8_t* dst) {
   std::memcpy(dst, &half, 2);
 }
 
-// A finite nonzero scale that the cast made 0 or infinite: what the conversion warns of
-// (kScalesLostInCast), which an exact match of the cast does not show.
-bool LostInCast(double input, double cast) {
-  return std::isfinite(input) && input != 0 && (cast == 0 || std::isinf(cast));
-}
-
 // Releases the tensor's bytes widened to the largest folio the page cache maps at once (a PMD).
 void ReleaseAround(const MappedFile& file, const TensorInfo& tensor) {
   constexpr uint64_t kFolio = 2ull << 20;

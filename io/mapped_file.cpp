@@ -44,8 +44,7 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   file.fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (file.fd_ < 0) {
     const int error = errno;
-    std::error_code ec;
-    if (error == ENOENT && std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec))) {  // a shard's blob gone
+    if (error == ENOENT && IsDanglingSymlink(path)) {  // a shard's blob gone
       return MakeError(ErrorCode::kInvalidInput, path.string() + ": " + WhyNotAFile(path));
     }
     const char* what = error == EACCES ? ": cannot read: " : ": cannot open: ";

@@ -104,7 +104,7 @@ Result<ModelFiles> LocateModel(const fs::path& model, const std::optional<fs::pa
     if (without != model.string() && fs::is_regular_file(without, ec)) {
       return MakeError(ErrorCode::kInvalidInput, model.string() + ": is a file, not a directory: leave out the trailing '/'");
     }
-    if (fs::is_symlink(fs::symlink_status(model, ec))) {
+    if (IsDanglingSymlink(model)) {
       return MakeError(ErrorCode::kInvalidInput, model.string() + ": " + WhyNotAFile(model));
     }
     return MakeError(ErrorCode::kInvalidInput, model.string() + ": cannot open: No such file or directory");
