@@ -18,23 +18,40 @@ struct Slot {
   std::atomic<uintptr_t> end{0};
   std::atomic<bool> faulted{false};
 };
-// Every shard of the input, and with verify of the output too, is mapped for the whole run: room
-// for a checkpoint of 4,000 shards and its conversion (zero pages until used: 192 KB at most).
-constexpr size_t kSlots = 8192;
-std::array<Slot, kSlots> slots;
+
+// Every shard of the input, and with verify of the output too, is mapped for the whole run. The
+// first block (24 KB of zero pages until used) covers a checkpoint of 500 shards and its
+// conversion; more blocks are chained on as needed and kept to the end of the process, so that
+// the handler can walk the chain without a lock.
+struct Block {
+  std::array<Slot, 1024> slots;
+  std::atomic<Block*> next{nullptr};
+};
+Block first_block;
+std::mutex registry;  // serialises Register and Unregister; the handler never takes it
 uintptr_t page_size = 4096;
 
-Slot* Find(uintptr_t address) {
-  for (Slot& slot : slots) {
-    const uintptr_t begin = slot.begin.load(std::memory_order_acquire);
-    if (begin != 0 && address >= begin && address < slot.end.load(std::memory_order_acquire)) return &slot;
+template <class Visit>
+Slot* FindSlot(Visit&& matches) {
+  for (Block* block = &first_block; block != nullptr; block = block->next.load(std::memory_order_acquire)) {
+    for (Slot& slot : block->slots) {
+      if (matches(slot)) return &slot;
+    }
   }
   return nullptr;
 }
 
+Slot* SlotStarting(const void* begin) {
+  const auto address = reinterpret_cast<uintptr_t>(begin);
+  return FindSlot([&](const Slot& slot) { return slot.begin.load(std::memory_order_acquire) == address; });
+}
+
 void OnBusError(int signal, siginfo_t* info, void*) {
   const auto address = reinterpret_cast<uintptr_t>(info->si_addr);
-  Slot* slot = Find(address);
+  Slot* slot = FindSlot([&](const Slot& candidate) {
+    const uintptr_t begin = candidate.begin.load(std::memory_order_acquire);
+    return begin != 0 && address >= begin && address < candidate.end.load(std::memory_order_acquire);
+  });
   void* page = reinterpret_cast<void*>(address & ~(page_size - 1));
   if (slot != nullptr &&
       ::mmap(page, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
@@ -56,39 +73,38 @@ void Install() {
   });
 }
 
+// A free slot, from a new block chained on when every block is full.
+Slot& FreeSlot() {
+  if (Slot* slot = SlotStarting(nullptr)) return *slot;
+  Block* last = &first_block;
+  while (Block* next = last->next.load(std::memory_order_acquire)) last = next;
+  Block* added = new Block;
+  last->next.store(added, std::memory_order_release);
+  return added->slots[0];
+}
+
 }  // namespace
 
 void Register(const void* begin, size_t size) {
   if (begin == nullptr || size == 0) return;
   Install();
-  for (Slot& slot : slots) {
-    uintptr_t expected = 0;
-    // Claimed with a placeholder first, so the handler never sees a begin without its end.
-    if (!slot.begin.compare_exchange_strong(expected, UINTPTR_MAX, std::memory_order_acq_rel)) continue;
-    slot.faulted.store(false, std::memory_order_relaxed);
-    slot.end.store(reinterpret_cast<uintptr_t>(begin) + size, std::memory_order_release);
-    slot.begin.store(reinterpret_cast<uintptr_t>(begin), std::memory_order_release);
-    return;
-  }
+  const std::lock_guard lock(registry);
+  Slot& slot = FreeSlot();
+  // The end is stored before the begin, so the handler never sees a begin without its end.
+  slot.faulted.store(false, std::memory_order_relaxed);
+  slot.end.store(reinterpret_cast<uintptr_t>(begin) + size, std::memory_order_release);
+  slot.begin.store(reinterpret_cast<uintptr_t>(begin), std::memory_order_release);
 }
 
 void Unregister(const void* begin) {
   if (begin == nullptr) return;
-  for (Slot& slot : slots) {
-    if (slot.begin.load(std::memory_order_acquire) == reinterpret_cast<uintptr_t>(begin)) {
-      slot.begin.store(0, std::memory_order_release);
-      return;
-    }
-  }
+  const std::lock_guard lock(registry);
+  if (Slot* slot = SlotStarting(begin)) slot->begin.store(0, std::memory_order_release);
 }
 
 bool Faulted(const void* begin) {
-  for (const Slot& slot : slots) {
-    if (slot.begin.load(std::memory_order_acquire) == reinterpret_cast<uintptr_t>(begin)) {
-      return slot.faulted.load(std::memory_order_acquire);
-    }
-  }
-  return false;
+  const Slot* slot = begin == nullptr ? nullptr : SlotStarting(begin);
+  return slot != nullptr && slot->faulted.load(std::memory_order_acquire);
 }
 
 }  // namespace ms2vllm::mapping_guard

@@ -9,8 +9,7 @@
 
 namespace ms2vllm::mapping_guard {
 
-// Guards [begin, begin + size); installs the handler on first use. Mappings past the guard's
-// capacity (8,192: twice the shards of any checkpoint seen) are left unguarded.
+// Guards [begin, begin + size); installs the handler on first use. Any number of mappings.
 void Register(const void* begin, size_t size);
 void Unregister(const void* begin);
 // Whether a read inside the mapping at `begin` has faulted since it was registered.

@@ -81,10 +81,10 @@ TEST(MappedFile, AFileCutShortWhileMappedReadsAsZerosAndIsReportedChanged) {
 }
 
 // verify maps every shard of the input and of the output for the whole run: a file mapped after
-// 5,000 others (a checkpoint of 2,500 shards and its conversion) is still guarded.
+// 10,000 others (a checkpoint of 5,000 shards and its conversion) is still guarded.
 TEST(MappedFile, AFileMappedAfterThousandsOfOthersIsStillGuarded) {
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  constexpr size_t kOthers = 5000;
+  constexpr size_t kOthers = 10000;
   void* reserved = ::mmap(nullptr, kOthers * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(reserved, MAP_FAILED);
   const auto* others = static_cast<const uint8_t*>(reserved);
