@@ -125,6 +125,11 @@ Status MappedFile::CheckUnchanged() const {
   if (now == size_ && rewritten) {
     return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (modified since it was opened)");
   }
+  if (now == size_) {  // a page could not be read, yet size and time say nothing changed
+    return MakeError(ErrorCode::kInvalidInput, path_.string() +
+                                                   ": a read of the mapped file failed (an I/O error, or the file was "
+                                                   "changed and its time set back)");
+  }
   return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (" + std::to_string(size_) +
                                                  " bytes when opened, " + std::to_string(now) + " now)");
 }

@@ -128,6 +128,29 @@ TEST(MappedFile, AFileCutShortThenGrownBackIsReportedChangedAndOthersAreNot) {
   EXPECT_TRUE(kept->CheckUnchanged().ok());
 }
 
+// A page that faults while size and time stay as they were is an I/O error (NFS, a failing disk),
+// or a change whose time was set back, which is how this test makes one: "changed while being
+// read (N bytes when opened, N now)" would contradict itself.
+TEST(MappedFile, AFaultWithSizeAndTimeUnchangedIsReportedAsAFailedRead) {
+  testing::TempDir dir;
+  const fs::path path = dir / "shard.safetensors";
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  testing::WriteText(path, std::string(2 * page, '\x01'));
+  const fs::file_time_type written = fs::last_write_time(path);
+  auto file = MappedFile::Open(path);
+  ASSERT_TRUE(file.ok());
+
+  fs::resize_file(path, page);
+  EXPECT_EQ(SumOfBytes(*file), page);
+  fs::resize_file(path, 2 * page);
+  fs::last_write_time(path, written);
+  const Status status = file->CheckUnchanged();
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().message,
+            path.string() + ": a read of the mapped file failed (an I/O error, or the file was changed and its time "
+                            "set back)");
+}
+
 TEST(MappedFile, AnOffsetScanOfACheckpointCutShortFailsNamingTheFile) {
   testing::TempDir dir;
   const fs::path golden = testing::GoldenDir() / "w4a16-g64-awq";
