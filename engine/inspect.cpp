@@ -115,6 +115,7 @@ void JudgeTargets(const Checkpoint& checkpoint, const Description& description, 
   }
   const Plan* scanned = gptq ? &*gptq : awq ? &*awq : nullptr;
   std::optional<Error> offsets_bad, v1_bad;
+  bool mostly_clamped = false;
   if (scanned) {
     Describe(*scanned, inspection);
     Warnings warnings;
@@ -124,11 +125,12 @@ void JudgeTargets(const Checkpoint& checkpoint, const Description& description, 
     }
     // The conversion warns of weights mostly out of range and writes them; its output is
     // unusable, so here that is a problem, which a script checking `ok` or the exit status sees.
-    const std::string mostly_clamped = warnings.Line(WarningKind::kMostlyClamped);
+    const std::string mostly_clamped_line = warnings.Line(WarningKind::kMostlyClamped);
     for (const auto& line : warnings.Lines()) {
-      if (line != mostly_clamped) inspection.warnings.push_back(line);
+      if (line != mostly_clamped_line) inspection.warnings.push_back(line);
     }
-    if (!mostly_clamped.empty()) AddProblem(inspection, MakeError(ErrorCode::kInvalidInput, mostly_clamped));
+    mostly_clamped = !mostly_clamped_line.empty();
+    if (mostly_clamped) AddProblem(inspection, MakeError(ErrorCode::kInvalidInput, mostly_clamped_line));
     if (scan) {
       inspection.symmetric = scan->all_zero;
     } else if (scan.error().code == ErrorCode::kUnsupported) {
@@ -147,6 +149,8 @@ void JudgeTargets(const Checkpoint& checkpoint, const Description& description, 
       v.reason = offsets_bad->message;
     } else if (extra) {
       v.reason = extra->message;
+    } else if (mostly_clamped) {  // every layout would hold the same clamped values
+      v.reason = "the converted weights would be unusable (see problems)";
     } else {
       v.ok = true;
     }

@@ -307,6 +307,13 @@ TEST(InspectTest, EightBitWeightsLabelledW4A16AreAProblemCountedAsTheConversionC
   EXPECT_EQ(inspection.problems[0].code, ErrorCode::kInvalidInput);
   EXPECT_EQ(WithoutNames(inspection.problems[0].message), WithoutNames(converted_mostly));
   EXPECT_EQ(LineWith(inspection.warnings, "a quarter or more"), "");  // a problem, not also a warning
+  ASSERT_EQ(inspection.targets.size(), 3u);
+  for (const auto& target : inspection.targets) {  // converting would succeed, into unusable weights
+    EXPECT_FALSE(target.ok) << target.target;
+    if (target.target != "gptq") {  // v1 has a reason of its own first: zero points it cannot store
+      EXPECT_NE(target.reason.find("unusable"), std::string::npos) << target.reason;
+    }
+  }
 
   const auto [code, output] = RunMs2vllm("inspect " + weights.string() + " --json " + json.string() + " --json-output");
   EXPECT_EQ(code, 3) << output;
@@ -316,6 +323,7 @@ TEST(InspectTest, EightBitWeightsLabelledW4A16AreAProblemCountedAsTheConversionC
   EXPECT_EQ(report["problems"][0]["exit_code"], 3);
   EXPECT_NE(report["problems"][0]["message"].get<std::string>().find("a quarter or more"), std::string::npos);
   EXPECT_NE(LineWith(report["warnings"].get<std::vector<std::string>>(), "weight value(s)"), "");
+  EXPECT_EQ(report["targets"]["awq"]["ok"], false);
 }
 
 // A few outliers are a quantizer's: counted and warned of, as the conversion does, but no problem.
