@@ -610,6 +610,78 @@ TEST(ModelDirectory, NaNInfinityAndHugeIntegersOfTheBaseConfigAreWrittenBackAsPy
   EXPECT_EQ(testing::ReadText(dir / "out/config.json"), base_text.substr(0, base_text.size() - 2) + quantization);
 }
 
+// The base config `text` converted, as the output's config.json writes it, less the
+// quantization_config ms2vllm adds: as json.dumps(indent=2) would write `text`.
+std::string BaseConfigWrittenBack(const TempDir& dir, const std::string& text) {
+  auto report = Convert(RequestWithBaseConfig(dir, text));
+  if (!report.ok()) return report.error().message;
+  const std::string written = testing::ReadText(dir / "out/config.json");
+  return written.substr(0, written.find(",\n  \"quantization_config\"")) + "\n}";
+}
+
+// Python reads a float beyond a double as inf and json.dumps writes it Infinity; nlohmann's
+// parser refuses it ("number overflow").
+TEST(ModelDirectory, FloatsBeyondADoubleOfTheBaseConfigAreWrittenBackAsInfinityAsPythonWritesThem) {
+  TempDir dir;
+  EXPECT_EQ(BaseConfigWrittenBack(dir, R"({"model_type": "qwen2", "a": 1e400, "b": -1e400, "c": [1E+400, 1.5e999, 1)" +
+                                           std::string(400, '0') + ".0]}"),
+            R"({
+  "model_type": "qwen2",
+  "a": Infinity,
+  "b": -Infinity,
+  "c": [
+    Infinity,
+    Infinity,
+    Infinity
+  ]
+})");
+}
+
+// Python reads a float below a double's least as 0.0 or -0.0, or the nearest subnormal.
+TEST(ModelDirectory, FloatsBelowADoubleOfTheBaseConfigAreWrittenBackAsPythonWritesThem) {
+  TempDir dir;
+  EXPECT_EQ(BaseConfigWrittenBack(dir, R"({"model_type": "qwen2", "a": 1e-400, "b": -1e-400, "c": [2e-324, 3e-324, -0.0e-5]})"),
+            R"({
+  "model_type": "qwen2",
+  "a": 0.0,
+  "b": -0.0,
+  "c": [
+    0.0,
+    5e-324,
+    -0.0
+  ]
+})");
+}
+
+// json.dumps writes floats as repr does: the shortest digits that read back, positional below
+// 1e16. nlohmann's dump() writes 1e+15 and 9.999999999999999e+22 (and 17 digits where 16 do).
+TEST(ModelDirectory, FloatsOfTheBaseConfigAreWrittenBackAsPythonWritesThem) {
+  TempDir dir;
+  const std::string base_text = R"({"model_type": "qwen2", "a": 1e15, "b": 1234567890123456.0, "c": 1e23, )"
+                                R"("d": -476.4663769236316, "e": [0.02, 1e-5, 1E-6, 0.0001, 10000.0, 500000.0, 1e16, )"
+                                R"(1e+30, 2.5e-7, 1.0, -0.5]})";
+  EXPECT_EQ(BaseConfigWrittenBack(dir, base_text), R"({
+  "model_type": "qwen2",
+  "a": 1000000000000000.0,
+  "b": 1234567890123456.0,
+  "c": 1e+23,
+  "d": -476.4663769236316,
+  "e": [
+    0.02,
+    1e-05,
+    1e-06,
+    0.0001,
+    10000.0,
+    500000.0,
+    1e+16,
+    1e+30,
+    2.5e-07,
+    1.0,
+    -0.5
+  ]
+})");
+}
+
 // Python's json stops short of 1000 levels (its recursion limit); nlohmann's DOM is copied and
 // written recursively, so a config 100k deep would overflow the stack (see hostile_input_test).
 TEST(ModelDirectory, ABaseConfigNestedAsDeepAsPythonReadsIsKeptAndDeeperIsRefused) {
