@@ -325,6 +325,22 @@ TEST(Cli, NamesOnStandardOutputAreEscaped) {
   }
 }
 
+// The summary line of convert and synth names the paths written, escaped as error lines do: a
+// newline in a name would split it in two.
+TEST(Cli, PathsInTheSummaryLinesAreEscaped) {
+  TempDir dir;
+  const Inputs in = CopyGolden("w4a16-g64-awq", dir.path());
+  const Outcome convert = Ms2vllm({"--model", in.model, "--json", in.json, "--save_path", dir / "two\nlines.safetensors"});
+  const Outcome synth = Ms2vllm({"synth", "--preset", "tiny", "--out", dir / "synth\x1b[2J"});
+  for (const Outcome* o : {&convert, &synth}) {
+    EXPECT_EQ(o->exit_code, kOk) << Show(*o);
+    EXPECT_EQ(std::count(o->err.begin(), o->err.end(), '\n'), 1) << Show(*o);
+    EXPECT_EQ(o->err.find('\x1b'), std::string::npos) << Show(*o);
+  }
+  EXPECT_CONTAINS(convert.err, "two\\nlines.safetensors: ");
+  EXPECT_CONTAINS(synth.err, "synth\\x1b[2J");
+}
+
 // A path that is not UTF-8 is still shown (its bytes replaced) in inspect's JSON.
 TEST(Cli, InspectJsonOfAPathThatIsNotUtf8) {
   TempDir dir;

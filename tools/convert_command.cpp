@@ -5,6 +5,7 @@
 
 #include "engine/convert.h"
 #include "engine/verify.h"
+#include "io/json_scan.h"
 #include "tools/cli_support.h"
 #include "tools/command_line.h"
 #include "tools/commands.h"
@@ -128,7 +129,7 @@ Status VerifyStaged(const ConvertRequest& convert, const std::filesystem::path& 
 
 void PrintSummary(const ConvertReport& report) {
   const double rate = report.seconds > 0 ? report.input_bytes / report.seconds : 0;
-  std::fprintf(stderr, "ms2vllm: wrote %s: %zu tensors, %s in, %s out, %.2f s, %s/s\n", report.target.c_str(),
+  std::fprintf(stderr, "ms2vllm: wrote %s: %zu tensors, %s in, %s out, %.2f s, %s/s\n", Printable(report.target.string()).c_str(),
                report.plan.tensors.size(), HumanBytes(report.input_bytes).c_str(), HumanBytes(report.output_bytes).c_str(),
                report.seconds, HumanBytes(rate).c_str());
 }

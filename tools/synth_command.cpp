@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "engine/synth_writer.h"
+#include "io/json_scan.h"
 #include "tools/cli_support.h"
 #include "tools/command_line.h"
 #include "tools/commands.h"
@@ -96,8 +97,8 @@ int RunSynth(int argc, char** argv) {
   }();
   if (!report) return ReportError(report.error());
   if (!quiet) {
-    std::fprintf(stderr, "ms2vllm: wrote %s and %s: %s in %.2f s\n", report->weights.c_str(),
-                 report->description.c_str(), HumanBytes(report->bytes).c_str(), report->seconds);
+    std::fprintf(stderr, "ms2vllm: wrote %s and %s: %s in %.2f s\n", Printable(report->weights.string()).c_str(),
+                 Printable(report->description.string()).c_str(), HumanBytes(report->bytes).c_str(), report->seconds);
   }
   return kExitOk;
 }
