@@ -160,6 +160,13 @@ Status WriteWeights(const ConvertRequest& request, const ConvertReport& report, 
   return Ok{};
 }
 
+// A disk that fills while a conversion replaces an earlier one: the error names a staged file,
+// and the user needs to know that the earlier one is untouched (it is replaced only at the commit).
+Error SayingTheTargetIsKept(Error error, const fs::path& target, bool replacing) {
+  if (error.code == ErrorCode::kOutput && replacing) error.message += "; " + target.string() + " is left as it was";
+  return error;
+}
+
 }  // namespace
 
 Result<ConvertReport> Convert(const ConvertRequest& request) {
@@ -218,11 +225,14 @@ Result<ConvertReport> Convert(const ConvertRequest& request) {
     return report;
   }
 
+  std::error_code ec;
+  const bool replacing = fs::exists(report.target, ec);
   MS2VLLM_ASSIGN_OR_RETURN(Staging staging,
                            directory ? Staging::ForDirectory(report.target, request.force, EarlierOutput::kConversion)
                                      : Staging::ForFile(report.target));
-  MS2VLLM_TRY(WriteWeights(request, report, checkpoint, staging, report.warnings));
-  if (directory) MS2VLLM_TRY(WriteModelDirectoryFiles(report, staging));
+  Status written = WriteWeights(request, report, checkpoint, staging, report.warnings);
+  if (written.ok() && directory) written = WriteModelDirectoryFiles(report, staging);
+  if (!written.ok()) return SayingTheTargetIsKept(written.take_error(), report.target, replacing);
   if (Cancelled(cancel)) return Interrupted();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (request.check_before_commit) {

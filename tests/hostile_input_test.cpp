@@ -582,6 +582,34 @@ TEST_P(HostileInputTest, FailsCleanlyWithOneMessage) {
   }
 }
 
+// The disk fills while a run replaces an earlier output: the error says that output is untouched,
+// and it is. A run with nothing to replace says nothing of it.
+TEST(HostileOutput, AWriteThatFailsWhileReplacingSaysTheEarlierOutputIsKept) {
+  for (const bool pre_existing : {true, false}) {
+    SCOPED_TRACE(pre_existing ? "over an earlier output" : "no earlier output");
+    testing::TempDir root;
+    const Paths paths{root / "in", root / "out"};
+    fs::copy(CorpusDir(), paths.in, fs::copy_options::recursive);
+    fs::create_directory(paths.out);
+    const std::string earlier = "a file the user had before";
+    if (pre_existing) testing::WriteText(paths.out / "res.safetensors", earlier);
+    std::vector<std::string> args;
+    for (const auto& arg : Flags({})) args.push_back(Substitute(arg, paths));
+    const ChildOutcome outcome = RunBinary(args, [] {
+      const rlimit fsize{100, 100};
+      if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) _exit(126);
+    });
+    ASSERT_TRUE(outcome.exited) << outcome.err;
+    EXPECT_EQ(outcome.exit_code, 5) << outcome.err;
+    ExpectOneErrorLine(outcome, {"file size limit"});
+    const std::string kept = (paths.out / "res.safetensors").string() + " is left as it was";
+    EXPECT_EQ(outcome.err.find(kept) != std::string::npos, pre_existing) << outcome.err;
+    if (pre_existing) {
+      EXPECT_EQ(testing::ReadText(paths.out / "res.safetensors"), earlier);
+    }
+  }
+}
+
 std::vector<std::tuple<Case, bool>> AllRuns() {
   std::vector<std::tuple<Case, bool>> runs;
   for (const auto& c : Cases()) {
