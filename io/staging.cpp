@@ -143,7 +143,12 @@ Status SyncDirectory(const fs::path& directory) {
 Status CheckParent(const fs::path& target) {
   const fs::path parent = ParentOf(target);
   struct stat info {};
-  if (::stat(parent.c_str(), &info) != 0) return OutputError(target, "directory " + parent.string() + " does not exist");
+  if (::stat(parent.c_str(), &info) != 0) {
+    const int error = errno;
+    if (error == ENOENT) return OutputError(target, "directory " + parent.string() + " does not exist");
+    // It may well exist: a directory above it this user cannot search, a path past PATH_MAX.
+    return OutputError(target, "cannot reach directory " + parent.string() + ": " + std::strerror(error));
+  }
   if (!S_ISDIR(info.st_mode)) return OutputError(target, parent.string() + " is not a directory");
   if (::access(parent.c_str(), W_OK | X_OK) != 0) return OutputError(target, "directory " + parent.string() + " is not writable");
   return Ok{};

@@ -135,6 +135,13 @@ std::vector<std::string> Flags(std::vector<std::string> extra) {
   return Convert("{in}/base/model.safetensors", "{in}/base/description.json", std::move(extra));
 }
 
+// `steps` directory names of `length` bytes, joined: a path past PATH_MAX, no component past NAME_MAX.
+std::string LongPath(int steps, size_t length) {
+  fs::path path;
+  for (int i = 0; i < steps; ++i) path /= std::string(length, 'd');
+  return path.string();
+}
+
 void DropFileOverride() {
   if (::geteuid() != 0) return;  // permission bits already apply
   if (::prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) == 0 &&
@@ -439,6 +446,15 @@ std::vector<Case> Cases() {
        fs::permissions(p.out / "locked", fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
                                              fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
      }, Privilege::kNoOverride},
+    // A directory above that this user cannot search is not a missing one.
+    {"save_path_unsearchable_directory", Flags({"--save_path", "{out}/private/sub/res.safetensors"}), 5,
+     {"private/sub/res.safetensors: cannot reach directory ", "private/sub: Permission denied"},
+     [](const Paths& p) {
+       fs::create_directory(p.out / "private");
+       fs::permissions(p.out / "private", fs::perms::owner_read | fs::perms::owner_write);
+     }, Privilege::kNoOverride},
+    {"save_path_past_path_max", Flags({"--save_path", "{out}/" + LongPath(20, 250) + "/res.safetensors"}), 5,
+     {"res.safetensors: cannot reach directory ", "d: File name too long"}},
     {"output_file_size_limit", Flags({}), 5, {"res.safetensors", "file size limit (ulimit -f) of 100 bytes"},
      {}, Privilege::kAsIs, /*file_size_limit=*/100},
 

@@ -135,5 +135,27 @@ TEST(Staging, UserPathForNamesTheTarget) {
             fs::path("dir/" + long_name + "-dir/model.safetensors"));
 }
 
+void ExpectRefused(const fs::path& target, bool directory, const std::string& message) {
+  SCOPED_TRACE(target.string());
+  const Status checked = Staging::Check(target, directory, false, EarlierOutput::kConversion);
+  ASSERT_FALSE(checked.ok());
+  EXPECT_EQ(checked.error().code, ErrorCode::kOutput);
+  EXPECT_EQ(checked.error().message, message);
+}
+
+// A directory that cannot be looked up is not said to be missing: the system's reason is given.
+TEST(Staging, ADirectoryThatCannotBeReachedSaysWhy) {
+  testing::TempDir dir;
+  ExpectRefused(dir / "missing/o.safetensors", false,
+                (dir / "missing/o.safetensors").string() + ": directory " + (dir / "missing").string() + " does not exist");
+  // A path over PATH_MAX (4096 bytes) is refused before any of it is looked up, however much exists.
+  fs::path deep = dir.path();
+  for (int i = 0; i < 20; ++i) deep /= std::string(250, 'd');
+  ASSERT_GT(deep.string().size(), 4096u);
+  ExpectRefused(deep / "o.safetensors", false,
+                (deep / "o.safetensors").string() + ": cannot reach directory " + deep.string() + ": File name too long");
+  ExpectRefused(deep / "out", true, (deep / "out").string() + ": cannot reach directory " + deep.string() + ": File name too long");
+}
+
 }  // namespace
 }  // namespace ms2vllm
