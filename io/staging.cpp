@@ -154,6 +154,19 @@ Status CheckParent(const fs::path& target) {
   return Ok{};
 }
 
+// The stage's name is cut to fit the file system (StageStem), the target's cannot be: a name
+// longer than it takes is refused here, not by the rename after all the work. `target` is where
+// `requested` leads (a symlink's destination); its directory exists.
+Status CheckNameLength(const fs::path& requested, const fs::path& target) {
+  const long limit = ::pathconf(ParentOf(target).c_str(), _PC_NAME_MAX);
+  const size_t most = limit > 0 ? static_cast<size_t>(limit) : kNameMax;
+  const size_t length = target.filename().string().size();
+  if (length <= most) return Ok{};
+  return OutputError(requested, std::string(requested == target ? "its name" : "the name it points to") + " is " +
+                                    std::to_string(length) + " bytes, over the file system's limit of " +
+                                    std::to_string(most) + " bytes for a name");
+}
+
 // The rename would replace a symlink itself: the path it points to, through every link, as a
 // plain open follows them (creating the file a dangling link names). Relative links are relative
 // to their own directory.
@@ -197,6 +210,7 @@ Result<fs::path> FileTarget(const fs::path& requested) {
   MS2VLLM_ASSIGN_OR_RETURN(const fs::path target, FollowSymlinks(requested));
   if (target.filename().empty()) return OutputError(requested, "points to " + target.string() + ", not a file name");
   MS2VLLM_TRY(CheckParent(target));
+  MS2VLLM_TRY(CheckNameLength(requested, target));
   struct stat info {};
   if (::stat(target.c_str(), &info) == 0) {
     if (S_ISDIR(info.st_mode)) {
@@ -276,6 +290,7 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace, EarlierOu
     if (!ec) clean = resolved;
   }
   MS2VLLM_TRY(CheckParent(clean));
+  MS2VLLM_TRY(CheckNameLength(clean, clean));
   const fs::file_status entry = fs::symlink_status(clean, ec);
   if (!fs::exists(entry)) return clean;
   const bool link = fs::is_symlink(entry);

@@ -446,6 +446,17 @@ std::vector<Case> Cases() {
        fs::permissions(p.out / "locked", fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
                                              fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
      }, Privilege::kNoOverride},
+    // The stage's name is cut to fit, the target's cannot be: refused before the work, not by the rename.
+    {"save_path_name_too_long", Flags({"--save_path", "{out}/" + std::string(300, 'M')}), 5,
+     {std::string(300, 'M') + ": its name is 300 bytes, over the file system's limit of 255 bytes"}},
+    {"save_path_name_too_long_dry_run", Flags({"--save_path", "{out}/" + std::string(300, 'M'), "--dry-run"}), 5,
+     {std::string(300, 'M') + ": its name is 300 bytes, over the file system's limit of 255 bytes"}},
+    {"out_dir_name_too_long", Flags({"--out-dir", "{out}/" + std::string(300, 'M'), "--base-model", "{in}/configured"}), 5,
+     {std::string(300, 'M') + ": its name is 300 bytes, over the file system's limit of 255 bytes"},
+     [](const Paths& p) {
+       fs::create_directory(p.in / "configured");
+       testing::WriteText(p.in / "configured/config.json", R"({"model_type": "qwen2"})");
+     }},
     // A directory above that this user cannot search is not a missing one.
     {"save_path_unsearchable_directory", Flags({"--save_path", "{out}/private/sub/res.safetensors"}), 5,
      {"private/sub/res.safetensors: cannot reach directory ", "private/sub: Permission denied"},

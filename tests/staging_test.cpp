@@ -143,6 +143,26 @@ void ExpectRefused(const fs::path& target, bool directory, const std::string& me
   EXPECT_EQ(checked.error().message, message);
 }
 
+// The stage's name is cut to fit NAME_MAX, the target's cannot be: a longer name is refused
+// before the work, not by the rename after it.
+TEST(Staging, ANameOverTheFileSystemsLimitIsRefusedUpFront) {
+  testing::TempDir dir;
+  const std::string too_long(300, 'M');
+  for (const bool directory : {false, true}) {
+    ExpectRefused(dir / too_long, directory,
+                  (dir / too_long).string() + ": its name is 300 bytes, over the file system's limit of 255 bytes for a name");
+  }
+  // Through a symlink, the name it points to is the one renamed onto.
+  fs::create_symlink(too_long, dir / "link.safetensors");
+  ExpectRefused(dir / "link.safetensors", false,
+                (dir / "link.safetensors").string() +
+                    ": the name it points to is 300 bytes, over the file system's limit of 255 bytes for a name");
+  const auto made = Staging::ForFile(dir / too_long);
+  ASSERT_FALSE(made.ok());
+  EXPECT_FALSE(fs::exists(StagePathFor(dir / too_long, ::getpid())));
+  EXPECT_TRUE(Staging::Check(dir / std::string(255, 'M'), false, false, EarlierOutput::kConversion).ok());
+}
+
 // A directory that cannot be looked up is not said to be missing: the system's reason is given.
 TEST(Staging, ADirectoryThatCannotBeReachedSaysWhy) {
   testing::TempDir dir;
