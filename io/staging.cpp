@@ -1,8 +1,10 @@
 #include "io/staging.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +28,7 @@ constexpr size_t kNameMax = 255;  // bytes in one path component (NAME_MAX on Li
 constexpr size_t kPidDigits = 10;
 constexpr size_t kAttemptDigits = 4;  // "-999": another stage of the same pid (a run in another pid namespace)
 constexpr int kMaxAttempts = 1000;
+constexpr int kMaxLinks = 40;  // Linux's own limit (ELOOP)
 
 // The whole names of this run's cut stems, so that a message about a stage names its target.
 class CutNames {
@@ -167,11 +170,34 @@ Status CheckNameLength(const fs::path& requested, const fs::path& target) {
                                     std::to_string(most) + " bytes for a name");
 }
 
+// /dev/stdout, /dev/fd/N and /proc/self/fd/N lead to a descriptor's link in /proc, which names
+// whatever the descriptor is: followed, the rename would replace the file stdout appends to, or
+// name "pipe:[N]", a path the user never gave. Nothing in /proc takes a file renamed into place.
+// Checked through every link, as FollowSymlinks goes; a path that leads nowhere is left to it.
+bool LeadsIntoProc(const fs::path& requested) {
+  fs::path path = requested;
+  for (int links = 0; links <= kMaxLinks; ++links) {
+    struct statfs where {};
+    if (::statfs(ParentOf(path).c_str(), &where) == 0 && where.f_type == PROC_SUPER_MAGIC) return true;
+    std::error_code ec;
+    if (!fs::is_symlink(fs::symlink_status(path, ec))) return false;
+    const fs::path next = fs::read_symlink(path, ec);
+    if (ec) return false;
+    path = next.is_absolute() ? next : path.parent_path() / next;
+  }
+  return false;
+}
+
+Error NotAPathError(const fs::path& requested, const std::string& kind) {
+  return OutputError(requested, "leads into /proc (a file descriptor, such as standard output), not to a " + kind +
+                                    ": ms2vllm writes a " + kind + " it renames into place and needs a " + kind +
+                                    " path");
+}
+
 // The rename would replace a symlink itself: the path it points to, through every link, as a
 // plain open follows them (creating the file a dangling link names). Relative links are relative
 // to their own directory.
 Result<fs::path> FollowSymlinks(const fs::path& requested) {
-  constexpr int kMaxLinks = 40;  // Linux's own limit (ELOOP)
   fs::path path = requested;
   for (int links = 0;; ++links) {
     std::error_code ec;
@@ -207,6 +233,7 @@ namespace {
 // The path a file target is written at, once every check a rename onto it needs has passed.
 Result<fs::path> FileTarget(const fs::path& requested) {
   if (requested.filename().empty()) return OutputError(requested, "is not a file name");
+  if (LeadsIntoProc(requested)) return NotAPathError(requested, "file");
   MS2VLLM_ASSIGN_OR_RETURN(const fs::path target, FollowSymlinks(requested));
   if (target.filename().empty()) return OutputError(requested, "points to " + target.string() + ", not a file name");
   MS2VLLM_TRY(CheckParent(target));
@@ -284,6 +311,7 @@ Status CheckRenamedOnto(const fs::path& directory) {
 // `replace`, the link is what the new directory replaces.
 Result<fs::path> DirectoryTarget(const fs::path& target, bool replace, EarlierOutput earlier) {
   fs::path clean = target.filename().empty() ? target.parent_path() : target;
+  if (LeadsIntoProc(clean)) return NotAPathError(clean, "directory");
   std::error_code ec;
   if (fs::is_symlink(fs::symlink_status(clean, ec)) && fs::is_directory(clean, ec)) {
     const fs::path resolved = fs::canonical(clean, ec);

@@ -466,6 +466,16 @@ std::vector<Case> Cases() {
      }, Privilege::kNoOverride},
     {"save_path_past_path_max", Flags({"--save_path", "{out}/" + LongPath(20, 250) + "/res.safetensors"}), 5,
      {"res.safetensors: cannot reach directory ", "d: File name too long"}},
+    // These lead to /proc/self/fd/1: followed, the output would replace the file stdout appends to,
+    // and with stdout a pipe (as here) the message would name "pipe:[N]".
+    {"save_path_dev_stdout", Flags({"--save_path", "/dev/stdout"}), 5,
+     {"/dev/stdout: leads into /proc", "ms2vllm writes a file it renames into place and needs a file path"}},
+    {"save_path_dev_stdout_dry_run", Flags({"--save_path", "/dev/stdout", "--dry-run"}), 5,
+     {"/dev/stdout: leads into /proc", "ms2vllm writes a file it renames into place and needs a file path"}},
+    {"save_path_dev_fd", Flags({"--save_path", "/dev/fd/1"}), 5,
+     {"/dev/fd/1: leads into /proc", "ms2vllm writes a file it renames into place and needs a file path"}},
+    {"save_path_proc_fd", Flags({"--save_path", "/proc/self/fd/1"}), 5,
+     {"/proc/self/fd/1: leads into /proc", "ms2vllm writes a file it renames into place and needs a file path"}},
     {"output_file_size_limit", Flags({}), 5, {"res.safetensors", "file size limit (ulimit -f) of 100 bytes"},
      {}, Privilege::kAsIs, /*file_size_limit=*/100},
 
@@ -835,6 +845,30 @@ TEST(HostileOutput, AMountPointAsTheOutputDirectoryIsRefusedUpFront) {
   ExpectOneErrorLine(report.outcome, {small.string() + ": is a mount point"});
   EXPECT_EQ(report.files.size(), 1u);
   EXPECT_FALSE(HasStageName(Take(root.path())));
+}
+
+// /dev/stdout with stdout appending to a file: followed, the finished output would be renamed
+// over that file (a log the user redirected to). Refused, and the file stays as it was.
+TEST(HostileOutput, DevStdoutIsRefusedAndTheFileStdoutWritesToIsKept) {
+  testing::TempDir root;
+  const fs::path log = root / "log.txt";
+  testing::WriteText(log, "old\n");
+  for (const char* target : {"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"}) {
+    SCOPED_TRACE(target);
+    std::vector<std::string> args = ConvertInto(target);
+    args.push_back("-q");
+    const ChildOutcome outcome = RunBinary(args, [&log] {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (fd < 0 || ::dup2(fd, STDOUT_FILENO) < 0) _exit(126);
+    });
+    ASSERT_TRUE(outcome.exited) << outcome.err;
+    EXPECT_EQ(outcome.exit_code, 5) << outcome.err;
+    ExpectOneErrorLine(outcome, {std::string(target) + ": leads into /proc (a file descriptor, such as standard output), "
+                                                       "not to a file: ms2vllm writes a file it renames into place and "
+                                                       "needs a file path"});
+    EXPECT_EQ(testing::ReadText(log), "old\n");
+    EXPECT_EQ(Take(root.path()).size(), 1u);  // no stage beside it
+  }
 }
 
 TEST(HostileOutput, ReadOnlyFileSystemIsRefusedEvenForRoot) {

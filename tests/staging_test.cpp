@@ -177,5 +177,21 @@ TEST(Staging, ADirectoryThatCannotBeReachedSaysWhy) {
   ExpectRefused(deep / "out", true, (deep / "out").string() + ": cannot reach directory " + deep.string() + ": File name too long");
 }
 
+// /dev/stdout leads to /proc/self/fd/1, whose link names whatever stdout is: the output would be
+// renamed over the file stdout appends to, or be refused naming "pipe:[N]". Refused as given.
+TEST(Staging, ADescriptorInProcIsNoTarget) {
+  testing::TempDir dir;
+  fs::create_symlink("/dev/stdout", dir / "out.safetensors");
+  for (const fs::path& target : {fs::path("/dev/stdout"), fs::path("/dev/fd/1"), fs::path("/proc/self/fd/1"),
+                                 fs::path("/dev/stderr"), dir / "out.safetensors"}) {
+    ExpectRefused(target, false, target.string() + ": leads into /proc (a file descriptor, such as standard output), not "
+                                                   "to a file: ms2vllm writes a file it renames into place and needs a file path");
+  }
+  ExpectRefused("/dev/fd/1", true, "/dev/fd/1: leads into /proc (a file descriptor, such as standard output), not to a "
+                                   "directory: ms2vllm writes a directory it renames into place and needs a directory path");
+  // Other paths under /dev are paths: /dev/shm is a tmpfs directory.
+  EXPECT_TRUE(Staging::Check("/dev/shm/o.safetensors", false, false, EarlierOutput::kConversion).ok());
+}
+
 }  // namespace
 }  // namespace ms2vllm
