@@ -18,6 +18,11 @@
 #include "io/directory.h"
 #include "io/json_file.h"
 
+// Headers older than Linux 5.8's lack it; the kernel's stx_attributes_mask says whether it is known.
+#ifndef STATX_ATTR_MOUNT_ROOT
+#define STATX_ATTR_MOUNT_ROOT 0x2000
+#endif
+
 namespace ms2vllm {
 namespace fs = std::filesystem;
 namespace {
@@ -230,6 +235,14 @@ fs::path StagePathFor(const fs::path& target, long pid, int attempt) {
 
 namespace {
 
+// A bind mount (of a directory of the same file system, or of a file) keeps the device number:
+// only statx tells it is a mount point (Linux 5.8 and later; older kernels leave it to the device check).
+bool IsMountRoot(const fs::path& path) {
+  struct statx info {};
+  return ::statx(AT_FDCWD, path.c_str(), AT_NO_AUTOMOUNT, 0, &info) == 0 &&
+         (info.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0 && (info.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+}
+
 // The path a file target is written at, once every check a rename onto it needs has passed.
 Result<fs::path> FileTarget(const fs::path& requested) {
   if (requested.filename().empty()) return OutputError(requested, "is not a file name");
@@ -245,6 +258,10 @@ Result<fs::path> FileTarget(const fs::path& requested) {
     }
     // The rename would put a regular file in place of a device (/dev/null) or a FIFO.
     if (!S_ISREG(info.st_mode)) return OutputError(requested, "exists and is not a regular file (a device, FIFO or socket)");
+    if (IsMountRoot(target)) {
+      return OutputError(requested, "is a mount point (a file bound over it), which the finished file cannot be "
+                                    "renamed onto: give another file name");
+    }
   }
   return target;
 }
@@ -298,7 +315,8 @@ Status CheckRenamedOnto(const fs::path& directory) {
   }
   struct stat target {}, parent {};
   const fs::path above = absolute.has_filename() ? absolute.parent_path() : absolute.parent_path().parent_path();
-  if (::stat(directory.c_str(), &target) == 0 && ::stat(above.c_str(), &parent) == 0 && target.st_dev != parent.st_dev) {
+  if (IsMountRoot(directory) ||
+      (::stat(directory.c_str(), &target) == 0 && ::stat(above.c_str(), &parent) == 0 && target.st_dev != parent.st_dev)) {
     return OutputError(directory, "is a mount point, which the finished directory cannot be renamed onto: give a "
                                   "new directory inside it");
   }

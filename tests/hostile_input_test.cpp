@@ -739,10 +739,11 @@ std::string EnterMountNamespace() {
   return "";
 }
 
-// Mounts a tmpfs of `bytes` at `directory`, writes `target` there with `content`, optionally
+// In a mount namespace of its own: mounts at `directory` by `mount` (which returns what went
+// wrong, or ""), writes `target` there with `content` (none when `target` is empty), optionally
 // remounts it read-only, runs the command with `args` and records the outcome and the files.
-SmallFsReport RunOnSmallFs(const fs::path& directory, uint64_t bytes, bool read_only, const std::string& target,
-                           const std::string& content, const std::vector<std::string>& args) {
+SmallFsReport RunOnMount(const fs::path& directory, const std::function<std::string()>& mount, bool read_only,
+                         const std::string& target, const std::string& content, const std::vector<std::string>& args) {
   const fs::path report_path = directory.parent_path() / "small-fs-report.json";
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -752,11 +753,8 @@ SmallFsReport RunOnSmallFs(const fs::path& directory, uint64_t bytes, bool read_
       _exit(code);
     };
     std::string error = EnterMountNamespace();
-    const std::string options = "size=" + std::to_string(bytes) + ",mode=0755";
-    if (error.empty() && ::mount("tmpfs", directory.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
-      error = ErrnoText("mount tmpfs");
-    }
-    if (error.empty()) {
+    if (error.empty()) error = mount();
+    if (error.empty() && !target.empty()) {
       std::ofstream(directory / target, std::ios::binary) << content;
       if (fs::file_size(directory / target) != content.size()) error = "could not write " + target;
     }
@@ -774,7 +772,8 @@ SmallFsReport RunOnSmallFs(const fs::path& directory, uint64_t bytes, bool read_
     report["signal"] = outcome.signal;
     report["out"] = outcome.out;
     report["err"] = outcome.err;
-    for (const auto& entry : fs::directory_iterator(directory)) {
+    std::error_code ec;  // a file mounted over has no files to list
+    for (const auto& entry : fs::directory_iterator(directory, ec)) {
       std::ifstream in(entry.path(), std::ios::binary);
       report["files"][entry.path().filename().string()] = Hex(std::string(std::istreambuf_iterator<char>(in), {}));
     }
@@ -802,6 +801,25 @@ SmallFsReport RunOnSmallFs(const fs::path& directory, uint64_t bytes, bool read_
     for (const auto& [name, hex] : report["files"].items()) result.files[name] = Unhex(hex);
   }
   return result;
+}
+
+// Mounts a tmpfs of `bytes` at `directory`, then as RunOnMount.
+SmallFsReport RunOnSmallFs(const fs::path& directory, uint64_t bytes, bool read_only, const std::string& target,
+                           const std::string& content, const std::vector<std::string>& args) {
+  const auto mount_tmpfs = [&directory, bytes] {
+    const std::string options = "size=" + std::to_string(bytes) + ",mode=0755";
+    return ::mount("tmpfs", directory.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) == 0 ? ""
+                                                                                                      : ErrnoText("mount tmpfs");
+  };
+  return RunOnMount(directory, mount_tmpfs, read_only, target, content, args);
+}
+
+// Binds `source` (a directory or a file) over `mount_point`, of the same file system, then as RunOnMount.
+SmallFsReport RunOnBindMount(const fs::path& source, const fs::path& mount_point, const std::vector<std::string>& args) {
+  const auto bind = [&source, &mount_point] {
+    return ::mount(source.c_str(), mount_point.c_str(), nullptr, MS_BIND, nullptr) == 0 ? "" : ErrnoText("bind mount");
+  };
+  return RunOnMount(mount_point, bind, /*read_only=*/false, "", "", args);
 }
 
 std::vector<std::string> ConvertInto(const fs::path& target) {
@@ -844,6 +862,48 @@ TEST(HostileOutput, AMountPointAsTheOutputDirectoryIsRefusedUpFront) {
   EXPECT_EQ(report.outcome.exit_code, 5) << report.outcome.err;
   ExpectOneErrorLine(report.outcome, {small.string() + ": is a mount point"});
   EXPECT_EQ(report.files.size(), 1u);
+  EXPECT_FALSE(HasStageName(Take(root.path())));
+}
+
+// A bind mount of a directory of the same file system keeps the device number the check above
+// compares: it is known as a mount point by statx, and refused as early.
+TEST(HostileOutput, ABindMountAsTheOutputDirectoryIsRefusedUpFront) {
+  testing::TempDir root;
+  fs::create_directory(root / "source");
+  fs::create_directory(root / "bound");
+  std::vector<std::string> args = ConvertInto(root / "bound");
+  args.at(4) = "--out-dir";
+  fs::create_directory(root / "base");
+  testing::WriteText(root / "base/config.json", R"({"model_type": "qwen2"})");
+  args.insert(args.end(), {"--base-model", (root / "base").string()});
+  for (const bool dry_run : {false, true}) {
+    SCOPED_TRACE(dry_run ? "--dry-run" : "a run");
+    if (dry_run) args.push_back("--dry-run");
+    const auto report = RunOnBindMount(root / "source", root / "bound", args);
+    ASSERT_EQ(report.setup_error, "") << "cannot bind mount";
+    ASSERT_TRUE(report.outcome.exited) << report.outcome.err;
+    EXPECT_EQ(report.outcome.exit_code, 5) << report.outcome.err;
+    ExpectOneErrorLine(report.outcome, {(root / "bound").string() + ": is a mount point, which the finished directory "
+                                                                   "cannot be renamed onto: give a new directory inside it"});
+    EXPECT_TRUE(fs::is_empty(root / "source"));
+    EXPECT_FALSE(HasStageName(Take(root.path())));
+  }
+}
+
+// The same for a file bound over the target: the rename onto it fails (EBUSY).
+TEST(HostileOutput, ABindMountedFileAsTheTargetIsRefusedUpFront) {
+  testing::TempDir root;
+  testing::WriteText(root / "source.safetensors", "the bound file");
+  testing::WriteText(root / "res.safetensors", "under the mount");
+  const auto report = RunOnBindMount(root / "source.safetensors", root / "res.safetensors",
+                                     ConvertInto(root / "res.safetensors"));
+  ASSERT_EQ(report.setup_error, "") << "cannot bind mount";
+  ASSERT_TRUE(report.outcome.exited) << report.outcome.err;
+  EXPECT_EQ(report.outcome.exit_code, 5) << report.outcome.err;
+  ExpectOneErrorLine(report.outcome, {(root / "res.safetensors").string() + ": is a mount point (a file bound over it), "
+                                                                           "which the finished file cannot be renamed onto"});
+  EXPECT_EQ(testing::ReadText(root / "source.safetensors"), "the bound file");
+  EXPECT_EQ(testing::ReadText(root / "res.safetensors"), "under the mount");
   EXPECT_FALSE(HasStageName(Take(root.path())));
 }
 
