@@ -41,6 +41,14 @@ namespace {
 // opendir, which nftw uses, allocates 32 KB. Passes repeat until one removes nothing, as removing
 // entries while reading a directory may skip some.
 void RemoveContents(int dir) {
+  // Without write and search permission on a directory none of its entries can be removed. A
+  // directory this user owns gets them back (a read-only output directory, chmod 555, that
+  // --force replaced); another user's is left as it is.
+  struct stat info {};
+  constexpr mode_t kToEmpty = S_IWUSR | S_IXUSR;
+  if (::fstat(dir, &info) == 0 && info.st_uid == ::geteuid() && (info.st_mode & kToEmpty) != kToEmpty) {
+    ::fchmod(dir, (info.st_mode & 07777) | kToEmpty);
+  }
   alignas(dirent64) char buffer[4096];
   for (bool removed = true; removed;) {
     removed = false;

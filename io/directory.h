@@ -15,8 +15,9 @@ namespace ms2vllm {
 Result<std::vector<std::filesystem::path>> ListDirectory(const std::filesystem::path& directory);
 
 // Removes `path` and, when it is a directory, everything under it, symlinks as links, without
-// allocating (a run out of memory still removes its stage). Best effort: what cannot be removed
-// stays; true when nothing is left.
+// allocating (a run out of memory still removes its stage). A directory in it this user owns is
+// emptied whatever its own mode (555 included). Best effort: what cannot be removed stays; true
+// when nothing is left.
 bool RemoveTree(const std::filesystem::path& path);
 
 }  // namespace ms2vllm

@@ -1,5 +1,5 @@
-// RemoveTree: a whole tree goes, links as links, and it needs no memory, as a run out of memory
-// still removes its stage.
+// RemoveTree: a whole tree goes, links as links, read-only directories of this user's too, and it
+// needs no memory, as a run out of memory still removes its stage.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -45,6 +45,20 @@ TEST(RemoveTree, RemovesATreeAndFollowsNoLink) {
   EXPECT_TRUE(RemoveTree(dir / "link"));
   EXPECT_TRUE(fs::exists(outside));
   EXPECT_TRUE(RemoveTree(dir / "absent"));
+}
+
+// A directory its owner made read-only (an output directory chmod 555, which --force replaced)
+// is emptied and removed, however deep; a user's own permission bits stop it otherwise.
+TEST(RemoveTree, RemovesADirectoryItsOwnerMadeReadOnly) {
+  testing::TempDir dir;
+  const fs::path root = dir / "root";
+  fs::create_directories(root / "sub");
+  testing::WriteText(root / "model.safetensors", "x");
+  testing::WriteText(root / "sub" / "deep", "x");
+  fs::permissions(root / "sub", fs::perms(0555));
+  fs::permissions(root, fs::perms(0555));
+  EXPECT_EQ(testing::RunWherePermissionsApply([&] { return RemoveTree(root) ? 0 : 1; }), 0);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(root)));
 }
 
 // In the AddressSpaceLimit suite, which the sanitizer and qemu test presets leave out (both reserve

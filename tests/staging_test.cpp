@@ -6,7 +6,9 @@
 
 #include <filesystem>
 #include <optional>
+#include <vector>
 
+#include "io/durable_file.h"
 #include "io/staging.h"
 #include "tests/test_support.h"
 
@@ -77,6 +79,50 @@ TEST(Staging, ADirectoryStageFollowsTheUmask) {
   ::umask(before);
   ASSERT_TRUE(staging.ok()) << staging.error().message;
   EXPECT_EQ(fs::status(staging->stage()).permissions() & fs::perms::all, fs::perms::all & ~fs::perms::others_write);
+}
+
+fs::perms ModeOf(const fs::path& path) { return fs::symlink_status(path).permissions(); }
+
+// --force replacing an earlier output its owner made read-only (chmod 555): the new directory
+// takes its mode, as it takes any replaced directory's, and the old one is removed whole, so the
+// next run meets the same and replaces it as well.
+TEST(Staging, AReadOnlyDirectoryReplacedIsRemovedWhole) {
+  testing::TempDir dir;
+  const fs::path target = dir / "out";
+  fs::create_directories(target);
+  testing::WriteText(target / std::string(kSynthMarker), "old");
+  fs::permissions(target, fs::perms(0555));
+  const int outcome = testing::RunWherePermissionsApply([&] {
+    for (int run = 0; run < 2; ++run) {
+      auto staging = Staging::ForDirectory(target, true, EarlierOutput::kSynthetic);
+      if (!staging) return 1;
+      if (!WriteFileDurably(staging->PathFor(std::string(kSynthMarker)), "run " + std::to_string(run)).ok()) return 2;
+      if (!staging->Commit().ok()) return 3;
+      if (!staging->leftover().empty()) return 4;  // the old directory stayed, under a temp name
+    }
+    return 0;
+  });
+  EXPECT_EQ(outcome, 0);
+  EXPECT_EQ(testing::ReadText(target / std::string(kSynthMarker)), "run 1");
+  EXPECT_EQ(ModeOf(target), fs::perms(0555));
+  EXPECT_EQ(std::vector<fs::path>(fs::directory_iterator(dir.path()), fs::directory_iterator()), std::vector<fs::path>{target});
+  fs::permissions(target, fs::perms::owner_write, fs::perm_options::add);
+}
+
+// The stage of a killed run, or what an earlier version left of a read-only directory it
+// replaced, is removed even when its owner cannot write it.
+TEST(Staging, AReadOnlyStaleStageIsRemoved) {
+  testing::TempDir dir;
+  const fs::path target = dir / "out", stale = StagePathFor(target, 99);
+  fs::create_directories(stale);
+  testing::WriteText(stale / "model.safetensors", "left");
+  fs::permissions(stale, fs::perms(0555));
+  const int outcome = testing::RunWherePermissionsApply([&] {
+    return Staging::ForDirectory(target, false, EarlierOutput::kConversion).ok() ? 0 : 1;
+  });
+  EXPECT_EQ(outcome, 0);
+  EXPECT_FALSE(fs::exists(stale));
+  if (fs::exists(stale)) fs::permissions(stale, fs::perms::owner_write, fs::perm_options::add);
 }
 
 // A directory missing when the run began and filled before it ends (two runs racing to one new

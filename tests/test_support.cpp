@@ -1,9 +1,13 @@
 #include "tests/test_support.h"
 
 #include <gtest/gtest.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -302,6 +306,26 @@ const LoadedTensor& MsCheckpoint::tensor(const std::string& name) const {
   ADD_FAILURE() << "no tensor " << name;
   static const LoadedTensor kEmpty{};
   return kEmpty;
+}
+
+int RunWherePermissionsApply(const std::function<int()>& body) {
+  const pid_t child = ::fork();
+  if (child < 0) return -1;
+  if (child == 0) {
+    if (::geteuid() == 0) {
+      __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+      __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3]{};
+      if (::syscall(SYS_capget, &header, caps) != 0) _exit(125);
+      for (const int cap : {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH}) caps[CAP_TO_INDEX(cap)].effective &= ~CAP_TO_MASK(cap);
+      if (::syscall(SYS_capset, &header, caps) != 0) _exit(125);
+    }
+    _exit(body());
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace ms2vllm::testing

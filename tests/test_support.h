@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,6 +58,12 @@ std::string Ms2vllmCommandLine();
 
 // Converts every tensor of the given file to int32 words for readable comparisons.
 std::vector<int32_t> Words(const LoadedTensor& tensor);
+
+// Runs `body` in a forked child to which permission bits apply as to any user, and returns its
+// exit code (body's result; 125 when the child could not give up root's override). As root (the
+// CI), the child drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH and stays uid 0, the owner of
+// what the test made. `body` must not use gtest's assertions: they would not reach the parent.
+int RunWherePermissionsApply(const std::function<int()>& body);
 
 }  // namespace ms2vllm::testing
 
