@@ -36,8 +36,8 @@ std::string Describe(WarningKind kind, uint64_t tensors, uint64_t values) {
       return "no --base-model: config.json and the tokenizer files beside the weights (msModelSlim copies the "
              "float model's) are the base model's";
     case WarningKind::kOldTargetLeft:
-      return "the directory --force replaced could not be removed whole (files this user may not delete?): what "
-             "is left of it stays, under a temp name";
+      return "the directory --force replaced could not be removed whole (another user's directory, which this user "
+             "may not empty?): what is left of it stays, under a temp name";
     case WarningKind::kBaseQuantized:
       return "the base model's config.json already declares a quantization_config, which this conversion's "
              "replaces; the base model is meant to be the float model the checkpoint was quantized from";

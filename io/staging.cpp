@@ -487,7 +487,7 @@ Status Staging::Commit() {
       stage_ = aside;
     }
     committed_ = true;
-    if (!RemoveTree(stage_)) leftover_ = stage_;  // files the user may not delete
+    if (!RemoveTree(stage_)) leftover_ = stage_;  // another user's directory, which this user may not empty
   } else {
     if (::rename(stage_.c_str(), target_.c_str()) != 0) {
       // It was missing or empty when the run began: another run, or someone, filled it since.

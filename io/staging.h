@@ -48,7 +48,7 @@ class Staging {
   // parent directory). Files in the stage must already be fsynced.
   Status Commit();
   // After a commit that replaced a directory: what is left of the old one when it could not be
-  // removed whole (files of another user in it); empty otherwise.
+  // removed whole (another user's directory, which this user may not empty); empty otherwise.
   const std::filesystem::path& leftover() const { return leftover_; }
 
  private:
