@@ -383,6 +383,14 @@ Status Staging::CreateStage() {
     }
     if (created != 0 && errno == EEXIST) continue;
     if (created != 0) return OutputError(stage, std::string("cannot create: ") + std::strerror(errno));
+    // The mode the umask gave it is the output's, set at commit. Until then its owner may read and
+    // write it (and enter a directory stage) whatever the umask (0222 takes write away): a file
+    // stage is opened again to be written, a directory stage gets files, and either is locked.
+    struct stat made {};
+    if (::lstat(stage.c_str(), &made) != 0) continue;  // taken for a killed run's and removed already
+    mode_ = made.st_mode & 07777;
+    const mode_t to_build = is_directory_ ? S_IRWXU : S_IRUSR | S_IWUSR;
+    if ((mode_ & to_build) != to_build) ::chmod(stage.c_str(), mode_ | to_build);
     stage_ = stage;
     const StageLock lock = LockStage(stage);
     // A file system without locks: the stage stays unlocked (and other runs leave it alone).
@@ -429,6 +437,7 @@ Staging::Staging(Staging&& other) noexcept
       is_directory_(other.is_directory_),
       replace_(other.replace_),
       committed_(other.committed_),
+      mode_(other.mode_),
       lock_(other.lock_) {
   other.committed_ = true;  // the moved-from object owns nothing
   other.lock_ = -1;
@@ -467,15 +476,19 @@ fs::path Staging::AsidePath() const {
 
 Status Staging::Commit() {
   if (is_directory_) MS2VLLM_TRY(SyncDirectory(stage_));
-  // A directory replaced (an empty one made for the output, or an earlier conversion) passes on
-  // its group and permissions: a shared, setgid directory stays shared. Best effort: a group the
-  // user is not in stays as made.
+  // The stage gets back the mode the umask gave it (CreateStage let its owner write it). A
+  // directory replaced (an empty one made for the output, or an earlier conversion) passes on
+  // its group and permissions instead: a shared, setgid directory stays shared. Best effort: a
+  // group the user is not in stays as made.
+  mode_t mode = mode_;
   struct stat replaced {};
   if (is_directory_ && ::lstat(target_.c_str(), &replaced) == 0 && S_ISDIR(replaced.st_mode)) {
     const int regrouped = ::chown(stage_.c_str(), static_cast<uid_t>(-1), replaced.st_gid);
     (void)regrouped;
-    ::chmod(stage_.c_str(), replaced.st_mode & 07777);
+    mode = replaced.st_mode & 07777;
   }
+  struct stat built {};
+  if (::lstat(stage_.c_str(), &built) == 0 && (built.st_mode & 07777) != mode) ::chmod(stage_.c_str(), mode);
   std::error_code ec;
   if (is_directory_ && replace_ && fs::exists(fs::symlink_status(target_, ec))) {
     // Swap atomically, then delete the old tree from where the stage was.

@@ -2,6 +2,8 @@
 // or not at all. A stage left by a killed run is removed by the next run.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -45,7 +47,9 @@ class Staging {
   const std::filesystem::path& stage() const { return stage_; }  // the file or directory being built
 
   // Moves the finished stage onto the target and makes the rename durable (fsync of the
-  // parent directory). Files in the stage must already be fsynced.
+  // parent directory). Files in the stage must already be fsynced. The stage, which its owner
+  // could write while it was built, gets the mode the umask gave it when it was created, or the
+  // replaced directory's.
   Status Commit();
   // After a commit that replaced a directory: what is left of the old one when it could not be
   // removed whole (another user's directory, which this user may not empty); empty otherwise.
@@ -60,6 +64,7 @@ class Staging {
   bool is_directory_ = false;
   bool replace_ = false;
   bool committed_ = false;
+  mode_t mode_ = 0;  // the stage's mode as created, less the umask
   int lock_ = -1;  // the stage's descriptor, holding its flock
   std::filesystem::path leftover_;
 };

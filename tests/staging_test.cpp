@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <vector>
 
 #include "io/durable_file.h"
+#include "io/output_file.h"
 #include "io/staging.h"
 #include "tests/test_support.h"
 
@@ -82,6 +85,49 @@ TEST(Staging, ADirectoryStageFollowsTheUmask) {
 }
 
 fs::perms ModeOf(const fs::path& path) { return fs::symlink_status(path).permissions(); }
+
+// A umask that takes the owner's write away (0222) gives the output the mode it gives any new
+// file, read-only, and ms2vllm still writes it: the stage is its owner's to write until the
+// commit (a user's permission bits would stop the reopen of a 0444 file stage, and the files
+// made in a 0555 directory stage).
+TEST(Staging, AUmaskWithoutOwnerWriteGivesItsModeToAnOutputStillWritten) {
+  testing::TempDir dir;
+  const fs::path file = dir / "res.safetensors", directory = dir / "out";
+  const auto build = [](const fs::path& target, bool is_directory) {
+    return testing::RunWherePermissionsApply([&] {  // the child's umask, not the test's
+      ::umask(0222);
+      const auto failed = [](const Error& error, int code) {
+        std::fprintf(stderr, "%s\n", error.message.c_str());
+        return code;
+      };
+      auto staging = is_directory ? Staging::ForDirectory(target, false, EarlierOutput::kConversion) : Staging::ForFile(target);
+      if (!staging) return failed(staging.error(), 1);
+      const uint8_t bytes[] = {'d', 'a', 't', 'a'};
+      auto output = OutputFile::Create(staging->PathFor("model.safetensors"), sizeof bytes);
+      if (!output) return failed(output.error(), 2);
+      if (auto written = output->Write(0, bytes); !written.ok()) return failed(written.error(), 3);
+      if (auto finished = output->Finish(); !finished.ok()) return failed(finished.error(), 4);
+      if (is_directory) {
+        if (auto config = WriteFileDurably(staging->PathFor("config.json"), "{}"); !config.ok()) return failed(config.error(), 5);
+      }
+      if (auto committed = staging->Commit(); !committed.ok()) return failed(committed.error(), 6);
+      return 0;
+    });
+  };
+  const fs::perms read_only = fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read;
+  EXPECT_EQ(build(file, false), 0);
+  EXPECT_EQ(testing::ReadText(file), "data");
+  EXPECT_EQ(ModeOf(file), read_only);
+  EXPECT_EQ(build(directory, true), 0);
+  EXPECT_EQ(testing::ReadText(directory / "model.safetensors"), "data");
+  EXPECT_EQ(ModeOf(directory), read_only | fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec);
+  EXPECT_EQ(ModeOf(directory / "model.safetensors"), read_only);
+  EXPECT_EQ(ModeOf(directory / "config.json"), read_only);
+  std::vector<fs::path> left(fs::directory_iterator(dir.path()), fs::directory_iterator());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<fs::path>{directory, file}));  // no stage left
+  if (fs::exists(directory)) fs::permissions(directory, fs::perms::owner_write, fs::perm_options::add);  // for TempDir
+}
 
 // --force replacing an earlier output its owner made read-only (chmod 555): the new directory
 // takes its mode, as it takes any replaced directory's, and the old one is removed whole, so the
