@@ -17,6 +17,7 @@
 
 #include "io/directory.h"
 #include "io/json_file.h"
+#include "io/mapped_file.h"
 
 // Headers older than Linux 5.8's lack it; the kernel's stx_attributes_mask says whether it is known.
 #ifndef STATX_ATTR_MOUNT_ROOT
@@ -158,7 +159,11 @@ Status CheckParent(const fs::path& target) {
     return OutputError(target, "cannot reach directory " + parent.string() + ": " + std::strerror(error));
   }
   if (!S_ISDIR(info.st_mode)) return OutputError(target, parent.string() + " is not a directory");
-  if (::access(parent.c_str(), W_OK | X_OK) != 0) return OutputError(target, "directory " + parent.string() + " is not writable");
+  if (::access(parent.c_str(), W_OK | X_OK) != 0) {
+    // Said only when it is not the permission bits: a read-only mount looks writable to `ls -l`.
+    const std::string why = errno == EACCES ? "" : std::string(" (") + std::strerror(errno) + ")";
+    return OutputError(target, "directory " + parent.string() + " is not writable" + why);
+  }
   return Ok{};
 }
 
@@ -354,6 +359,10 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace, EarlierOu
   }
   if (dangling && !replace) {
     const fs::path points_to = fs::read_symlink(clean, ec);
+    const fs::path resolved = points_to.is_absolute() ? points_to : clean.parent_path() / points_to;
+    if (fs::is_symlink(fs::symlink_status(resolved, ec))) {  // a loop, or a chain: no directory to create
+      return OutputError(clean, WhyNotAFile(clean) + ": use --force to replace the link");
+    }
     return OutputError(clean, "is a symlink to " + points_to.string() + ", which does not exist: create that directory "
                               "for the output to go there, or use --force to replace the link");
   }

@@ -941,7 +941,7 @@ TEST(HostileOutput, ReadOnlyFileSystemIsRefusedEvenForRoot) {
   ASSERT_EQ(report.setup_error, "") << "cannot make a read-only file system";
   ASSERT_TRUE(report.outcome.exited) << report.outcome.err;
   EXPECT_EQ(report.outcome.exit_code, 5) << report.outcome.err;
-  ExpectOneErrorLine(report.outcome, {(small / "res.safetensors").string(), "is not writable"});
+  ExpectOneErrorLine(report.outcome, {(small / "res.safetensors").string(), "is not writable (Read-only file system)"});
   ASSERT_EQ(report.files.size(), 1u);
   EXPECT_EQ(report.files.at("res.safetensors"), old);
 }

@@ -269,6 +269,19 @@ TEST(Staging, ADirectoryThatCannotBeReachedSaysWhy) {
   ExpectRefused(deep / "out", true, (deep / "out").string() + ": cannot reach directory " + deep.string() + ": File name too long");
 }
 
+// A dangling link as --out-dir: to nothing, the directory may be created; in a loop or a chain of
+// links, there is none to create.
+TEST(Staging, ALinkLoopAsTheDirectoryIsNamedSo) {
+  testing::TempDir dir;
+  fs::create_symlink("b", dir / "a");
+  fs::create_symlink("a", dir / "b");
+  ExpectRefused(dir / "a", true, (dir / "a").string() + ": is a symbolic link in a loop (to b): use --force to replace the link");
+  fs::create_symlink("d", dir / "c");
+  fs::create_symlink("nowhere", dir / "d");
+  ExpectRefused(dir / "c", true,
+                (dir / "c").string() + ": is a symbolic link to d, a link that leads nowhere: use --force to replace the link");
+}
+
 // /dev/stdout leads to /proc/self/fd/1, whose link names whatever stdout is: the output would be
 // renamed over the file stdout appends to, or be refused naming "pipe:[N]". Refused as given.
 TEST(Staging, ADescriptorInProcIsNoTarget) {
