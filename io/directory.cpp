@@ -36,19 +36,24 @@ Result<std::vector<fs::path>> ListDirectory(const fs::path& directory) {
 
 namespace {
 
+// Opens the directory `name` in `at` to empty it. Without read, write and search permission on a
+// directory its entries can be neither listed nor removed: a directory this user owns gets them
+// back (a read-only output directory, chmod 555, that --force replaced; one made 0333); another
+// user's is left as it is. -1 when it cannot be opened.
+int OpenToEmpty(int at, const char* name) {
+  struct stat info {};
+  if (::fstatat(at, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(info.st_mode) && info.st_uid == ::geteuid() &&
+      (info.st_mode & S_IRWXU) != S_IRWXU) {
+    ::fchmodat(at, name, (info.st_mode & 07777) | S_IRWXU, 0);
+  }
+  return ::openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
 // Removes what is in the directory open as `dir` (children first, symlinks as links), reading it
 // into a buffer on the stack: the stage of a run that ran out of memory must still go, and
 // opendir, which nftw uses, allocates 32 KB. Passes repeat until one removes nothing, as removing
 // entries while reading a directory may skip some.
 void RemoveContents(int dir) {
-  // Without write and search permission on a directory none of its entries can be removed. A
-  // directory this user owns gets them back (a read-only output directory, chmod 555, that
-  // --force replaced); another user's is left as it is.
-  struct stat info {};
-  constexpr mode_t kToEmpty = S_IWUSR | S_IXUSR;
-  if (::fstat(dir, &info) == 0 && info.st_uid == ::geteuid() && (info.st_mode & kToEmpty) != kToEmpty) {
-    ::fchmod(dir, (info.st_mode & 07777) | kToEmpty);
-  }
   alignas(dirent64) char buffer[4096];
   for (bool removed = true; removed;) {
     removed = false;
@@ -64,7 +69,7 @@ void RemoveContents(int dir) {
           continue;
         }
         if (errno != EISDIR) continue;  // not ours to remove: left
-        const int child = ::openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        const int child = OpenToEmpty(dir, name);
         if (child < 0) continue;
         RemoveContents(child);
         ::close(child);
@@ -78,7 +83,7 @@ void RemoveContents(int dir) {
 
 bool RemoveTree(const fs::path& path) {
   if (::unlink(path.c_str()) != 0 && errno == EISDIR) {
-    const int dir = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int dir = OpenToEmpty(AT_FDCWD, path.c_str());
     if (dir >= 0) {
       RemoveContents(dir);
       ::close(dir);

@@ -16,7 +16,7 @@ Result<std::vector<std::filesystem::path>> ListDirectory(const std::filesystem::
 
 // Removes `path` and, when it is a directory, everything under it, symlinks as links, without
 // allocating (a run out of memory still removes its stage). A directory in it this user owns is
-// emptied whatever its own mode (555 included). Best effort: what cannot be removed stays; true
+// emptied whatever its own mode (555 and 000 included). Best effort: what cannot be removed stays; true
 // when nothing is left.
 bool RemoveTree(const std::filesystem::path& path);
 

@@ -125,10 +125,12 @@ Status MappedFile::CheckUnchanged() const {
   if (now == size_ && rewritten) {
     return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (modified since it was opened)");
   }
-  if (now == size_) {  // a page could not be read, yet size and time say nothing changed
-    return MakeError(ErrorCode::kInvalidInput, path_.string() +
-                                                   ": a read of the mapped file failed (an I/O error, or the file was "
-                                                   "changed and its time set back)");
+  if (now == size_) {  // a page faulted, yet size and time are as they were
+    // An I/O error (NFS, a failing disk), or a cut and a regrowth within one tick of a file
+    // system's clock (coarse timestamps: ramfs, NFS, kernels before 6.13).
+    return MakeError(ErrorCode::kInvalidInput,
+                     path_.string() + ": changed while being read, or a read of it failed (a page could not be read, "
+                                      "though its size and time are as when it was opened: an I/O error?)");
   }
   return MakeError(ErrorCode::kInvalidInput, path_.string() + ": changed while being read (" + std::to_string(size_) +
                                                  " bytes when opened, " + std::to_string(now) + " now)");

@@ -125,7 +125,7 @@ Result<std::string> WithPlaceholders(std::string_view text, const std::string& l
       // writing it back would make it a bare value. No config holds one.
       if (holds_nul) {
         return InvalidInput(label + ": a string holds U+0000 (\\u0000), which ms2vllm reserves to carry NaN, "
-                                    "Infinity and integers beyond 64 bits through its rewrite of the file");
+                                    "Infinity, integers beyond 64 bits and some floats through its rewrite of the file");
       }
       out.append(text.substr(i, end - i));
       previous = c;

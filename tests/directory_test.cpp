@@ -53,9 +53,15 @@ TEST(RemoveTree, RemovesADirectoryItsOwnerMadeReadOnly) {
   testing::TempDir dir;
   const fs::path root = dir / "root";
   fs::create_directories(root / "sub");
+  fs::create_directories(root / "unreadable");
+  fs::create_directories(root / "closed");
   testing::WriteText(root / "model.safetensors", "x");
   testing::WriteText(root / "sub" / "deep", "x");
+  testing::WriteText(root / "unreadable" / "deep", "x");
+  testing::WriteText(root / "closed" / "deep", "x");
   fs::permissions(root / "sub", fs::perms(0555));
+  fs::permissions(root / "unreadable", fs::perms(0333));
+  fs::permissions(root / "closed", fs::perms(0));
   fs::permissions(root, fs::perms(0555));
   EXPECT_EQ(testing::RunWherePermissionsApply([&] { return RemoveTree(root) ? 0 : 1; }), 0);
   EXPECT_FALSE(fs::exists(fs::symlink_status(root)));

@@ -129,8 +129,8 @@ TEST(MappedFile, AFileCutShortThenGrownBackIsReportedChangedAndOthersAreNot) {
 }
 
 // A page that faults while size and time stay as they were is an I/O error (NFS, a failing disk),
-// or a change whose time was set back, which is how this test makes one: "changed while being
-// read (N bytes when opened, N now)" would contradict itself.
+// or a change within one tick of a coarse clock, or one whose time was set back, which is how this
+// test makes one: "(N bytes when opened, N now)" would contradict itself.
 TEST(MappedFile, AFaultWithSizeAndTimeUnchangedIsReportedAsAFailedRead) {
   testing::TempDir dir;
   const fs::path path = dir / "shard.safetensors";
@@ -147,8 +147,8 @@ TEST(MappedFile, AFaultWithSizeAndTimeUnchangedIsReportedAsAFailedRead) {
   const Status status = file->CheckUnchanged();
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().message,
-            path.string() + ": a read of the mapped file failed (an I/O error, or the file was changed and its time "
-                            "set back)");
+            path.string() + ": changed while being read, or a read of it failed (a page could not be read, though its "
+                            "size and time are as when it was opened: an I/O error?)");
 }
 
 TEST(MappedFile, AnOffsetScanOfACheckpointCutShortFailsNamingTheFile) {
