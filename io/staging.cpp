@@ -485,13 +485,13 @@ fs::path Staging::AsidePath() const {
 
 Status Staging::Commit() {
   if (is_directory_) MS2VLLM_TRY(SyncDirectory(stage_));
-  // The stage gets back the mode the umask gave it (CreateStage let its owner write it). A
-  // directory replaced (an empty one made for the output, or an earlier conversion) passes on
-  // its group and permissions instead: a shared, setgid directory stays shared. Best effort: a
-  // group the user is not in stays as made.
+  // The stage gets back the mode the umask gave it (CreateStage let its owner write it). What it
+  // replaces passes on its group and permissions instead: a directory (an empty one made for the
+  // output, or an earlier conversion), so that a shared, setgid directory stays shared; a file, as
+  // the script's open for writing keeps them. Best effort: a group the user is not in stays as made.
   mode_t mode = mode_;
   struct stat replaced {};
-  if (is_directory_ && ::lstat(target_.c_str(), &replaced) == 0 && S_ISDIR(replaced.st_mode)) {
+  if (::lstat(target_.c_str(), &replaced) == 0 && (is_directory_ ? S_ISDIR(replaced.st_mode) : S_ISREG(replaced.st_mode))) {
     const int regrouped = ::chown(stage_.c_str(), static_cast<uid_t>(-1), replaced.st_gid);
     (void)regrouped;
     mode = replaced.st_mode & 07777;

@@ -129,6 +129,21 @@ TEST(Staging, AUmaskWithoutOwnerWriteGivesItsModeToAnOutputStillWritten) {
   if (fs::exists(directory)) fs::permissions(directory, fs::perms::owner_write, fs::perm_options::add);  // for TempDir
 }
 
+// A file target replaced keeps its mode, as the script's open for writing keeps it: an output
+// made private (0600) stays private.
+TEST(Staging, AFileReplacedPassesOnItsMode) {
+  testing::TempDir dir;
+  const fs::path file = dir / "res.safetensors";
+  testing::WriteText(file, "earlier");
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+  auto staging = Staging::ForFile(file);
+  ASSERT_TRUE(staging.ok()) << staging.error().message;
+  testing::WriteText(staging->stage(), "new");
+  ASSERT_TRUE(staging->Commit().ok());
+  EXPECT_EQ(testing::ReadText(file), "new");
+  EXPECT_EQ(ModeOf(file), fs::perms::owner_read | fs::perms::owner_write);
+}
+
 // --force replacing an earlier output its owner made read-only (chmod 555): the new directory
 // takes its mode, as it takes any replaced directory's, and the old one is removed whole, so the
 // next run meets the same and replaces it as well.
