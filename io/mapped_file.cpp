@@ -31,8 +31,7 @@ std::string WhyNotAFile(const std::filesystem::path& path) {
   const fs::path target = fs::read_symlink(path, ec);
   static_cast<void>(fs::status(path, followed));  // only its error: a loop, or a missing target
   if (followed == std::errc::too_many_symbolic_link_levels) return "is a symbolic link in a loop (to " + target.string() + ")";
-  const fs::path resolved = target.is_absolute() ? target : path.parent_path() / target;
-  const bool chain = fs::is_symlink(fs::symlink_status(resolved, ec));
+  const bool chain = fs::is_symlink(fs::symlink_status(LinkDestination(path, target), ec));
   return "is a symbolic link to " + target.string() + (chain ? ", a link that leads nowhere" : ", which does not exist");
 }
 

@@ -20,6 +20,12 @@ namespace ms2vllm {
 // A symbolic link that leads to no file: its target is missing, a link that leads nowhere, or a loop.
 bool IsDanglingSymlink(const std::filesystem::path& path);
 
+// The path that `target`, read from the symbolic link `link`, names: a relative target is relative
+// to the link's own directory, as the kernel follows it.
+inline std::filesystem::path LinkDestination(const std::filesystem::path& link, const std::filesystem::path& target) {
+  return target.is_absolute() ? target : link.parent_path() / target;
+}
+
 // Why `path`, which names no regular file, cannot be read: for a dangling link, which of the three
 // ("is a symbolic link to T, which does not exist"; open's "No such file or directory" reads as a
 // missing file, though `ls` lists it), else "is not a regular file".

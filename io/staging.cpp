@@ -193,7 +193,7 @@ bool LeadsIntoProc(const fs::path& requested) {
     if (!fs::is_symlink(fs::symlink_status(path, ec))) return false;
     const fs::path next = fs::read_symlink(path, ec);
     if (ec) return false;
-    path = next.is_absolute() ? next : path.parent_path() / next;
+    path = LinkDestination(path, next);
   }
   return false;
 }
@@ -205,8 +205,7 @@ Error NotAPathError(const fs::path& requested, const std::string& kind) {
 }
 
 // The rename would replace a symlink itself: the path it points to, through every link, as a
-// plain open follows them (creating the file a dangling link names). Relative links are relative
-// to their own directory.
+// plain open follows them (creating the file a dangling link names).
 Result<fs::path> FollowSymlinks(const fs::path& requested) {
   fs::path path = requested;
   for (int links = 0;; ++links) {
@@ -215,7 +214,7 @@ Result<fs::path> FollowSymlinks(const fs::path& requested) {
     if (links == kMaxLinks) return OutputError(requested, "too many levels of symbolic links");
     const fs::path next = fs::read_symlink(path, ec);
     if (ec) return OutputError(requested, "cannot read the symlink: " + ec.message());
-    path = next.is_absolute() ? next : path.parent_path() / next;
+    path = LinkDestination(path, next);
   }
 }
 
@@ -359,8 +358,8 @@ Result<fs::path> DirectoryTarget(const fs::path& target, bool replace, EarlierOu
   }
   if (dangling && !replace) {
     const fs::path points_to = fs::read_symlink(clean, ec);
-    const fs::path resolved = points_to.is_absolute() ? points_to : clean.parent_path() / points_to;
-    if (fs::is_symlink(fs::symlink_status(resolved, ec))) {  // a loop, or a chain: no directory to create
+    // A loop, or a chain of links: there is no directory to create.
+    if (fs::is_symlink(fs::symlink_status(LinkDestination(clean, points_to), ec))) {
       return OutputError(clean, WhyNotAFile(clean) + ": use --force to replace the link");
     }
     return OutputError(clean, "is a symlink to " + points_to.string() + ", which does not exist: create that directory "
